@@ -1,0 +1,1 @@
+"""Matrix protocol core (placeholder docstring, expanded below)."""
