@@ -1,0 +1,179 @@
+"""The only code that changes users, tokens, roles and permissions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import TYPE_CHECKING
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import validate_email
+from django.db import transaction
+
+from accounts.models import AuthToken, Permission, Role, User
+from chat.api_errors import ApiError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+AVATAR_MAX_BYTES = 5 * 1024 * 1024
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise ApiError("Username must be 1-64 letters, digits, '.', '_' or '-'", "error-invalid-username")
+    if username.lower() in ("all", "here"):
+        raise ApiError(f"The username {username} is reserved", "error-invalid-username")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ApiError(f"{username} is already in use :(", "error-field-unavailable", field="username")
+    return username
+
+
+def check_email(email: object) -> str:
+    if not isinstance(email, str):
+        raise ApiError("Invalid email", "error-invalid-email")
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ApiError(f"Invalid email {email}", "error-invalid-email") from exc
+    if User.objects.filter(email__iexact=email).exists():
+        raise ApiError(f"{email} is already in use :(", "error-field-unavailable", field="email")
+    return email
+
+
+@transaction.atomic
+def do_create_user(username: object, email: object, password: object, name: object = "", *,
+                   roles: Iterable[str] = ("user",), active: bool = True, is_bot: bool = False) -> User:
+    """Create a local user with hashed password and the given global roles."""
+    username = check_username(username)
+    email = check_email(email)
+    if not isinstance(password, str) or not password:
+        raise ApiError("The password is required", "error-invalid-password")
+    try:
+        password_validation.validate_password(password)
+    except ValidationError as exc:
+        raise ApiError(" ".join(exc.messages), "error-invalid-password") from exc
+    if not isinstance(name, str) or len(name) > 255:
+        raise ApiError("Invalid name", "error-invalid-name")
+    role_ids = list(roles)
+    if is_bot and "bot" not in role_ids:
+        role_ids.append("bot")
+    found = set(Role.objects.filter(id__in=role_ids, scope="Users").values_list("id", flat=True))
+    missing = set(role_ids) - found
+    if missing:
+        raise ApiError(f"Unknown roles: {', '.join(sorted(missing))}", "error-invalid-role")
+    user = User(username=username, email=email, name=name or username, is_active=active,
+                type="bot" if is_bot else "user", is_superuser=False)
+    user.set_password(password)
+    user.save()
+    user.roles.set(found)
+    if "admin" in found:
+        User.objects.filter(id=user.id).update(is_staff=True)
+    return user
+
+
+def do_login(user: User, name: str = "") -> str:
+    """Issue a new API token for ``user``; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    AuthToken.objects.create(user=user, digest=AuthToken.hash(token), name=name[:64])
+    return token
+
+
+def do_logout(token: str) -> None:
+    AuthToken.objects.filter(digest=AuthToken.hash(token)).delete()
+
+
+def do_set_avatar(user: User, uploaded: UploadedFile) -> None:
+    """Store a new avatar after checking it is a real image (re-encoded to PNG, at most 512 px)."""
+    import io
+
+    from django.core.files.base import ContentFile
+    from PIL import Image, UnidentifiedImageError
+
+    if uploaded.size is None or uploaded.size > AVATAR_MAX_BYTES:
+        raise ApiError("The avatar must be an image of at most 5 MB", "error-invalid-avatar")
+    try:
+        with Image.open(uploaded) as img:
+            img.load()
+            img = img.convert("RGBA")
+            img.thumbnail((512, 512))
+            out = io.BytesIO()
+            img.save(out, format="PNG")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApiError("The avatar is not an image we can read", "error-invalid-avatar") from exc
+    data = out.getvalue()
+    if user.avatar:
+        user.avatar.delete(save=False)
+    user.avatar.save(f"{user.id}.png", ContentFile(data), save=False)
+    user.avatar_etag = hashlib.sha256(data).hexdigest()[:16]
+    user.save(update_fields=["avatar", "avatar_etag", "updated_at"])
+
+
+def do_reset_avatar(user: User) -> None:
+    if user.avatar:
+        user.avatar.delete(save=False)
+    user.avatar = ""
+    user.avatar_etag = ""
+    user.save(update_fields=["avatar", "avatar_etag", "updated_at"])
+
+
+@transaction.atomic
+def do_update_profile(user: User, *, name: str | None = None, email: str | None = None,
+                      status: str | None = None, status_text: str | None = None) -> User:
+    if name is not None:
+        if not isinstance(name, str) or len(name) > 255:
+            raise ApiError("Invalid name", "error-invalid-name")
+        user.name = name
+    if email is not None and email != user.email:
+        user.email = check_email(email)
+    if status is not None:
+        if status not in dict(User.STATUS_CHOICES):
+            raise ApiError("Invalid status", "error-invalid-status")
+        user.status = status
+    if status_text is not None:
+        user.status_text = str(status_text)[:255]
+    user.save()
+    return user
+
+
+@transaction.atomic
+def do_set_permission_roles(updates: list[dict[str, object]]) -> list[Permission]:
+    """Set the roles of each ``{"_id": permission, "roles": [...]}``; all-or-nothing."""
+    changed: list[Permission] = []
+    for item in updates:
+        if not isinstance(item, dict) or not isinstance(item.get("_id"), str) or not isinstance(item.get("roles"), list):
+            raise ApiError("Invalid permissions: each item needs _id and roles", "error-invalid-permissions")
+        perm = Permission.objects.filter(id=item["_id"]).first()
+        if perm is None:
+            raise ApiError(f"Unknown permission {item['_id']}", "error-invalid-permissions")
+        role_ids = item["roles"]
+        assert isinstance(role_ids, list)
+        found = set(Role.objects.filter(id__in=role_ids).values_list("id", flat=True))
+        if found != set(role_ids):
+            raise ApiError("Unknown roles: " + ", ".join(sorted(set(map(str, role_ids)) - found)),
+                           "error-invalid-role")
+        perm.roles.set(found)
+        perm.save()
+        changed.append(perm)
+    return changed
+
+
+@transaction.atomic
+def do_add_global_role(user: User, role: Role) -> None:
+    user.roles.add(role)
+    if role.id == "admin":
+        User.objects.filter(id=user.id).update(is_staff=True)
+
+
+@transaction.atomic
+def do_remove_global_role(user: User, role: Role) -> None:
+    if role.id == "admin":
+        admins = User.objects.filter(roles__id="admin", is_active=True).distinct().count()
+        if admins <= 1 and user.roles.filter(id="admin").exists():
+            raise ApiError("The last admin cannot be removed", "error-action-not-allowed")
+        User.objects.filter(id=user.id).update(is_staff=False)
+    user.roles.remove(role)

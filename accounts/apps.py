@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from accounts.defaults import ensure_default_roles_and_permissions
+
+        # Not business logic: seeds the built-in roles and permissions after each migrate.
+        post_migrate.connect(ensure_default_roles_and_permissions, sender=self)

@@ -1,0 +1,99 @@
+"""Users, roles, permissions and API tokens.
+
+Global roles (``admin``, ``user``, ``bot``, ...) are rows of :class:`Role` with scope ``Users`` and are
+linked to users; room roles (``owner``, ``moderator``) have scope ``Subscriptions`` and are held on the
+room membership. A :class:`Permission` lists the roles that hold it, as Rocket.Chat does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+
+from chat.ids import random_id
+
+
+class User(AbstractUser):
+    """A person or bot with an account on this server.
+
+    Remote (federated) users are also rows here, later, with ``is_remote`` set; their username is their
+    Matrix ID.
+    """
+
+    STATUS_CHOICES = [("online", "online"), ("away", "away"), ("busy", "busy"), ("offline", "offline")]
+    TYPE_CHOICES = [("user", "user"), ("bot", "bot")]
+
+    id = models.CharField(primary_key=True, max_length=32, default=random_id, editable=False)
+    username = models.CharField(max_length=255, unique=True)
+    name = models.CharField("display name", max_length=255, blank=True)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    avatar_etag = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default="offline")
+    status_text = models.CharField(max_length=255, blank=True)
+    type = models.CharField(max_length=8, choices=TYPE_CHOICES, default="user")
+    roles = models.ManyToManyField("Role", related_name="users", blank=True)
+    utc_offset = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+    is_remote = models.BooleanField(default=False)
+
+    objects = UserManager()
+
+    REQUIRED_FIELDS = ["email"]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
+
+    def role_names(self) -> list[str]:
+        names = [r.id for r in self.roles.all()]
+        if self.is_superuser and "admin" not in names:
+            names.append("admin")
+        return names
+
+
+class Role(models.Model):
+    """A named role; ``scope`` is ``Users`` (global) or ``Subscriptions`` (per room)."""
+
+    SCOPES = [("Users", "Users"), ("Subscriptions", "Subscriptions")]
+
+    id = models.CharField(primary_key=True, max_length=64)
+    scope = models.CharField(max_length=16, choices=SCOPES, default="Users")
+    description = models.CharField(max_length=255, blank=True)
+    protected = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Permission(models.Model):
+    """A capability (``create-c``, ``access-federation``...) and the roles that hold it."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    roles = models.ManyToManyField(Role, related_name="permissions", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class AuthToken(models.Model):
+    """A login token for the REST API and the WebSocket. Only its SHA-256 is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=64, blank=True)
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,86 @@
+"""Rocket.Chat-style JSON errors for the REST API.
+
+Every failure of an ``/api/v1/`` call answers ``{"success": false, "error": "...", "errorType": "..."}``
+with a 4xx status, the way Rocket.Chat does, so that clients written for it read our errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+
+class ApiError(Exception):
+    """An error a REST call reports to its caller; raised by checks and actions."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, error_type: str = "error-invalid-params", status_code: int | None = None,
+                 **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+        if status_code is not None:
+            self.status_code = status_code
+        self.extra = extra
+
+
+class NotAllowed(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+
+    def __init__(self, message: str = "Not allowed", error_type: str = "error-not-allowed", **extra: Any) -> None:
+        super().__init__(message, error_type, **extra)
+
+
+class NotFound(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str = "Not found", error_type: str = "error-not-found", **extra: Any) -> None:
+        super().__init__(message, error_type, **extra)
+
+
+def error_body(message: str, error_type: str, **extra: Any) -> dict[str, Any]:
+    return {"success": False, "error": message, "errorType": error_type, **extra}
+
+
+def rocketchat_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler turning every error into Rocket.Chat's error shape."""
+    if isinstance(exc, ApiError):
+        return Response(error_body(exc.message, exc.error_type, **exc.extra), status=exc.status_code)
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        return Response(
+            {"status": "error", "success": False, "message": "You must be logged in to do this.",
+             "error": "You must be logged in to do this.", "errorType": "error-unauthorized"},
+            status=status.HTTP_401_UNAUTHORIZED,
+        )
+    if isinstance(exc, (PermissionDenied, exceptions.PermissionDenied)):
+        return Response(error_body("Not allowed", "error-not-allowed"), status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, (Http404, exceptions.NotFound)):
+        return Response(error_body("Not found", "error-not-found"), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, ValidationError):
+        return Response(error_body("; ".join(exc.messages), "error-invalid-params"), status=400)
+    if isinstance(exc, exceptions.ParseError):
+        return Response(error_body(f"Malformed request: {exc.detail}", "error-invalid-params"), status=400)
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(error_body(_flatten(exc.detail), "error-invalid-params"), status=400)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return Response(error_body(str(exc.detail), "error-method-not-allowed"), status=405)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return Response(error_body(str(exc.detail), "error-invalid-params"), status=415)
+    if isinstance(exc, exceptions.Throttled):
+        return Response(error_body(str(exc.detail), "error-too-many-requests"), status=429)
+    if isinstance(exc, exceptions.APIException):
+        return Response(error_body(str(exc.detail), "error-invalid-params"), status=exc.status_code)
+    return None
+
+
+def _flatten(detail: Any) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flatten(v) for v in detail)
+    return str(detail)

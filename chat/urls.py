@@ -1,0 +1,36 @@
+"""URL routing: REST API under ``/api/v1/``, files, avatars, admin, OpenAPI schema, the web client."""
+
+from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.api.views import InfoView
+from accounts.views import avatar
+from chat import web
+from rooms.views import file_upload
+
+
+def api_not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
+    return JsonResponse({"success": False, "error": f"Unknown API endpoint: {request.path}",
+                         "errorType": "error-not-found"}, status=404)
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/info", InfoView.as_view()),
+    path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("rooms.api.urls")),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema")),
+    re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    path("health", health),
+    path("avatar/<str:username>", avatar),
+    path("file-upload/<str:upload_id>/thumb/<path:name>", file_upload, {"thumb": True}),
+    path("file-upload/<str:upload_id>/<path:name>", file_upload),
+    path("", web.app, name="app"),
+]

@@ -1,0 +1,97 @@
+"""``access_*`` fetch-with-permission helpers and ``check_*`` validators for rooms.
+
+Every REST view goes through these, so a private room never leaks to a non-member, a banned user
+never acts, and a muted user or a plain member in a read-only room never posts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from accounts.permissions import has_permission
+from chat.api_errors import ApiError, NotAllowed, NotFound
+from rooms.models import Membership, Message, Room
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+def membership_of(user: User, room: Room) -> Membership | None:
+    return Membership.objects.filter(room=room, user=user).first()
+
+
+def find_room(room_id: str | None = None, room_name: str | None = None,
+              types: tuple[str, ...] = ("c", "p", "d")) -> Room:
+    """The room with that id or name among ``types``; a Rocket.Chat style error otherwise."""
+    if not room_id and not room_name:
+        raise ApiError('The parameter "roomId" or "roomName" is required', "error-room-param-not-provided")
+    qs = Room.objects.filter(type__in=types)
+    room = qs.filter(id=room_id).first() if room_id else qs.filter(name=str(room_name).lstrip("#")).first()
+    if room is None:
+        raise NotFound("The required \"roomId\" or \"roomName\" param provided does not match any room",
+                       "error-room-not-found")
+    return room
+
+
+def can_read(user: User, room: Room) -> bool:
+    """Members read every room; anyone may read a public channel (unless banned from it)."""
+    sub = membership_of(user, room)
+    if sub is not None and sub.banned:
+        return False
+    if sub is not None and sub.state == Membership.JOINED:
+        return True
+    if room.type == Room.CHANNEL:
+        return True
+    return has_permission(user, "view-room-administration") and room.type != Room.DIRECT
+
+
+def access_room_for_read(user: User, room_id: str | None = None, room_name: str | None = None,
+                         types: tuple[str, ...] = ("c", "p", "d")) -> Room:
+    room = find_room(room_id, room_name, types)
+    if not can_read(user, room):
+        # Do not reveal that a private room exists.
+        if room.type != Room.CHANNEL:
+            raise NotFound("The required \"roomId\" or \"roomName\" param provided does not match any room",
+                           "error-room-not-found")
+        raise NotAllowed("You are banned from this room", "error-not-allowed")
+    return room
+
+
+def access_joined_room(user: User, room_id: str | None = None, room_name: str | None = None,
+                       types: tuple[str, ...] = ("c", "p", "d")) -> tuple[Room, Membership]:
+    room = find_room(room_id, room_name, types)
+    sub = membership_of(user, room)
+    if sub is None or sub.state != Membership.JOINED:
+        if room.type != Room.CHANNEL:
+            raise NotFound("The required \"roomId\" or \"roomName\" param provided does not match any room",
+                           "error-room-not-found")
+        raise NotAllowed("You are not a member of this room", "error-user-not-in-room")
+    return room, sub
+
+
+def check_room_permission(user: User, permission: str, room: Room) -> None:
+    if not has_permission(user, permission, room):
+        raise NotAllowed("Not allowed", "error-not-allowed")
+
+
+def check_can_post(user: User, room: Room) -> Membership:
+    """Raise unless ``user`` may post in ``room`` now (joined, not muted/banned, room writable)."""
+    sub = membership_of(user, room)
+    if sub is None or sub.state != Membership.JOINED or sub.banned:
+        raise NotAllowed("You must join this room to post in it", "error-not-allowed")
+    if room.archived:
+        raise NotAllowed("This room is archived", "error-room-archived")
+    if sub.muted:
+        raise NotAllowed("You have been muted and cannot post in this room", "error-user-muted")
+    if (room.read_only or room.broadcast) and not has_permission(user, "post-readonly", room):
+        raise NotAllowed("This room is read only", "error-room-read-only")
+    return sub
+
+
+def access_message(user: User, message_id: str | None) -> Message:
+    if not message_id:
+        raise ApiError('The required "msgId" param is missing.', "error-invalid-params")
+    msg = Message.objects.select_related("room", "user").filter(id=message_id).first()
+    if msg is None or not can_read(user, msg.room):
+        raise NotFound("No message found with the id of \"%s\"." % message_id, "error-message-not-found")
+    return msg

@@ -1,0 +1,215 @@
+"""Joining, leaving, inviting, kicking, banning, muting and room roles."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from chat.api_errors import ApiError, NotAllowed
+from rooms.events import LiveEvent, send_to_room, send_to_user
+from rooms.models import Membership, Message, Room
+from rooms.serialization import message_json, subscription_json, user_brief
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+ROOM_ROLES = ("owner", "moderator", "leader")
+
+
+def _membership_event(sub: Membership) -> None:
+    send_to_room(sub.room_id, LiveEvent("membership", sub.room_id, {
+        "user": user_brief(sub.user), "state": sub.state, "roles": list(sub.roles),
+        "muted": sub.muted, "banned": sub.banned,
+    }))
+
+
+def notify_subscription(sub: Membership) -> None:
+    """Tell the member's own clients about their subscription (joined/invited) or its removal."""
+    if sub.state == Membership.LEFT:
+        send_to_user(sub.user_id, LiveEvent("subscription.removed", sub.room_id, {"rid": sub.room_id}))
+    else:
+        sub_json = subscription_json(sub)
+        send_to_user(sub.user_id, LiveEvent("subscription", sub.room_id, sub_json))
+
+
+def add_system_message(room: Room, user: User | None, kind: str, text: str = "") -> Message:
+    """A system message (``uj``, ``ul``, ``au``, ``ru``, ``ub``...) recorded in the room's history."""
+    msg = Message.objects.create(room=room, user=user, type=kind, text=text)
+    Room.objects.filter(id=room.id).update(last_message_at=msg.created_at)
+    send_to_room(room.id, LiveEvent("message.new", room.id, message_json(msg)))
+    return msg
+
+
+@transaction.atomic
+def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list[str] | None = None,
+                  system_message: bool = True) -> Membership:
+    """Make ``user`` a joined member of ``room``. Refuses a banned user. Idempotent for members."""
+    sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if sub is not None and sub.banned:
+        raise NotAllowed(f"User {user.username} is banned from this room", "error-user-banned")
+    if sub is not None and sub.state == Membership.JOINED:
+        return sub
+    if sub is None:
+        sub = Membership(room=room, user=user)
+    sub.state = Membership.JOINED
+    sub.invited_by = by if by is not None and by != user else None
+    sub.roles = list(roles or sub.roles or [])
+    sub.open = True
+    sub.last_read_at = timezone.now()
+    sub.unread = sub.user_mentions = sub.group_mentions = 0
+    sub.save()
+    if system_message and room.type != Room.DIRECT:
+        if by is not None and by != user:
+            add_system_message(room, by, "au", user.username)
+        else:
+            add_system_message(room, user, "uj", user.username)
+    _membership_event(sub)
+    notify_subscription(sub)
+    return sub
+
+
+@transaction.atomic
+def do_invite(room: Room, user: User, *, by: User) -> Membership:
+    """Leave a pending invitation that ``user`` may accept or decline (used for federated invites)."""
+    sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if sub is not None and sub.banned:
+        raise NotAllowed(f"User {user.username} is banned from this room", "error-user-banned")
+    if sub is not None and sub.state == Membership.JOINED:
+        raise ApiError(f"User {user.username} is already in this room", "error-user-already-in-room")
+    if sub is None:
+        sub = Membership(room=room, user=user)
+    sub.state = Membership.INVITED
+    sub.invited_by = by
+    sub.save()
+    _membership_event(sub)
+    notify_subscription(sub)
+    return sub
+
+
+@transaction.atomic
+def do_accept_invite(sub: Membership) -> Membership:
+    if sub.state != Membership.INVITED:
+        raise ApiError("There is no pending invitation", "error-no-invitation")
+    return do_add_member(sub.room, sub.user, by=None)
+
+
+@transaction.atomic
+def do_decline_invite(sub: Membership) -> None:
+    if sub.state != Membership.INVITED:
+        raise ApiError("There is no pending invitation", "error-no-invitation")
+    sub.state = Membership.LEFT
+    sub.save(update_fields=["state", "updated_at"])
+    _membership_event(sub)
+    notify_subscription(sub)
+
+
+def _ensure_not_last_owner(room: Room, user: User) -> None:
+    sub = Membership.objects.filter(room=room, user=user, state=Membership.JOINED).first()
+    if sub is None or "owner" not in sub.roles or room.type == Room.DIRECT:
+        return
+    owners = [m for m in Membership.objects.filter(room=room, state=Membership.JOINED) if "owner" in m.roles]
+    others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=user).exists()
+    if len(owners) == 1 and others:
+        raise ApiError("You are the last owner. Please set new owner before leaving the room.",
+                       "error-you-are-last-owner")
+
+
+@transaction.atomic
+def do_leave(room: Room, user: User) -> None:
+    sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if sub is None or sub.state != Membership.JOINED:
+        raise ApiError("You are not in this room", "error-user-not-in-room")
+    _ensure_not_last_owner(room, user)
+    sub.state = Membership.LEFT
+    sub.roles = []
+    sub.save(update_fields=["state", "roles", "updated_at"])
+    if room.type != Room.DIRECT:
+        add_system_message(room, user, "ul", user.username)
+    _membership_event(sub)
+    notify_subscription(sub)
+
+
+@transaction.atomic
+def do_kick(room: Room, user: User, *, by: User) -> None:
+    sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
+    if sub is None or sub.state != Membership.JOINED:
+        raise ApiError(f"User {user.username} is not in this room", "error-user-not-in-room")
+    sub.state = Membership.LEFT
+    sub.roles = []
+    sub.save(update_fields=["state", "roles", "updated_at"])
+    add_system_message(room, by, "ru", user.username)
+    _membership_event(sub)
+    notify_subscription(sub)
+
+
+@transaction.atomic
+def do_ban(room: Room, user: User, *, by: User) -> None:
+    """Remove ``user`` and keep them out until :func:`do_unban`."""
+    if user == by:
+        raise ApiError("You cannot ban yourself", "error-invalid-params")
+    sub, _ = Membership.objects.select_for_update().get_or_create(room=room, user=user,
+                                                                  defaults={"state": Membership.LEFT})
+    sub.state = Membership.LEFT
+    sub.banned = True
+    sub.roles = []
+    sub.save()
+    add_system_message(room, by, "user-banned", user.username)
+    _membership_event(sub)
+    notify_subscription(sub)
+
+
+@transaction.atomic
+def do_unban(room: Room, user: User, *, by: User) -> None:
+    sub = Membership.objects.select_for_update().filter(room=room, user=user, banned=True).first()
+    if sub is None:
+        raise ApiError(f"User {user.username} is not banned", "error-user-not-banned")
+    sub.banned = False
+    sub.save(update_fields=["banned", "updated_at"])
+    add_system_message(room, by, "user-unbanned", user.username)
+    _membership_event(sub)
+
+
+@transaction.atomic
+def do_set_muted(room: Room, user: User, muted: bool, *, by: User) -> None:
+    sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
+    if sub is None:
+        raise ApiError(f"User {user.username} is not in this room", "error-user-not-in-room")
+    if sub.muted == muted:
+        return
+    sub.muted = muted
+    sub.save(update_fields=["muted", "updated_at"])
+    add_system_message(room, by, "user-muted" if muted else "user-unmuted", user.username)
+    _membership_event(sub)
+    notify_subscription(sub)
+
+
+@transaction.atomic
+def do_set_room_role(room: Room, user: User, role: str, granted: bool, *, by: User) -> None:
+    """Grant or revoke ``owner``/``moderator``/``leader`` for a member. Keeps at least one owner."""
+    if role not in ROOM_ROLES:
+        raise ApiError(f"Unknown room role {role}", "error-invalid-role")
+    sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
+    if sub is None:
+        raise ApiError(f"User {user.username} is not in this room", "error-user-not-in-room")
+    roles = list(sub.roles)
+    if granted:
+        if role in roles:
+            raise ApiError(f"User is already {role}", f"error-user-already-{role}")
+        roles.append(role)
+    else:
+        if role not in roles:
+            raise ApiError(f"User is not {role}", f"error-user-not-{role}")
+        if role == "owner":
+            owners = [m for m in Membership.objects.filter(room=room, state=Membership.JOINED) if "owner" in m.roles]
+            if len(owners) <= 1:
+                raise ApiError("This is the last owner. Please set a new owner before removing this one.",
+                               "error-remove-last-owner")
+        roles.remove(role)
+    sub.roles = roles
+    sub.save(update_fields=["roles", "updated_at"])
+    add_system_message(room, by, "subscription-role-added" if granted else "subscription-role-removed",
+                       f"{user.username}:{role}")
+    _membership_event(sub)
+    notify_subscription(sub)

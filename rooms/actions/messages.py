@@ -1,0 +1,284 @@
+"""Sending, editing, deleting, reacting to, pinning and reading messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.permissions import has_permission
+from chat.api_errors import ApiError, NotAllowed
+from rooms.access import check_can_post
+from rooms.events import LiveEvent, send_to_room, send_to_user
+from rooms.markdown import mentioned_usernames, render_markdown
+from rooms.models import Membership, Mention, Message, MessageEdit, Reaction, Room, Upload
+from rooms.serialization import iso, message_json, message_queryset, subscription_json, user_brief
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+MAX_MESSAGE_LENGTH = 20000
+EMOJI_MAX = 64
+
+
+def _check_text(text: Any, *, allow_empty: bool = False) -> str:
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise ApiError("The message text must be a string", "error-invalid-params")
+    if len(text) > MAX_MESSAGE_LENGTH:
+        raise ApiError(f"Message too long (at most {MAX_MESSAGE_LENGTH} characters)", "error-message-size-exceeded")
+    if not allow_empty and not text.strip():
+        raise ApiError("The message is empty", "error-invalid-params")
+    return text
+
+
+def _publish(msg: Message, kind: str = "message.updated") -> None:
+    fresh = message_queryset().get(id=msg.id)
+    send_to_room(msg.room_id, LiveEvent(kind, msg.room_id, message_json(fresh)))  # type: ignore[arg-type]
+
+
+def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[str], bool, bool]:
+    """Record ``@user`` mentions of room members; returns (user ids, @all, @here)."""
+    names = mentioned_usernames(msg.text)
+    mention_all = "all" in names and has_permission(sender, "mention-all", room)
+    mention_here = "here" in names and has_permission(sender, "mention-here", room)
+    names -= {"all", "here"}
+    user_ids: list[str] = []
+    if names:
+        subs = Membership.objects.filter(room=room, user__username__in=names).select_related("user")
+        for sub in subs:
+            Mention.objects.get_or_create(message=msg, user=sub.user)
+            user_ids.append(sub.user_id)
+    msg.mentions_all, msg.mentions_here = mention_all, mention_here
+    return user_ids, mention_all, mention_here
+
+
+@transaction.atomic
+def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str | None = None,
+                    show_in_room: bool | None = None, quoted_id: str | None = None,
+                    attachments: list[dict[str, Any]] | None = None, alias: str = "", emoji: str = "",
+                    avatar: str = "", file: Upload | None = None, message_id: str | None = None,
+                    skip_post_check: bool = False) -> Message:
+    """Post a message. Renders markdown, records mentions and thread state, bumps counters.
+
+    Guarantees: the sender may post (joined, not muted or banned, room writable); a thread root and
+    a quoted message must be in the same room; unread and mention counters of every other joined
+    member move in the same transaction as the insert.
+    """
+    if not skip_post_check:
+        check_can_post(sender, room)
+    text = _check_text(text, allow_empty=bool(attachments or file))
+    if attachments is not None and not isinstance(attachments, list):
+        raise ApiError("attachments must be a list", "error-invalid-params")
+    if message_id and Message.objects.filter(id=message_id).exists():
+        raise ApiError("A message with this id already exists", "error-message-id-exists")
+    thread_root = None
+    if thread_root_id:
+        thread_root = Message.objects.select_for_update().filter(id=thread_root_id, room=room).first()
+        if thread_root is None or thread_root.deleted_at:
+            raise ApiError("Invalid thread: no such message in this room", "error-invalid-message")
+        if thread_root.thread_root_id:  # a reply to a reply belongs to the same thread
+            thread_root = Message.objects.select_for_update().get(id=thread_root.thread_root_id)
+    quoted = None
+    if quoted_id:
+        quoted = Message.objects.filter(id=quoted_id, room=room).first()
+        if quoted is None:
+            raise ApiError("The quoted message does not exist in this room", "error-invalid-message")
+    now = timezone.now()
+    msg = Message(room=room, user=sender, text=text, html=render_markdown(text), created_at=now,
+                  thread_root=thread_root, quoted=quoted, attachments=attachments or [],
+                  alias=str(alias)[:255], emoji=str(emoji)[:64], avatar=str(avatar)[:1024], file=file,
+                  show_in_room=thread_root is None or bool(show_in_room))
+    if message_id:
+        msg.id = message_id
+    msg.save()
+    mentioned, mention_all, mention_here = _store_mentions(msg, room, sender)
+    if mention_all or mention_here:
+        msg.save(update_fields=["mentions_all", "mentions_here"])
+    Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1)
+
+    if thread_root is not None:
+        thread_root.thread_count = F("thread_count") + 1
+        thread_root.thread_last_at = now
+        thread_root.save(update_fields=["thread_count", "thread_last_at", "updated_at"])
+        thread_root.followers.add(sender)
+        if thread_root.user_id:
+            thread_root.followers.add(thread_root.user_id)
+        thread_root.refresh_from_db()
+
+    others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=sender)
+    if msg.show_in_room:
+        others.update(unread=F("unread") + 1, open=True)
+    elif thread_root is not None:
+        others.filter(user__in=thread_root.followers.all()).update(unread=F("unread") + 1)
+    if mentioned:
+        others.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1)
+    if mention_all or mention_here:
+        others.update(group_mentions=F("group_mentions") + 1)
+    Membership.objects.filter(room=room, user=sender).update(last_read_at=now, unread=0, user_mentions=0,
+                                                             group_mentions=0)
+
+    _publish(msg, "message.new")
+    if thread_root is not None:
+        _publish(thread_root)
+    _notify_counters(room, exclude=sender)
+    return msg
+
+
+def _notify_counters(room: Room, exclude: User | None = None) -> None:
+    """Send each member (but ``exclude``) their subscription with fresh unread counters."""
+    def send() -> None:
+        subs = Membership.objects.filter(room=room, state=Membership.JOINED).select_related("room", "user")
+        if exclude is not None:
+            subs = subs.exclude(user=exclude)
+        for sub in subs:
+            from rooms.events import _send_now, user_group
+
+            _send_now(user_group(sub.user_id), LiveEvent("subscription", room.id, subscription_json(sub)))
+
+    transaction.on_commit(send)
+
+
+def _check_can_change(user: User, msg: Message, own_perm: str, any_perm: str) -> None:
+    if msg.deleted_at:
+        raise ApiError("The message was deleted", "error-message-deleted")
+    if msg.type:
+        raise NotAllowed("System messages cannot be changed", "error-action-not-allowed")
+    if msg.user_id == user.id and (own_perm == "" or has_permission(user, own_perm, msg.room)):
+        return
+    if has_permission(user, any_perm, msg.room):
+        return
+    raise NotAllowed("Not allowed", "error-action-not-allowed")
+
+
+@transaction.atomic
+def do_edit_message(editor: User, msg: Message, text: Any) -> Message:
+    """Replace a message's text, keeping the previous version in its edit history."""
+    msg = Message.objects.select_for_update().select_related("room").get(id=msg.id)
+    _check_can_change(editor, msg, "", "edit-message")
+    text = _check_text(text, allow_empty=bool(msg.attachments))
+    sub = Membership.objects.filter(room=msg.room, user=editor).first()
+    if sub is not None and sub.muted:
+        raise NotAllowed("You have been muted and cannot edit messages in this room", "error-user-muted")
+    if text == msg.text:
+        return msg
+    MessageEdit.objects.create(message=msg, previous_text=msg.text, edited_by=editor)
+    msg.text = text
+    msg.html = render_markdown(text)
+    msg.edited_at = timezone.now()
+    msg.edited_by = editor
+    msg.mentions.all().delete()
+    _store_mentions(msg, msg.room, editor)
+    msg.save()
+    _publish(msg)
+    return msg
+
+
+@transaction.atomic
+def do_delete_message(user: User, msg: Message) -> None:
+    """Tombstone a message: text, html, attachments and reactions go; the row stays for threads."""
+    msg = Message.objects.select_for_update().select_related("room").get(id=msg.id)
+    _check_can_change(user, msg, "delete-own-message", "delete-message")
+    msg.text = msg.html = ""
+    msg.attachments = []
+    msg.deleted_at = timezone.now()
+    msg.pinned = False
+    msg.save()
+    msg.reactions.all().delete()
+    msg.mentions.all().delete()
+    msg.edits.all().delete()
+    send_to_room(msg.room_id, LiveEvent("message.deleted", msg.room_id, {"_id": msg.id, "rid": msg.room_id}))
+
+
+@transaction.atomic
+def do_toggle_reaction(user: User, msg: Message, emoji: str, should_react: bool | None = None) -> bool:
+    """Add or remove ``user``'s ``emoji`` on ``msg``; returns whether the reaction is now present."""
+    emoji = (emoji or "").strip()
+    if not emoji or len(emoji) > EMOJI_MAX or any(c in emoji for c in "<>\"'&"):
+        raise ApiError("Invalid emoji provided.", "error-not-allowed")
+    if not emoji.startswith(":"):
+        emoji = f":{emoji.strip(':')}:"
+    if msg.deleted_at:
+        raise ApiError("The message was deleted", "error-message-deleted")
+    sub = Membership.objects.filter(room=msg.room, user=user, state=Membership.JOINED).first()
+    if sub is None or sub.banned:
+        raise NotAllowed("You must join this room to react", "error-not-allowed")
+    if sub.muted:
+        raise NotAllowed("You have been muted and cannot react in this room", "error-user-muted")
+    existing = Reaction.objects.filter(message=msg, user=user, emoji=emoji).first()
+    present = existing is None if should_react is None else should_react
+    if present and existing is None:
+        Reaction.objects.create(message=msg, user=user, emoji=emoji)
+    elif not present and existing is not None:
+        existing.delete()
+    fresh = message_queryset().get(id=msg.id)
+    data = message_json(fresh)
+    send_to_room(msg.room_id, LiveEvent("reaction", msg.room_id, {
+        "_id": msg.id, "reactions": data.get("reactions", {}), "emoji": emoji, "username": user.username,
+        "added": present}))
+    return present
+
+
+@transaction.atomic
+def do_set_pinned(user: User, msg: Message, pinned: bool) -> Message:
+    if msg.deleted_at:
+        raise ApiError("The message was deleted", "error-message-deleted")
+    if not has_permission(user, "pin-message", msg.room):
+        raise NotAllowed("Not allowed", "error-action-not-allowed")
+    msg.pinned = pinned
+    msg.pinned_at = timezone.now() if pinned else None
+    msg.pinned_by = user if pinned else None
+    msg.save(update_fields=["pinned", "pinned_at", "pinned_by", "updated_at"])
+    _publish(msg)
+    return msg
+
+
+@transaction.atomic
+def do_follow_thread(user: User, msg: Message, follow: bool) -> None:
+    if follow:
+        msg.followers.add(user)
+    else:
+        msg.followers.remove(user)
+    _publish(msg)
+
+
+@transaction.atomic
+def do_mark_read(user: User, room: Room, at: datetime | None = None) -> Membership:
+    """Mark ``room`` read up to now: clears counters and records the read receipt position."""
+    sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
+    if sub is None:
+        raise ApiError("You are not in this room", "error-user-not-in-room")
+    sub.last_read_at = at or timezone.now()
+    sub.unread = sub.user_mentions = sub.group_mentions = 0
+    sub.save(update_fields=["last_read_at", "unread", "user_mentions", "group_mentions", "updated_at"])
+    send_to_user(user.id, LiveEvent("subscription", room.id, subscription_json(sub)))
+    send_to_room(room.id, LiveEvent("receipt", room.id, {"user": user_brief(user), "ts": iso(sub.last_read_at)}))
+    return sub
+
+
+@transaction.atomic
+def do_mark_unread(user: User, room: Room, from_message: Message | None = None) -> Membership:
+    sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
+    if sub is None:
+        raise ApiError("You are not in this room", "error-user-not-in-room")
+    if from_message is not None:
+        sub.last_read_at = from_message.created_at - timezone.timedelta(microseconds=1)
+        sub.unread = Message.objects.filter(room=room, created_at__gt=sub.last_read_at, show_in_room=True,
+                                            deleted_at__isnull=True).exclude(user=user).count()
+    else:
+        sub.unread = max(sub.unread, 1)
+    sub.save(update_fields=["last_read_at", "unread", "updated_at"])
+    send_to_user(user.id, LiveEvent("subscription", room.id, subscription_json(sub)))
+    return sub
+
+
+def read_receipts(msg: Message) -> list[dict[str, Any]]:
+    """Who has read ``msg``: members (not its author) whose read position is at or after it."""
+    subs = (Membership.objects.filter(room=msg.room_id, last_read_at__gte=msg.created_at)
+            .filter(~Q(user_id=msg.user_id)).select_related("user").order_by("last_read_at"))
+    return [{"_id": f"{msg.id}:{s.user_id}", "roomId": msg.room_id, "userId": s.user_id, "messageId": msg.id,
+             "ts": iso(s.last_read_at), "user": user_brief(s.user)} for s in subs]

@@ -1,0 +1,139 @@
+"""Creating rooms and DMs, changing their settings, archiving and deleting them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from chat.api_errors import ApiError
+from rooms.actions.memberships import add_system_message, do_add_member, notify_subscription
+from rooms.events import LiveEvent, send_to_room, send_to_user
+from rooms.models import Membership, Room
+from rooms.serialization import room_json
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+ROOM_NAME_RE = re.compile(r"^[\w\-.]{1,100}$", re.UNICODE)
+
+
+def check_room_name(name: str, *, exclude: Room | None = None) -> str:
+    name = (name or "").strip().lstrip("#")
+    if not name:
+        raise ApiError("Param \"name\" is required", "error-param-not-provided")
+    if not ROOM_NAME_RE.match(name):
+        raise ApiError(f"{name} is not a valid room name", "error-invalid-room-name", channel_name=name)
+    qs = Room.objects.filter(name=name).exclude(type=Room.DIRECT)
+    if exclude is not None:
+        qs = qs.exclude(id=exclude.id)
+    if qs.exists():
+        raise ApiError(f"A channel with name '{name}' exists", "error-duplicate-channel-name", channel_name=name)
+    return name
+
+
+@transaction.atomic
+def do_create_room(creator: User, room_type: str, name: str, *, members: Iterable[User] = (),
+                   read_only: bool = False, broadcast: bool = False, topic: str = "",
+                   description: str = "", announcement: str = "") -> Room:
+    """Create a channel (``c``) or private group (``p``) owned by ``creator`` with initial members."""
+    if room_type not in (Room.CHANNEL, Room.GROUP):
+        raise ApiError("Invalid room type", "error-invalid-room-type")
+    name = check_room_name(name)
+    room = Room.objects.create(type=room_type, name=name, fname=name, creator=creator, read_only=read_only or broadcast,
+                               broadcast=broadcast, topic=topic, description=description,
+                               announcement=announcement)
+    do_add_member(room, creator, roles=["owner"], system_message=False)
+    for member in members:
+        if member != creator:
+            do_add_member(room, member, by=creator)
+    return room
+
+
+@transaction.atomic
+def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
+    """The DM between ``creator`` and ``others`` (1:1 or multi-user), created when missing.
+
+    The same set of people always finds the same room; a DM with oneself is allowed (notes to self).
+    """
+    people = {creator.id: creator}
+    for u in others:
+        people[u.id] = u
+    key = ",".join(sorted(people))
+    room = Room.objects.filter(type=Room.DIRECT, dm_key=key).first()
+    created = room is None
+    if room is None:
+        room = Room.objects.create(type=Room.DIRECT, creator=creator, dm_key=key,
+                                   name="", fname="")
+    for user in people.values():
+        sub = Membership.objects.filter(room=room, user=user).first()
+        if sub is None or sub.state != Membership.JOINED:
+            do_add_member(room, user, system_message=False)
+        elif not sub.open:
+            sub.open = True
+            sub.save(update_fields=["open", "updated_at"])
+            notify_subscription(sub)
+    return room, created
+
+
+def _room_updated(room: Room) -> None:
+    send_to_room(room.id, LiveEvent("room.updated", room.id, room_json(room)))
+
+
+ROOM_SETTING_MESSAGES = {
+    "topic": "room_changed_topic",
+    "description": "room_changed_description",
+    "announcement": "room_changed_announcement",
+}
+
+
+@transaction.atomic
+def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: User) -> Room:
+    """Change ``topic``, ``description``, ``announcement``, ``read_only``, ``broadcast`` or the name."""
+    room = Room.objects.select_for_update().get(id=room.id)
+    if field == "name":
+        name = check_room_name(str(value), exclude=room)
+        room.name = room.fname = name
+        room.save(update_fields=["name", "fname", "updated_at"])
+        add_system_message(room, by, "r", name)
+    elif field in ROOM_SETTING_MESSAGES:
+        text = str(value)
+        if len(text) > 10000:
+            raise ApiError(f"The {field} is too long (at most 10,000 characters)", "error-invalid-params")
+        setattr(room, field, text)
+        room.save(update_fields=[field, "updated_at"])
+        add_system_message(room, by, ROOM_SETTING_MESSAGES[field], text)
+    elif field in ("read_only", "broadcast"):
+        setattr(room, field, bool(value))
+        if field == "broadcast" and value:
+            room.read_only = True
+        room.save(update_fields=["read_only", "broadcast", "updated_at"])
+        add_system_message(room, by, "room-set-read-only" if room.read_only else "room-removed-read-only", "")
+    else:
+        raise ApiError(f"Unknown room setting {field}", "error-invalid-params")
+    _room_updated(room)
+    return room
+
+
+@transaction.atomic
+def do_set_archived(room: Room, archived: bool, *, by: User) -> None:
+    room = Room.objects.select_for_update().get(id=room.id)
+    if room.archived == archived:
+        raise ApiError("Room is already archived" if archived else "Room is not archived",
+                       "error-room-archived" if archived else "error-room-not-archived")
+    room.archived = archived
+    room.save(update_fields=["archived", "updated_at"])
+    add_system_message(room, by, "room-archived" if archived else "room-unarchived", "")
+    _room_updated(room)
+
+
+@transaction.atomic
+def do_delete_room(room: Room, *, by: User) -> None:
+    member_ids = list(room.memberships.values_list("user_id", flat=True))
+    room_id = room.id
+    send_to_room(room_id, LiveEvent("room.deleted", room_id, {"_id": room_id}))
+    for uid in member_ids:
+        send_to_user(uid, LiveEvent("subscription.removed", room_id, {"rid": room_id}))
+    room.delete()

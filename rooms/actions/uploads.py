@@ -1,0 +1,102 @@
+"""Uploading files into rooms and turning them into messages (``rooms.media`` + ``rooms.mediaConfirm``)."""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from chat.api_errors import ApiError, NotAllowed
+from rooms.access import check_can_post
+from rooms.actions.messages import do_send_message
+from rooms.models import Message, Room, Upload
+from rooms.serialization import attachment_for_upload
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+THUMB_SIZE = (480, 360)
+
+
+def clean_file_name(name: str) -> str:
+    """A safe display/storage name: no path, no control characters, at most 200 characters."""
+    name = os.path.basename((name or "").replace("\\", "/"))
+    name = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    return (name or "file")[:200]
+
+
+def _image_info(data: bytes) -> tuple[int, int, bytes] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            width, height = img.size
+            thumb = img.convert("RGBA") if img.mode in ("P", "LA") else img.copy()
+            thumb.thumbnail(THUMB_SIZE)
+            out = io.BytesIO()
+            if thumb.mode in ("RGBA", "LA"):
+                thumb.save(out, format="PNG", optimize=True)
+            else:
+                thumb.convert("RGB").save(out, format="JPEG", quality=82)
+            return width, height, out.getvalue()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+@transaction.atomic
+def do_upload(user: User, room: Room, uploaded: UploadedFile, description: str = "") -> Upload:
+    """Store an uploaded file for ``room`` (not yet visible until confirmed as a message)."""
+    check_can_post(user, room)
+    if uploaded.size is None or uploaded.size <= 0:
+        raise ApiError("The file is empty", "error-invalid-file")
+    if uploaded.size > settings.MAX_UPLOAD_BYTES:
+        raise ApiError(f"File exceeds allowed size of {settings.MAX_UPLOAD_BYTES} bytes", "error-file-too-large")
+    name = clean_file_name(uploaded.name or "file")
+    content_type = (uploaded.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream")[:255]
+    if "/" not in content_type or any(c in content_type for c in "<>\"' "):
+        content_type = "application/octet-stream"
+    upload = Upload(room=room, user=user, name=name, content_type=content_type, size=uploaded.size,
+                    description=str(description or "")[:5000])
+    data = uploaded.read()
+    if content_type.startswith("image/"):
+        info = _image_info(data)
+        if info is None:
+            if content_type != "image/svg+xml":
+                raise ApiError("The image could not be read", "error-invalid-file")
+            # SVG can carry script: never serve it as an image.
+            upload.content_type = "application/octet-stream"
+        else:
+            upload.width, upload.height, thumb = info
+            ext = "png" if thumb[:4] == b"\x89PNG" else "jpg"
+            upload.thumbnail.save(f"{upload.id}.{ext}", ContentFile(thumb), save=False)
+    upload.file.save(f"{upload.id}", ContentFile(data), save=False)
+    upload.save()
+    return upload
+
+
+@transaction.atomic
+def do_confirm_upload(user: User, upload: Upload, *, text: str = "", description: str | None = None,
+                      thread_root_id: str | None = None) -> Message:
+    """Post the message that carries ``upload``. Only its uploader may confirm it, once."""
+    upload = Upload.objects.select_for_update().get(id=upload.id)
+    if upload.user_id != user.id:
+        raise NotAllowed("Only the uploader can send this file", "error-not-allowed")
+    if upload.confirmed:
+        raise ApiError("This file was already sent", "error-file-already-confirmed")
+    if description is not None:
+        upload.description = str(description)[:5000]
+    upload.confirmed = True
+    upload.save(update_fields=["confirmed", "description"])
+    return do_send_message(user, upload.room, text or "", file=upload,
+                           attachments=[attachment_for_upload(upload, upload.description)],
+                           thread_root_id=thread_root_id)

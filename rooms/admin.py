@@ -1,0 +1,49 @@
+from django.contrib import admin
+
+from rooms.models import Membership, Message, MessageEdit, Reaction, Room, Upload
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "state", "roles", "muted", "banned", "unread")
+    raw_id_fields = ("user",)
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("name", "type", "read_only", "broadcast", "archived", "message_count", "created_at")
+    list_filter = ("type", "read_only", "broadcast", "archived")
+    search_fields = ("name", "topic")
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "room", "state", "roles", "muted", "banned", "unread")
+    list_filter = ("state", "muted", "banned")
+    raw_id_fields = ("user", "room", "invited_by")
+
+
+class EditInline(admin.TabularInline):
+    model = MessageEdit
+    extra = 0
+    readonly_fields = ("previous_text", "edited_at", "edited_by")
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "room", "user", "short_text", "created_at", "edited_at", "deleted_at")
+    list_filter = ("pinned",)
+    search_fields = ("text",)
+    raw_id_fields = ("room", "user", "thread_root", "quoted", "edited_by", "pinned_by", "file")
+    readonly_fields = ("html",)
+    inlines = [EditInline]
+
+    @admin.display(description="text")
+    def short_text(self, obj: Message) -> str:
+        return obj.text[:80]
+
+
+admin.site.register(Reaction)
+admin.site.register(Upload)

@@ -1,0 +1,83 @@
+"""Typed live events sent to WebSocket clients, always after the database commit.
+
+Wire format (one JSON object per WebSocket text frame)::
+
+    {"type": "<event type>", "room_id": "<room id or null>", "data": {...}}
+
+Event types and their ``data``:
+
+=========================  ====================================================================
+``message.new``            the message in the REST API's shape (``_id``, ``rid``, ``msg``, ``u``...)
+``message.updated``        the message after an edit, pin, thread reply count or reaction change
+``message.deleted``        ``{"_id": ..., "rid": ...}``
+``reaction``               ``{"_id": message id, "reactions": {...}, "emoji", "username", "added"}``
+``typing``                 ``{"username", "name", "typing": bool}``; expires after 10 s without renewal
+``receipt``                ``{"user": {...}, "ts": iso}``: the user has read the room up to ``ts``
+``membership``             ``{"user": {...}, "state": joined|invited|left, "roles", "muted", "banned"}``
+``room.updated``           the room in the REST API's shape
+``room.deleted``           ``{"_id": room id}``
+``subscription``           the user's own subscription (unread, mentions, open...) in REST shape
+``subscription.removed``   ``{"rid": room id}``: the user no longer belongs to the room
+=========================  ====================================================================
+
+Room events go to the Channels group ``room.<room id>``; per-user events (``subscription*``) go to
+``user.<user id>``. A consumer subscribes to its user's group and to each joined room's group and
+follows ``subscription``/``subscription.removed`` to add and drop room groups.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+EventType = Literal[
+    "message.new", "message.updated", "message.deleted", "reaction", "typing", "receipt", "membership",
+    "room.updated", "room.deleted", "subscription", "subscription.removed",
+]
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event for WebSocket clients."""
+
+    type: EventType
+    room_id: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": self.type, "room_id": self.room_id, "data": self.data}
+
+
+def room_group(room_id: str) -> str:
+    return f"room.{room_id}"
+
+
+def user_group(user_id: str) -> str:
+    return f"user.{user_id}"
+
+
+def _send_now(group: str, event: LiveEvent) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": "live.event", "event": event.wire()})
+    except Exception:  # A dead Redis must not fail the request that already committed.
+        log.exception("could not publish live event %s to %s", event.type, group)
+
+
+def send_to_room(room_id: str, event: LiveEvent) -> None:
+    """Publish ``event`` to everyone in the room, once the current transaction commits."""
+    transaction.on_commit(lambda: _send_now(room_group(room_id), event))
+
+
+def send_to_user(user_id: str, event: LiveEvent) -> None:
+    """Publish ``event`` to all of a user's connections, once the current transaction commits."""
+    transaction.on_commit(lambda: _send_now(user_group(user_id), event))

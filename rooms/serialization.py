@@ -1,0 +1,195 @@
+"""Rocket.Chat-shaped JSON of rooms, subscriptions, messages and users (REST API and live events)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Prefetch
+
+from rooms.models import Membership, Message, Room, Upload
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_brief(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"_id": user.id, "username": user.username, "name": user.display_name}
+
+
+def upload_url(upload: Upload) -> str:
+    return f"/file-upload/{upload.id}/{upload.name}"
+
+
+def upload_json(upload: Upload) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "_id": upload.id, "name": upload.name, "type": upload.content_type, "size": upload.size,
+        "rid": upload.room_id, "userId": upload.user_id, "url": upload_url(upload),
+        "uploadedAt": iso(upload.created_at), "description": upload.description,
+        "kind": upload.kind, "confirmed": upload.confirmed,
+    }
+    if upload.thumbnail:
+        data["thumbUrl"] = f"/file-upload/{upload.id}/thumb/{upload.name}"
+    if upload.width:
+        data["identify"] = {"size": {"width": upload.width, "height": upload.height}}
+    return data
+
+
+def attachment_for_upload(upload: Upload, description: str = "") -> dict[str, Any]:
+    """The Rocket.Chat attachment object describing an uploaded file."""
+    url = upload_url(upload)
+    att: dict[str, Any] = {"title": upload.name, "title_link": url, "title_link_download": True,
+                           "type": "file", "description": description}
+    if upload.kind == "image":
+        att.update({"image_url": url, "image_type": upload.content_type, "image_size": upload.size})
+        if upload.thumbnail:
+            att["image_preview"] = f"/file-upload/{upload.id}/thumb/{upload.name}"
+        if upload.width:
+            att["image_dimensions"] = {"width": upload.width, "height": upload.height}
+    elif upload.kind == "audio":
+        att.update({"audio_url": url, "audio_type": upload.content_type, "audio_size": upload.size})
+    elif upload.kind == "video":
+        att.update({"video_url": url, "video_type": upload.content_type, "video_size": upload.size})
+    return att
+
+
+def message_queryset() -> Any:
+    return Message.objects.select_related(
+        "user", "edited_by", "pinned_by", "file", "quoted", "quoted__user", "thread_root"
+    ).prefetch_related(
+        Prefetch("reactions"), "reactions__user", "mentions__user", "followers",
+    )
+
+
+def message_json(msg: Message) -> dict[str, Any]:
+    """A message in Rocket.Chat's shape, plus ``html`` (our sanitized rendering)."""
+    data: dict[str, Any] = {
+        "_id": msg.id,
+        "rid": msg.room_id,
+        "msg": msg.text,
+        "html": msg.html,
+        "ts": iso(msg.created_at),
+        "u": user_brief(msg.user),
+        "_updatedAt": iso(msg.updated_at),
+        "urls": [],
+        "mentions": [user_brief(m.user) for m in msg.mentions.all()],
+        "channels": [],
+        "attachments": list(msg.attachments),
+    }
+    if msg.mentions_all:
+        data["mentions"].append({"_id": "all", "username": "all"})
+    if msg.mentions_here:
+        data["mentions"].append({"_id": "here", "username": "here"})
+    if msg.type:
+        data["t"] = msg.type
+    if msg.alias:
+        data["alias"] = msg.alias
+    if msg.emoji:
+        data["emoji"] = msg.emoji
+    if msg.avatar:
+        data["avatar"] = msg.avatar
+    if msg.edited_at:
+        data["editedAt"] = iso(msg.edited_at)
+        data["editedBy"] = user_brief(msg.edited_by)
+    if msg.deleted_at:
+        data["_hidden"] = False
+        data["deleted"] = True
+        data["deletedAt"] = iso(msg.deleted_at)
+    reactions: dict[str, dict[str, list[str]]] = {}
+    for r in msg.reactions.all():
+        entry = reactions.setdefault(r.emoji, {"usernames": [], "names": []})
+        entry["usernames"].append(r.user.username)
+        entry["names"].append(r.user.display_name)
+    if reactions:
+        data["reactions"] = reactions
+    if msg.thread_root_id:
+        data["tmid"] = msg.thread_root_id
+        if not msg.show_in_room:
+            data["tshow"] = False
+        else:
+            data["tshow"] = True
+    if msg.thread_count:
+        data["tcount"] = msg.thread_count
+        data["tlm"] = iso(msg.thread_last_at)
+        data["replies"] = [u.id for u in msg.followers.all()]
+    if msg.file_id and msg.file is not None:
+        f = msg.file
+        data["file"] = {"_id": f.id, "name": f.name, "type": f.content_type, "size": f.size}
+        data["files"] = [data["file"]]
+    if msg.pinned:
+        data["pinned"] = True
+        data["pinnedAt"] = iso(msg.pinned_at)
+        data["pinnedBy"] = user_brief(msg.pinned_by)
+    if msg.quoted_id and msg.quoted is not None:
+        q = msg.quoted
+        data["quote"] = {"_id": q.id, "msg": "" if q.deleted_at else q.text, "u": user_brief(q.user),
+                         "ts": iso(q.created_at)}
+    return data
+
+
+def room_json(room: Room) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "_id": room.id,
+        "t": room.type,
+        "name": room.name,
+        "fname": room.fname or room.name,
+        "topic": room.topic,
+        "description": room.description,
+        "announcement": room.announcement,
+        "ro": room.read_only,
+        "broadcast": room.broadcast,
+        "archived": room.archived,
+        "default": room.default,
+        "msgs": room.message_count,
+        "ts": iso(room.created_at),
+        "_updatedAt": iso(room.updated_at),
+        "lm": iso(room.last_message_at),
+        "u": user_brief(room.creator),
+        "usersCount": room.memberships.filter(state=Membership.JOINED).count(),
+    }
+    if room.type == Room.DIRECT:
+        members = list(room.memberships.filter(state=Membership.JOINED).select_related("user"))
+        data["usernames"] = sorted(m.user.username for m in members)
+        data["uids"] = sorted(m.user_id for m in members)
+    return data
+
+
+def subscription_json(sub: Membership) -> dict[str, Any]:
+    room = sub.room
+    name = room.name
+    fname = room.fname or room.name
+    if room.type == Room.DIRECT:
+        others = [m.user for m in room.memberships.filter(state=Membership.JOINED).select_related("user")
+                  if m.user_id != sub.user_id]
+        if others:
+            name = ", ".join(sorted(u.username for u in others))
+            fname = ", ".join(sorted(u.display_name for u in others))
+    return {
+        "_id": sub.id,
+        "rid": sub.room_id,
+        "t": room.type,
+        "name": name,
+        "fname": fname,
+        "u": user_brief(sub.user),
+        "open": sub.open,
+        "alert": sub.unread > 0,
+        "unread": sub.unread,
+        "userMentions": sub.user_mentions,
+        "groupMentions": sub.group_mentions,
+        "roles": list(sub.roles),
+        "ls": iso(sub.last_read_at),
+        "ts": iso(sub.joined_at),
+        "_updatedAt": iso(sub.updated_at),
+        "muted": sub.muted,
+        "state": sub.state,
+        "ro": room.read_only,
+        "archived": room.archived,
+    }

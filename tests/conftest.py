@@ -1,0 +1,101 @@
+"""Shared fixtures: a real ASGI server (uvicorn in a thread) on the test database, users, API clients.
+
+Everything runs against the real database (SQLite or PostgreSQL, by ``DATABASE_URL``) and the real
+Redis (``REDIS_URL``); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("CONCORD_REDIS_PREFIX", f"concord-test-{uuid.uuid4().hex[:8]}")
+os.environ.setdefault("CONCORD_DATA_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "test"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _ServerThread(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.port = _free_port()
+        self.server: Any = None
+
+    def run(self) -> None:
+        import uvicorn
+
+        from chat.asgi import application
+
+        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off", ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        asyncio.run(self.server.serve())
+
+
+@pytest.fixture(scope="session")
+def _asgi_server() -> Iterator[_ServerThread]:
+    thread = _ServerThread()
+    thread.start()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", thread.port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        raise RuntimeError("the test ASGI server did not start")
+    yield thread
+    if thread.server is not None:
+        thread.server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_url(_asgi_server: _ServerThread, transactional_db: None) -> str:
+    """Base URL of the running Concord (HTTP + WebSocket) on the test database."""
+    return f"http://127.0.0.1:{_asgi_server.port}"
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., Any]:
+    """Create a local user through the real action. Password defaults to ``password123``."""
+    from accounts.actions import do_create_user
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(username: str | None = None, *, roles: tuple[str, ...] = ("user",), password: str = "password123",
+             name: str = "") -> Any:
+        username = username or f"user{next(counter)}"
+        return do_create_user(username, f"{username}@example.test", password, name or username.title(),
+                              roles=roles)
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., Any]) -> Any:
+    return make_user("admin", roles=("admin", "user"))
+
+
+@pytest.fixture
+def rc_client(live_url: str) -> Callable[[str, str], Any]:
+    """A logged-in, unmodified ``rocketchat_API`` client for the given username and password."""
+    from rocketchat_API.rocketchat import RocketChat
+
+    def make(username: str, password: str = "password123") -> Any:
+        return RocketChat(username, password, server_url=live_url)
+
+    return make
