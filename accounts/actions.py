@@ -145,7 +145,8 @@ def do_set_permission_roles(updates: list[dict[str, object]]) -> list[Permission
     """Set the roles of each ``{"_id": permission, "roles": [...]}``; all-or-nothing."""
     changed: list[Permission] = []
     for item in updates:
-        if not isinstance(item, dict) or not isinstance(item.get("_id"), str) or not isinstance(item.get("roles"), list):
+        valid = isinstance(item, dict) and isinstance(item.get("_id"), str) and isinstance(item.get("roles"), list)
+        if not valid:
             raise ApiError("Invalid permissions: each item needs _id and roles", "error-invalid-permissions")
         perm = Permission.objects.filter(id=item["_id"]).first()
         if perm is None:

@@ -32,5 +32,8 @@ urlpatterns = [
     path("avatar/<str:username>", avatar),
     path("file-upload/<str:upload_id>/thumb/<path:name>", file_upload, {"thumb": True}),
     path("file-upload/<str:upload_id>/<path:name>", file_upload),
+    path("login", web.login_view, name="login"),
+    path("signup", web.signup_view, name="signup"),
+    path("logout", web.logout_view, name="logout"),
     path("", web.app, name="app"),
 ]

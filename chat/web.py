@@ -1,12 +1,91 @@
-"""The web client's entry page (a single-page app in ``static/app``)."""
+"""Pages of the web client: the single-page app (``static/app``) and the sign in / up / out pages.
+
+Sign-in creates a Django session. The single-page app then talks to the REST API with that session
+(plus the ``X-CSRFToken`` header on unsafe requests) and to ``/websocket`` with the session cookie, so
+one sign-in serves the page, the REST API, file downloads and live events.
+"""
+
+from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods
+
+from accounts.actions import do_create_user
+from accounts.models import User
+from chat.api_errors import ApiError
+
+
+def _context(**extra: object) -> dict[str, object]:
+    return {"site_name": settings.SITE_NAME, "open_registration": settings.OPEN_REGISTRATION, **extra}
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        return "/"
+    return target
 
 
 @ensure_csrf_cookie
 def app(request: HttpRequest) -> HttpResponse:
-    return render(request, "app.html", {"site_name": settings.SITE_NAME,
-                                        "open_registration": settings.OPEN_REGISTRATION})
+    """The chat client. Anonymous visitors are sent to the sign-in page."""
+    if not request.user.is_authenticated:
+        return redirect("/login")
+    return render(request, "app.html", _context())
+
+
+@ensure_csrf_cookie
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    """Sign in by username or e-mail and password; starts a session."""
+    error = ""
+    username = ""
+    if request.method == "POST":
+        username = (request.POST.get("username") or "").strip()
+        password = request.POST.get("password") or ""
+        ident = username.lstrip("@")
+        if "@" in ident:
+            found = User.objects.filter(email__iexact=ident).first()
+            ident = found.username if found else ident
+        user = authenticate(request, username=ident, password=password) if ident and password else None
+        if user is None:
+            error = "Wrong username or password."
+        else:
+            login(request, user)
+            return redirect(_next_url(request))
+    return render(request, "login.html", _context(mode="login", error=error, username=username,
+                                                  next=_next_url(request)), status=400 if error else 200)
+
+
+@ensure_csrf_cookie
+@require_http_methods(["GET", "POST"])
+def signup_view(request: HttpRequest) -> HttpResponse:
+    """Open registration (``CONCORD_OPEN_REGISTRATION``): create the account and sign in."""
+    if not settings.OPEN_REGISTRATION:
+        return render(request, "login.html", _context(mode="login", error="Registration is disabled on this server.",
+                                                      username="", next="/"), status=403)
+    error = ""
+    form = {k: (request.POST.get(k) or "").strip() for k in ("username", "name", "email")}
+    if request.method == "POST":
+        try:
+            user = do_create_user(form["username"], form["email"], request.POST.get("password") or "",
+                                  form["name"])
+        except ApiError as exc:
+            error = exc.message
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("/")
+    return render(request, "login.html", _context(mode="signup", error=error, form=form, next="/"),
+                  status=400 if error else 200)
+
+
+@require_http_methods(["POST"])
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("/login")

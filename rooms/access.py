@@ -93,5 +93,5 @@ def access_message(user: User, message_id: str | None) -> Message:
         raise ApiError('The required "msgId" param is missing.', "error-invalid-params")
     msg = Message.objects.select_related("room", "user").filter(id=message_id).first()
     if msg is None or not can_read(user, msg.room):
-        raise NotFound("No message found with the id of \"%s\"." % message_id, "error-message-not-found")
+        raise NotFound(f'No message found with the id of "{message_id}".', "error-message-not-found")
     return msg

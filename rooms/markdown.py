@@ -14,7 +14,8 @@ import re
 import nh3
 from markdown_it import MarkdownIt
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("strikethrough").enable("table")
+_md = (MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
+       .enable("strikethrough").enable("table"))
 
 MENTION_RE = re.compile(r"(?<![\w@/])@([A-Za-z0-9_.\-]+(?::[A-Za-z0-9.\-]+(?::\d+)?)?)")
 
