@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from unpaddedbase64 import encode_base64
 
 from federation.protocol.canonical_json import canonicalise_json_text
 from federation.protocol.event_signing import hash_and_sign_event, verify_event_signature
 from federation.protocol.hashing import compute_content_hash
 from federation.protocol.room_versions import ROOM_V10
 from federation.protocol.signing import SigningKey, sign_json, verify_json_signature
-from unpaddedbase64 import encode_base64
 
 SEED = "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1"
 KEY = SigningKey.from_seed(SEED, "1")
