@@ -196,3 +196,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("CONCORD_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+from chat.settings_federation import *  # noqa: E402,F401,F403

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema")),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
     path("health", health),
+    path("", include("federation.urls")),
     path("avatar/<str:username>", avatar),
     path("file-upload/<str:upload_id>/thumb/<path:name>", file_upload, {"thumb": True}),
     path("file-upload/<str:upload_id>/<path:name>", file_upload),

@@ -1,0 +1,1 @@
+"""Federation settings (Matrix). Imported at the end of ``chat.settings``; owned by the federation app."""

@@ -1,0 +1,3 @@
+"""Matrix federation routes (``/_matrix/...`` and ``/.well-known/matrix/...``)."""
+
+urlpatterns: list = []
