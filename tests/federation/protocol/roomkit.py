@@ -168,3 +168,13 @@ def state_map_with_create(room: Room) -> dict[StateKey, Event]:
     s = room.state_events()
     assert CREATE_KEY in s
     return s
+
+
+def fork(room: Room) -> Room:
+    """A branch of ``room``: same store and keys, its own state and extremities."""
+    import copy
+
+    branch = copy.copy(room)
+    branch.state = dict(room.state)
+    branch.extremities = list(room.extremities)
+    return branch
