@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,11 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_LENGTH = 20000
 EMOJI_MAX = 64
+MAX_ATTACHMENTS_BYTES = 64 * 1024
+MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Attachment fields that clients turn into links or media sources.
+_ATTACHMENT_URL_FIELDS = ("title_link", "image_url", "audio_url", "video_url", "thumb_url", "author_link",
+                          "author_icon", "message_link", "image_preview")
 
 
 def _check_text(text: Any, *, allow_empty: bool = False) -> str:
@@ -34,6 +41,52 @@ def _check_text(text: Any, *, allow_empty: bool = False) -> str:
     if not allow_empty and not text.strip():
         raise ApiError("The message is empty", "error-invalid-params")
     return text
+
+
+def _check_url(value: Any) -> None:
+    if not isinstance(value, str):
+        raise ApiError("Attachment links must be strings", "error-invalid-attachment")
+    lowered = value.strip().lower()
+    if lowered.startswith(("http://", "https://")) or (lowered.startswith("/") and not lowered.startswith("//")):
+        return
+    if lowered.startswith("data:image/") and len(value) < 32 * 1024:  # Rocket.Chat's inline previews
+        return
+    raise ApiError("Attachment links must be http(s) URLs or local paths", "error-invalid-attachment")
+
+
+def check_attachments(attachments: Any) -> list[dict[str, Any]]:
+    """Validate Rocket.Chat message attachments.
+
+    Guarantees: a list of JSON objects of at most ``MAX_ATTACHMENTS_BYTES`` serialized, whose link
+    and media fields (also in nested ``attachments``) are http(s) URLs or local paths, never
+    ``javascript:`` or other schemes. Text fields are stored as given; clients render them as text.
+    """
+    if attachments is None:
+        return []
+    if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
+        raise ApiError("attachments must be a list of objects", "error-invalid-attachment")
+    try:
+        size = len(json.dumps(attachments))
+    except (TypeError, ValueError) as exc:
+        raise ApiError("attachments must be JSON", "error-invalid-attachment") from exc
+    if size > MAX_ATTACHMENTS_BYTES:
+        raise ApiError(f"attachments too large (at most {MAX_ATTACHMENTS_BYTES} bytes)", "error-invalid-attachment")
+
+    def walk(items: list[Any], depth: int) -> None:
+        for att in items:
+            if not isinstance(att, dict) or depth > 3:
+                raise ApiError("attachments must be a list of objects", "error-invalid-attachment")
+            for key in _ATTACHMENT_URL_FIELDS:
+                if att.get(key) not in (None, ""):
+                    _check_url(att[key])
+            nested = att.get("attachments")
+            if nested is not None:
+                if not isinstance(nested, list):
+                    raise ApiError("attachments must be a list of objects", "error-invalid-attachment")
+                walk(nested, depth + 1)
+
+    walk(attachments, 0)
+    return attachments
 
 
 def _publish(msg: Message, kind: str = "message.updated") -> None:
@@ -71,9 +124,10 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     """
     if not skip_post_check:
         check_can_post(sender, room)
+    attachments = check_attachments(attachments)
     text = _check_text(text, allow_empty=bool(attachments or file))
-    if attachments is not None and not isinstance(attachments, list):
-        raise ApiError("attachments must be a list", "error-invalid-params")
+    if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID_RE.match(message_id)):
+        raise ApiError("Invalid message id (1-64 letters, digits, _ or -)", "error-invalid-params")
     if message_id and Message.objects.filter(id=message_id).exists():
         raise ApiError("A message with this id already exists", "error-message-id-exists")
     thread_root = None
@@ -112,15 +166,16 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
 
     others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=sender)
     if msg.show_in_room:
-        others.update(unread=F("unread") + 1, open=True)
+        others.update(unread=F("unread") + 1, open=True, updated_at=now)
     elif thread_root is not None:
-        others.filter(user__in=thread_root.followers.all()).update(unread=F("unread") + 1)
+        others.filter(user__in=thread_root.followers.all()).update(unread=F("unread") + 1, updated_at=now)
     if mentioned:
-        others.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1)
+        others.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1, updated_at=now)
     if mention_all or mention_here:
-        others.update(group_mentions=F("group_mentions") + 1)
+        others.update(group_mentions=F("group_mentions") + 1, updated_at=now)
+    # Queryset updates skip auto_now: set updated_at so subscriptions.get(updatedSince) sees them.
     Membership.objects.filter(room=room, user=sender).update(last_read_at=now, unread=0, user_mentions=0,
-                                                             group_mentions=0)
+                                                             group_mentions=0, updated_at=now)
 
     _publish(msg, "message.new")
     if thread_root is not None:
@@ -215,6 +270,8 @@ def do_toggle_reaction(user: User, msg: Message, emoji: str, should_react: bool 
         Reaction.objects.create(message=msg, user=user, emoji=emoji)
     elif not present and existing is not None:
         existing.delete()
+    # Reactions change the message for chat.syncMessages(lastUpdate) readers.
+    Message.objects.filter(id=msg.id).update(updated_at=timezone.now())
     fresh = message_queryset().get(id=msg.id)
     data = message_json(fresh)
     send_to_room(msg.room_id, LiveEvent("reaction", msg.room_id, {
@@ -243,6 +300,7 @@ def do_follow_thread(user: User, msg: Message, follow: bool) -> None:
         msg.followers.add(user)
     else:
         msg.followers.remove(user)
+    Message.objects.filter(id=msg.id).update(updated_at=timezone.now())
     _publish(msg)
 
 

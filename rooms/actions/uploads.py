@@ -100,3 +100,11 @@ def do_confirm_upload(user: User, upload: Upload, *, text: str = "", description
     return do_send_message(user, upload.room, text or "", file=upload,
                            attachments=[attachment_for_upload(upload, upload.description)],
                            thread_root_id=thread_root_id)
+
+
+@transaction.atomic
+def do_upload_and_send(user: User, room: Room, uploaded: UploadedFile, *, text: str = "", description: str = "",
+                       thread_root_id: str | None = None) -> Message:
+    """Store a file and post its message in one step (``rooms.upload``); all or nothing."""
+    upload = do_upload(user, room, uploaded, description)
+    return do_confirm_upload(user, upload, text=text, description=description, thread_root_id=thread_root_id)

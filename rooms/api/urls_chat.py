@@ -1,1 +1,40 @@
-urlpatterns: list = []
+"""Routes of ``chat.*``, ``rooms.get/info/media/mediaConfirm/upload`` and ``subscriptions.*``."""
+
+from django.urls import path
+
+from rooms.api import media
+from rooms.api import messages as m
+from rooms.api import subscriptions as s
+
+urlpatterns = [
+    path("chat.postMessage", m.PostMessageView.as_view()),
+    path("chat.sendMessage", m.SendMessageView.as_view()),
+    path("chat.update", m.UpdateView.as_view()),
+    path("chat.delete", m.DeleteView.as_view()),
+    path("chat.react", m.ReactView.as_view()),
+    path("chat.getMessage", m.GetMessageView.as_view()),
+    path("chat.getMessageEditHistory", m.EditHistoryView.as_view()),
+    path("chat.getThreadMessages", m.ThreadMessagesView.as_view()),
+    path("chat.getThreadsList", m.ThreadsListView.as_view()),
+    path("chat.syncThreadsList", m.SyncThreadsListView.as_view()),
+    path("chat.syncThreadMessages", m.SyncThreadMessagesView.as_view()),
+    path("chat.followMessage", m.FollowView.as_view()),
+    path("chat.unfollowMessage", m.UnfollowView.as_view()),
+    path("chat.getMessageReadReceipts", m.ReadReceiptsView.as_view()),
+    path("chat.search", m.SearchView.as_view()),
+    path("chat.pinMessage", m.PinView.as_view()),
+    path("chat.unPinMessage", m.UnpinView.as_view()),
+    path("chat.getPinnedMessages", m.PinnedMessagesView.as_view()),
+    path("chat.getMentionedMessages", m.MentionedMessagesView.as_view()),
+    path("chat.getDeletedMessages", m.DeletedMessagesView.as_view()),
+    path("chat.syncMessages", m.SyncMessagesView.as_view()),
+    path("rooms.get", s.RoomsGetView.as_view()),
+    path("rooms.info", s.RoomsInfoView.as_view()),
+    path("rooms.media/<str:rid>", media.RoomsMediaView.as_view()),
+    path("rooms.mediaConfirm/<str:rid>/<str:file_id>", media.RoomsMediaConfirmView.as_view()),
+    path("rooms.upload/<str:rid>", media.RoomsUploadView.as_view()),
+    path("subscriptions.get", s.SubscriptionsGetView.as_view()),
+    path("subscriptions.getOne", s.SubscriptionsGetOneView.as_view()),
+    path("subscriptions.read", s.SubscriptionsReadView.as_view()),
+    path("subscriptions.unread", s.SubscriptionsUnreadView.as_view()),
+]

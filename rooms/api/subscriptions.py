@@ -1,0 +1,109 @@
+"""``subscriptions.*`` and ``rooms.get``/``rooms.info``: what the caller belongs to and its counters.
+
+With ``updatedSince`` both list calls answer only what changed after that moment, as Rocket.Chat's
+``{update: [...], remove: [...]}``: ``remove`` lists the rooms the caller left (or was removed
+from) since then, so a reconnecting client can bring its list up to date.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from chat.api import ApiView, ok, param
+from chat.api_errors import ApiError
+from rooms.access import access_joined_room, access_room_for_read
+from rooms.actions.messages import do_mark_read, do_mark_unread
+from rooms.api.chat_params import date_param, id_param
+from rooms.models import Membership, Message, Room
+from rooms.serialization import iso, room_json, subscription_json
+
+LISTED_STATES = (Membership.JOINED, Membership.INVITED)
+
+
+def _removed(user: Any, since: Any) -> list[dict[str, Any]]:
+    left = (Membership.objects.filter(user=user, state=Membership.LEFT, updated_at__gt=since)
+            .values_list("id", "room_id", "updated_at"))
+    return [{"_id": sid, "rid": rid, "_deletedAt": iso(at)} for sid, rid, at in left]
+
+
+class SubscriptionsGetView(ApiView):
+    """``subscriptions.get``: the caller's subscriptions (joined and invited), or with
+    ``updatedSince`` those changed since then plus ``remove`` for rooms left since then."""
+
+    def get(self, request: Request) -> Response:
+        since = date_param(request, "updatedSince")
+        subs = Membership.objects.filter(user=request.user, state__in=LISTED_STATES).select_related("room", "user")
+        if since is None:
+            return ok(update=[subscription_json(s) for s in subs.order_by("joined_at")], remove=[])
+        subs = subs.filter(Q(updated_at__gt=since) | Q(room__updated_at__gt=since))
+        return ok(update=[subscription_json(s) for s in subs.order_by("updated_at")],
+                  remove=_removed(request.user, since))
+
+
+class SubscriptionsGetOneView(ApiView):
+    """``subscriptions.getOne``: ``roomId`` -> ``{subscription}`` (null when not subscribed)."""
+
+    def get(self, request: Request) -> Response:
+        room_id = id_param(request, "roomId")
+        sub = (Membership.objects.filter(user=request.user, room_id=room_id, state__in=LISTED_STATES)
+               .select_related("room", "user").first())
+        return ok(subscription=subscription_json(sub) if sub is not None else None)
+
+
+class SubscriptionsReadView(ApiView):
+    """``subscriptions.read``: ``rid`` (or ``roomId``). Clears the counters, records the receipt."""
+
+    def post(self, request: Request) -> Response:
+        room, _sub = access_joined_room(request.user, room_id=id_param(request, "rid", "roomId"))
+        do_mark_read(request.user, room)
+        return ok()
+
+
+class SubscriptionsUnreadView(ApiView):
+    """``subscriptions.unread``: ``roomId``, or ``firstUnreadMessage: {_id}`` to mark unread from there."""
+
+    def post(self, request: Request) -> Response:
+        first = param(request, "firstUnreadMessage")
+        from_message: Message | None = None
+        if first is not None:
+            mid = first.get("_id") if isinstance(first, dict) else None
+            if not isinstance(mid, str) or not mid:
+                raise ApiError('"firstUnreadMessage" must be {"_id": <message id>}', "error-invalid-params")
+            from_message = Message.objects.filter(id=mid).first()
+            if from_message is None:
+                raise ApiError("Message not found", "error-message-not-found")
+            room, _sub = access_joined_room(request.user, room_id=from_message.room_id)
+        else:
+            room, _sub = access_joined_room(request.user, room_id=id_param(request, "roomId"))
+        do_mark_unread(request.user, room, from_message)
+        return ok()
+
+
+class RoomsGetView(ApiView):
+    """``rooms.get``: the rooms the caller has joined; with ``updatedSince`` only those changed
+    (settings, last message, or the caller's membership) plus ``remove`` for rooms left since."""
+
+    def get(self, request: Request) -> Response:
+        since = date_param(request, "updatedSince")
+        subs = Membership.objects.filter(user=request.user, state=Membership.JOINED)
+        rooms = Room.objects.filter(id__in=subs.values("room_id")).select_related("creator")
+        if since is None:
+            return ok(update=[room_json(r) for r in rooms.order_by("created_at")], remove=[])
+        changed_subs = subs.filter(updated_at__gt=since).values("room_id")
+        rooms = rooms.filter(Q(updated_at__gt=since) | Q(last_message_at__gt=since) | Q(id__in=changed_subs))
+        removed = [{"_id": r["rid"], "_deletedAt": r["_deletedAt"]} for r in _removed(request.user, since)]
+        return ok(update=[room_json(r) for r in rooms.order_by("created_at")], remove=removed)
+
+
+class RoomsInfoView(ApiView):
+    """``rooms.info``: ``roomId`` or ``roomName`` -> ``{room}``; private rooms only for members."""
+
+    def get(self, request: Request) -> Response:
+        room_id = id_param(request, "roomId", required=False)
+        room_name = None if room_id else id_param(request, "roomName", required=False)
+        room = access_room_for_read(request.user, room_id=room_id, room_name=room_name)
+        return ok(room=room_json(room))
