@@ -71,6 +71,42 @@ def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list
 
 
 @transaction.atomic
+def do_join(room: Room, user: User) -> Membership:
+    """``user`` joins ``room`` by themselves (Rocket.Chat's ``channels.join``).
+
+    Guarantees: only a public channel can be joined this way (a private group or a DM needs an
+    invitation or to be added by a member); an archived room cannot be joined; a banned user is
+    refused until unbanned. Joining a room one is already in is a no-op.
+    """
+    if room.type != Room.CHANNEL:
+        raise NotAllowed("Only public channels can be joined", "error-not-allowed")
+    if room.archived:
+        raise NotAllowed("This room is archived", "error-room-archived")
+    return do_add_member(room, user)
+
+
+@transaction.atomic
+def do_set_open(room: Room, user: User, is_open: bool) -> Membership:
+    """Show (``open``) or hide (``close``) a room in the member's own room list.
+
+    Raises if the member is not in the room or the subscription is already in that state, like
+    Rocket.Chat's ``channels.open``/``channels.close``.
+    """
+    sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
+    if sub is None:
+        raise ApiError(f"The user/callee is not in the room \"{room.display_name or room.id}\".",
+                       "error-user-not-in-room")
+    if sub.open == is_open:
+        state = "open" if is_open else "closed"
+        raise ApiError(f"The room, {room.display_name or room.id}, is already {state} to the sender",
+                       f"error-room-already-{state}")
+    sub.open = is_open
+    sub.save(update_fields=["open", "updated_at"])
+    notify_subscription(sub)
+    return sub
+
+
+@transaction.atomic
 def do_invite(room: Room, user: User, *, by: User) -> Membership:
     """Leave a pending invitation that ``user`` may accept or decline (used for federated invites)."""
     sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
@@ -105,13 +141,17 @@ def do_decline_invite(sub: Membership) -> None:
     notify_subscription(sub)
 
 
-def _ensure_not_last_owner(room: Room, user: User) -> None:
+def _ensure_not_last_owner(room: Room, user: User, *, removed_by_other: bool = False) -> None:
+    """Refuse to take the last owner out of a room that still has other members."""
     sub = Membership.objects.filter(room=room, user=user, state=Membership.JOINED).first()
     if sub is None or "owner" not in sub.roles or room.type == Room.DIRECT:
         return
     owners = [m for m in Membership.objects.filter(room=room, state=Membership.JOINED) if "owner" in m.roles]
     others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=user).exists()
     if len(owners) == 1 and others:
+        if removed_by_other:
+            raise ApiError("This is the last owner. Please set a new owner before removing this one.",
+                           "error-you-are-last-owner")
         raise ApiError("You are the last owner. Please set new owner before leaving the room.",
                        "error-you-are-last-owner")
 
@@ -133,9 +173,11 @@ def do_leave(room: Room, user: User) -> None:
 
 @transaction.atomic
 def do_kick(room: Room, user: User, *, by: User) -> None:
+    """Remove a member (they may rejoin a public channel). The last owner cannot be kicked."""
     sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
     if sub is None or sub.state != Membership.JOINED:
         raise ApiError(f"User {user.username} is not in this room", "error-user-not-in-room")
+    _ensure_not_last_owner(room, user, removed_by_other=True)
     sub.state = Membership.LEFT
     sub.roles = []
     sub.save(update_fields=["state", "roles", "updated_at"])
@@ -149,6 +191,9 @@ def do_ban(room: Room, user: User, *, by: User) -> None:
     """Remove ``user`` and keep them out until :func:`do_unban`."""
     if user == by:
         raise ApiError("You cannot ban yourself", "error-invalid-params")
+    if Membership.objects.filter(room=room, user=user, banned=True).exists():
+        raise ApiError(f"User {user.username} is already banned", "error-user-already-banned")
+    _ensure_not_last_owner(room, user, removed_by_other=True)
     sub, _ = Membership.objects.select_for_update().get_or_create(room=room, user=user,
                                                                   defaults={"state": Membership.LEFT})
     sub.state = Membership.LEFT

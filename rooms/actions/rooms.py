@@ -118,6 +118,25 @@ def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: Use
 
 
 @transaction.atomic
+def do_set_room_type(room: Room, room_type: str, *, by: User) -> Room:
+    """Turn a public channel into a private group or back (Rocket.Chat's ``setType``).
+
+    Guarantees: only ``c`` <-> ``p`` (a DM never changes type, nothing becomes a DM); members,
+    roles and history are kept; setting the current type again is an error, as in Rocket.Chat.
+    """
+    room = Room.objects.select_for_update().get(id=room.id)
+    if room.type == Room.DIRECT or room_type not in (Room.CHANNEL, Room.GROUP):
+        raise ApiError("The room type is not valid: it must be \"c\" or \"p\"", "error-invalid-room-type")
+    if room.type == room_type:
+        raise ApiError("The room type is the same as what it would be changed to.", "error-invalid-room-type")
+    room.type = room_type
+    room.save(update_fields=["type", "updated_at"])
+    add_system_message(room, by, "room_changed_privacy", "public" if room_type == Room.CHANNEL else "private")
+    _room_updated(room)
+    return room
+
+
+@transaction.atomic
 def do_set_archived(room: Room, archived: bool, *, by: User) -> None:
     room = Room.objects.select_for_update().get(id=room.id)
     if room.archived == archived:
