@@ -1,1 +1,49 @@
-"""Federation settings (Matrix). Imported at the end of ``chat.settings``; owned by the federation app."""
+"""Federation settings (Matrix). Imported at the end of ``chat.settings``; owned by the federation app.
+
+Everything comes from the environment:
+
+    CONCORD_SERVER_NAME              our Matrix server name (``domain`` or ``domain:port``). Federation is
+                                     off until it is set.
+    CONCORD_FEDERATION_ENABLED       ``0`` switches federation off even with a server name (default ``1``).
+    CONCORD_TLS_CERT / CONCORD_TLS_KEY
+                                     PEM files; when both are set the run command serves HTTPS with them.
+                                     Federation is HTTPS only, so both are required to enable it.
+    CONCORD_FEDERATION_CA_BUNDLE     extra CA certificates (PEM) trusted for outbound federation, on top of
+                                     the system store.
+    CONCORD_FEDERATION_ALLOW_PRIVATE ``1`` allows peers on loopback/private/link-local addresses, which are
+                                     refused by default (SSRF protection, like Synapse's IP range blocklist).
+    CONCORD_WELL_KNOWN_SERVER        if set (``host:port``), ``/.well-known/matrix/server`` delegates to it.
+    CONCORD_FEDERATION_DNS_SERVERS   comma separated ``ip[:port]`` nameservers for SRV lookups (tests run
+                                     a DNS server on loopback); default: the system resolver.
+    CONCORD_FEDERATION_BACKOFF_MIN / _MAX
+                                     seconds of the first outbound retry delay and its cap (default 60 and
+                                     86400*7). Each failure doubles the delay, jittered x0.8-1.4.
+    CONCORD_FEDERATION_CATCHUP_AFTER seconds of failures after which a destination switches to catch-up
+                                     (queued EDUs dropped, only the newest PDU per room sent); default 3600.
+    CONCORD_FEDERATION_TIMEOUT       seconds for an outbound request (default 30).
+"""
+
+from __future__ import annotations
+
+import os
+
+CONCORD_SERVER_NAME: str = os.environ.get("CONCORD_SERVER_NAME", "").strip()
+CONCORD_FEDERATION_ENABLED: bool = os.environ.get("CONCORD_FEDERATION_ENABLED", "1") != "0"
+CONCORD_TLS_CERT: str = os.environ.get("CONCORD_TLS_CERT", "").strip()
+CONCORD_TLS_KEY: str = os.environ.get("CONCORD_TLS_KEY", "").strip()
+CONCORD_FEDERATION_CA_BUNDLE: str = os.environ.get("CONCORD_FEDERATION_CA_BUNDLE", "").strip()
+CONCORD_FEDERATION_ALLOW_PRIVATE: bool = os.environ.get("CONCORD_FEDERATION_ALLOW_PRIVATE", "0") == "1"
+CONCORD_WELL_KNOWN_SERVER: str = os.environ.get("CONCORD_WELL_KNOWN_SERVER", "").strip()
+CONCORD_FEDERATION_DNS_SERVERS: list[str] = [
+    s.strip() for s in os.environ.get("CONCORD_FEDERATION_DNS_SERVERS", "").split(",") if s.strip()
+]
+CONCORD_FEDERATION_BACKOFF_MIN: float = float(os.environ.get("CONCORD_FEDERATION_BACKOFF_MIN", "60"))
+CONCORD_FEDERATION_BACKOFF_MAX: float = float(os.environ.get("CONCORD_FEDERATION_BACKOFF_MAX", str(86400 * 7)))
+CONCORD_FEDERATION_CATCHUP_AFTER: float = float(os.environ.get("CONCORD_FEDERATION_CATCHUP_AFTER", "3600"))
+CONCORD_FEDERATION_TIMEOUT: float = float(os.environ.get("CONCORD_FEDERATION_TIMEOUT", "30"))
+# Our key responses are valid for this long; peers re-fetch after it.
+CONCORD_FEDERATION_KEY_VALIDITY: int = int(os.environ.get("CONCORD_FEDERATION_KEY_VALIDITY", str(7 * 86400)))
+
+FEDERATION_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "federation-redrive-outbox": {"task": "federation.tasks.redrive_due_destinations", "schedule": 30.0},
+}

@@ -6,3 +6,8 @@ class FederationConfig(AppConfig):
 
     name = "federation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from federation.edus import register_builtin_handlers
+
+        register_builtin_handlers()

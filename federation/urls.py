@@ -1,3 +1,32 @@
-"""Matrix federation routes (``/_matrix/...`` and ``/.well-known/matrix/...``)."""
+"""Matrix federation routes (``/_matrix/...`` and ``/.well-known/matrix/...``).
 
-urlpatterns: list = []
+Paths use ``[^/]+`` segments matched against the decoded path (IDs arrive percent-encoded);
+anything else under ``/_matrix`` is 404 ``M_UNRECOGNIZED``.
+"""
+
+from django.urls import re_path
+
+from federation import serving, views
+
+F = r"^_matrix/federation/v1/"
+S = r"(?P<{}>[^/]+)"
+
+urlpatterns: list = [
+    re_path(r"^\.well-known/matrix/server$", views.well_known_server),
+    re_path(r"^_matrix/key/v2/server/?$", views.key_server),
+    re_path(r"^_matrix/key/v2/server/" + S.format("key_id") + "$", views.key_server),
+    re_path(r"^_matrix/key/v2/query/?$", views.key_query),
+    re_path(r"^_matrix/key/v2/query/" + S.format("server_name") + "/?$", views.key_query),
+    re_path(F + r"version$", views.version),
+    re_path(F + r"send/" + S.format("txn_id") + "/?$", views.send_transaction),
+    re_path(F + r"query/profile$", views.query_profile),
+    re_path(F + r"query/directory$", views.query_directory),
+    re_path(F + r"publicRooms$", views.public_rooms),
+    re_path(F + r"event/" + S.format("event_id") + "$", serving.get_event),
+    re_path(F + r"state/" + S.format("room_id") + "$", serving.get_state),
+    re_path(F + r"state_ids/" + S.format("room_id") + "$", serving.get_state_ids),
+    re_path(F + r"event_auth/" + S.format("room_id") + "/" + S.format("event_id") + "$", serving.get_event_auth),
+    re_path(F + r"get_missing_events/" + S.format("room_id") + "$", serving.get_missing_events),
+    re_path(F + r"backfill/" + S.format("room_id") + "$", serving.backfill),
+    re_path(r"^_matrix/(?P<rest>.*)$", views.unknown_endpoint),
+]

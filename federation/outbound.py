@@ -1,0 +1,242 @@
+"""The durable per-destination outbox.
+
+Queue
+    Everything to send lives in the database: :class:`~federation.models.OutboundPDU` and
+    :class:`~federation.models.OutboundEDU` rows per :class:`~federation.models.Destination`.
+    :func:`enqueue_pdu` / :func:`enqueue_edu` add rows inside the caller's DB transaction and ask
+    for a send *after commit* (a Celery task; if the message is lost, the beat task
+    :func:`redrive_due` finds the destination anyway, because nothing depends on Redis).
+
+One transaction in flight per destination
+    :func:`send_pending` first takes the destination's lease with one conditional UPDATE
+    (``lease_until`` in the past -> now + timeout); only the holder sends. A killed worker's lease
+    expires, then the next run resumes.
+
+Transactions and retries
+    A transaction is built by stamping a new ``txn_id`` on up to 50 PDUs and 100 EDUs (oldest
+    first) and *committing* that before sending. If the send fails, the rows keep their ``txn_id``
+    and the next attempt resends exactly those rows under the same ID; the peer de-duplicates by
+    ``(origin, txnId)``. On a 200 the rows are deleted. So a crash at any point either resends the
+    same transaction (harmless) or has not yet stamped it: nothing is lost, nothing is duplicated.
+    PDUs the peer rejects in its per-PDU results are logged, not retried (the peer judged them).
+
+Backoff
+    Failures (no answer, 5xx, 401, 403, 429...) set ``next_attempt_at`` = now + interval, where the
+    interval starts at ``CONCORD_FEDERATION_BACKOFF_MIN``, doubles per failure up to
+    ``CONCORD_FEDERATION_BACKOFF_MAX``, and is jittered x0.8-1.4. Any inbound request from the
+    destination (:func:`wake_destination`) clears the backoff and triggers a send.
+
+Catch-up
+    Once a destination has been failing for ``CONCORD_FEDERATION_CATCHUP_AFTER`` seconds, the next
+    attempt first compacts its queue: queued EDUs (typing, receipts: stale by now) are dropped and,
+    per room, only the newest queued PDU is kept; the peer fills the gap with
+    ``get_missing_events``/backfill against us, which we serve from the event store.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from federation.models import Destination, OutboundEDU, OutboundPDU
+
+log = logging.getLogger(__name__)
+
+MAX_PDUS = 50
+MAX_EDUS = 100
+LEASE_SECONDS = 120
+
+
+def _destination(server_name: str) -> Destination:
+    try:
+        return Destination.objects.get_or_create(server_name=server_name)[0]
+    except IntegrityError:
+        return Destination.objects.get(server_name=server_name)
+
+
+def _schedule(server_name: str) -> None:
+    def go() -> None:
+        try:
+            from federation.tasks import send_to_destination
+
+            send_to_destination.delay(server_name)
+        except Exception:  # the beat task re-drives; a broker hiccup must not fail the caller
+            log.warning("could not queue a send to %s; the beat task will", server_name)
+
+    transaction.on_commit(go)
+
+
+def enqueue_pdu(destinations: list[str], room_id: str, event_id: str, pdu: dict[str, Any]) -> None:
+    """Queue a PDU for each destination (ours excluded); sending starts after commit."""
+    me = settings.CONCORD_SERVER_NAME
+    for server in destinations:
+        if server == me:
+            continue
+        dest = _destination(server)
+        OutboundPDU.objects.get_or_create(destination=dest, event_id=event_id,
+                                          defaults={"room_id": room_id, "pdu": pdu})
+        _schedule(server)
+
+
+def enqueue_edu(destinations: list[str], edu_type: str, content: dict[str, Any]) -> None:
+    """Queue an EDU for each destination (ours excluded); sending starts after commit."""
+    me = settings.CONCORD_SERVER_NAME
+    for server in destinations:
+        if server == me:
+            continue
+        OutboundEDU.objects.create(destination=_destination(server), edu_type=edu_type, content=content)
+        _schedule(server)
+
+
+def wake_destination(server_name: str) -> None:
+    """The server just talked to us: clear its backoff and send what is queued for it."""
+    updated = Destination.objects.filter(server_name=server_name).filter(
+        Q(next_attempt_at__isnull=False) | Q(retry_interval__gt=0)).update(next_attempt_at=None, retry_interval=0)
+    if updated and has_pending(server_name):
+        _schedule(server_name)
+
+
+def has_pending(server_name: str) -> bool:
+    """Whether anything is queued for the destination."""
+    return OutboundPDU.objects.filter(destination_id=server_name).exists() or OutboundEDU.objects.filter(
+        destination_id=server_name).exists()
+
+
+def _take_lease(server_name: str) -> str | None:
+    now = timezone.now()
+    token = secrets.token_hex(8)
+    n = Destination.objects.filter(server_name=server_name).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).update(
+        lease_until=now + timedelta(seconds=LEASE_SECONDS), lease_token=token)
+    return token if n else None
+
+
+def _release(server_name: str, token: str, **fields: Any) -> None:
+    Destination.objects.filter(server_name=server_name, lease_token=token).update(
+        lease_until=None, lease_token="", **fields)
+
+
+def _compact_for_catch_up(dest: Destination) -> None:
+    """Drop EDUs and all but the newest unsent PDU per room (see the module docstring)."""
+    OutboundEDU.objects.filter(destination=dest, txn_id="").delete()
+    newest = (OutboundPDU.objects.filter(destination=dest, txn_id="").values("room_id")
+              .annotate(last=Max("id")).values_list("last", flat=True))
+    dropped = OutboundPDU.objects.filter(destination=dest, txn_id="").exclude(id__in=list(newest)).delete()[0]
+    if dropped:
+        log.info("catch-up for %s: %d older PDUs left for the peer to fetch", dest.server_name, dropped)
+
+
+def _build_transaction(dest: Destination) -> str | None:
+    """The txn_id to send: the pending stamped one, or a newly stamped batch; None if nothing queued."""
+    pending = (OutboundPDU.objects.filter(destination=dest).exclude(txn_id="").values_list("txn_id", flat=True)
+               .first()) or (OutboundEDU.objects.filter(destination=dest).exclude(txn_id="")
+                             .values_list("txn_id", flat=True).first())
+    if pending:
+        return pending
+    with transaction.atomic():
+        d = Destination.objects.select_for_update().get(pk=dest.pk)
+        pdu_ids = list(OutboundPDU.objects.filter(destination=d, txn_id="").order_by("id")
+                       .values_list("id", flat=True)[:MAX_PDUS])
+        edu_ids = list(OutboundEDU.objects.filter(destination=d, txn_id="").order_by("id")
+                       .values_list("id", flat=True)[:MAX_EDUS])
+        if not pdu_ids and not edu_ids:
+            return None
+        d.txn_counter += 1
+        txn_id = f"c{d.txn_counter}-{secrets.token_hex(4)}"
+        Destination.objects.filter(pk=d.pk).update(txn_counter=d.txn_counter)
+        OutboundPDU.objects.filter(id__in=pdu_ids).update(txn_id=txn_id)
+        OutboundEDU.objects.filter(id__in=edu_ids).update(txn_id=txn_id)
+    return txn_id
+
+
+def _backoff(dest: Destination) -> tuple[float, Any]:
+    lo = float(settings.CONCORD_FEDERATION_BACKOFF_MIN)
+    hi = float(settings.CONCORD_FEDERATION_BACKOFF_MAX)
+    interval = min(hi, lo if dest.retry_interval <= 0 else dest.retry_interval * 2)
+    delay = interval * random.uniform(0.8, 1.4)
+    return interval, timezone.now() + timedelta(seconds=delay)
+
+
+def send_pending(server_name: str, *, max_transactions: int = 50) -> int:
+    """Send what is queued for a destination, one transaction at a time. Returns transactions sent.
+
+    Safe to call from anywhere at any time: without the lease, or while backing off, it does nothing.
+    """
+    from federation.keys import now_ms
+    from federation.transport.client import FederationClient, FederationError, encode_path
+
+    token = _take_lease(server_name)
+    if token is None:
+        return 0
+    sent = 0
+    try:
+        dest = Destination.objects.get(server_name=server_name)
+        if dest.failing_since and (timezone.now() - dest.failing_since).total_seconds() >= float(
+                settings.CONCORD_FEDERATION_CATCHUP_AFTER):
+            _compact_for_catch_up(dest)
+        client = FederationClient()
+        while sent < max_transactions:
+            txn_id = _build_transaction(dest)
+            if txn_id is None:
+                break
+            pdus = list(OutboundPDU.objects.filter(destination=dest, txn_id=txn_id).order_by("id"))
+            edus = list(OutboundEDU.objects.filter(destination=dest, txn_id=txn_id).order_by("id"))
+            body = {"origin": settings.CONCORD_SERVER_NAME, "origin_server_ts": now_ms(),
+                    "pdus": [p.pdu for p in pdus],
+                    "edus": [{"edu_type": e.edu_type, "content": e.content} for e in edus]}
+            Destination.objects.filter(pk=server_name, lease_token=token).update(
+                lease_until=timezone.now() + timedelta(seconds=LEASE_SECONDS))
+            try:
+                answer = client.put_json(server_name, encode_path("/_matrix/federation/v1/send/{}", txn_id), body)
+            except FederationError as exc:
+                dest.refresh_from_db()
+                interval, next_at = _backoff(dest)
+                log.info("send to %s failed (%s); retry in ~%.0fs", server_name, exc, interval)
+                _release(server_name, token, retry_interval=interval, next_attempt_at=next_at,
+                          failing_since=dest.failing_since or timezone.now(), last_error=str(exc)[:1000])
+                token = ""
+                return sent
+            results = answer.get("pdus", {}) if isinstance(answer, dict) else {}
+            for event_id, result in (results.items() if isinstance(results, dict) else []):
+                if isinstance(result, dict) and result.get("error"):
+                    log.info("%s refused %s: %s", server_name, event_id, result["error"])
+            with transaction.atomic():
+                OutboundPDU.objects.filter(destination=dest, txn_id=txn_id).delete()
+                OutboundEDU.objects.filter(destination=dest, txn_id=txn_id).delete()
+                Destination.objects.filter(pk=server_name).update(
+                    retry_interval=0, next_attempt_at=None, failing_since=None, last_success_at=timezone.now(),
+                    last_error="")
+            sent += 1
+    finally:
+        if token:
+            _release(server_name, token)
+    return sent
+
+
+def due_destinations() -> list[str]:
+    """Destinations with something queued whose backoff (if any) is over and that nobody is sending to."""
+    now = timezone.now()
+    with_items = set(OutboundPDU.objects.values_list("destination_id", flat=True).distinct()) | set(
+        OutboundEDU.objects.values_list("destination_id", flat=True).distinct())
+    return list(Destination.objects.filter(server_name__in=with_items).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)).values_list("server_name", flat=True))
+
+
+def redrive_due() -> int:
+    """Queue a send for every due destination (the beat task). Returns how many."""
+    from federation.tasks import send_to_destination
+
+    due = due_destinations()
+    for server in due:
+        send_to_destination.delay(server)
+    return len(due)

@@ -1,0 +1,232 @@
+"""Serving room events to other servers: event, state, state_ids, event_auth, get_missing_events, backfill.
+
+Access rule (the spec's "the requesting server must be in the room", plus history visibility): a
+server may read a room's events if one of its users is joined in the room's current state, or the
+room's ``m.room.history_visibility`` is ``world_readable``; ``shared`` additionally lets a server
+read events sent while one of its users was joined at the event. Server ACLs
+(``m.room.server_acl``) are enforced on every endpoint here. Unknown rooms and events: 404
+``M_NOT_FOUND``; refused: 403 ``M_FORBIDDEN``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from federation.models import MatrixEvent, MatrixRoom
+from federation.store import OrmEventStore, auth_chain_ids, create_event_id_of, decode_state, pdus_for
+from federation.views import MatrixError, matrix_endpoint
+
+MAX_BACKFILL = 100
+MAX_MISSING = 20
+
+
+def _room(room_id: str) -> MatrixRoom:
+    room = MatrixRoom.objects.filter(room_id=room_id).first()
+    if room is None:
+        raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+    return room
+
+
+def _content(room: MatrixRoom, state: dict[tuple[str, str], str], key: tuple[str, str]) -> dict[str, Any]:
+    eid = state.get(key)
+    if not eid:
+        return {}
+    ev = OrmEventStore(room).get_event(eid)
+    return dict(ev.content) if ev is not None else {}
+
+
+def server_acl_allows(acl: dict[str, Any], server: str) -> bool:
+    """The ``m.room.server_acl`` check (IP literals, deny, then allow; globs on the host, no port)."""
+    host = server.rsplit(":", 1)[0] if not server.endswith("]") else server
+    if not acl.get("allow_ip_literals", True):
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return False
+        except ValueError:
+            pass
+    deny = acl.get("deny", [])
+    allow = acl.get("allow", [])
+    if any(isinstance(p, str) and fnmatch.fnmatchcase(host, p) for p in deny if isinstance(deny, list)):
+        return False
+    return any(isinstance(p, str) and fnmatch.fnmatchcase(host, p) for p in allow if isinstance(allow, list))
+
+
+def _server_joined(room: MatrixRoom, state: dict[tuple[str, str], str], server: str) -> bool:
+    ids = [eid for (t, sk), eid in state.items() if t == "m.room.member" and sk.endswith(":" + server)]
+    return any(ev.membership == "join" for ev in OrmEventStore(room).get_events(ids).values())
+
+
+def check_access(room: MatrixRoom, origin: str, at_event: MatrixEvent | None = None) -> None:
+    """Raise 403 unless ``origin`` may read the room (see the module docstring)."""
+    state = decode_state(room.current_state)
+    acl = _content(room, state, ("m.room.server_acl", ""))
+    if acl and not server_acl_allows(acl, origin):
+        raise MatrixError(403, "M_FORBIDDEN", "Server is banned from this room by its ACL")
+    if _server_joined(room, state, origin):
+        return
+    vis = _content(room, state, ("m.room.history_visibility", "")).get("history_visibility", "shared")
+    if vis == "world_readable":
+        return
+    if at_event is not None and vis == "shared" and at_event.state_after is not None and _server_joined(
+            room, decode_state(at_event.state_after), origin):
+        return
+    raise MatrixError(403, "M_FORBIDDEN", "Server is not in the room")
+
+
+def _txn_wrap(pdus: list[dict[str, Any]]) -> dict[str, Any]:
+    from federation.keys import now_ms
+
+    return {"origin": settings.CONCORD_SERVER_NAME, "origin_server_ts": now_ms(), "pdus": pdus}
+
+
+@matrix_endpoint(("GET",))
+def get_event(request: HttpRequest, body: Any, origin: str, event_id: str) -> dict[str, Any]:
+    """``GET /event/{eventId}``."""
+    row = MatrixEvent.objects.filter(event_id=event_id).select_related("room").first()
+    if row is None or row.rejected_reason:
+        raise MatrixError(404, "M_NOT_FOUND", "Event not found")
+    check_access(row.room, origin, row)
+    return _txn_wrap([row.pdu])
+
+
+def _state_at(room: MatrixRoom, request: HttpRequest) -> tuple[list[str], list[str]]:
+    event_id = request.GET.get("event_id")
+    if not event_id:
+        raise MatrixError(400, "M_MISSING_PARAM", "event_id is required")
+    row = MatrixEvent.objects.filter(event_id=event_id, room=room).first()
+    if row is None or row.state_after is None:
+        raise MatrixError(404, "M_NOT_FOUND", "Event not found or state unknown")
+    check_access(room, request.federation_origin, row)  # type: ignore[attr-defined]
+    state = decode_state(row.state_after)
+    # The state *before* the event: undo the event's own change if it is a state event.
+    if row.state_key is not None and state.get((row.type, row.state_key)) == row.event_id:
+        prev_rows = MatrixEvent.objects.filter(event_id__in=row.pdu.get("prev_events", []),
+                                               state_after__isnull=False)
+        before = next((decode_state(p.state_after) for p in prev_rows), None)
+        if before is not None and len(row.pdu.get("prev_events", [])) == 1:
+            state = before
+        elif before is not None and (row.type, row.state_key) in before:
+            state[(row.type, row.state_key)] = before[(row.type, row.state_key)]
+        else:
+            state.pop((row.type, row.state_key), None)
+    pdu_ids = list(state.values())
+    chain = auth_chain_ids(pdu_ids)
+    create = create_event_id_of(room)
+    if create and create not in chain and create not in pdu_ids:
+        chain.append(create)
+    return pdu_ids, chain
+
+
+@matrix_endpoint(("GET",))
+def get_state_ids(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+    """``GET /state_ids/{roomId}?event_id=``: the state before the event, and its auth chain."""
+    request.federation_origin = origin  # type: ignore[attr-defined]
+    pdu_ids, chain = _state_at(_room(room_id), request)
+    return {"pdu_ids": pdu_ids, "auth_chain_ids": chain}
+
+
+@matrix_endpoint(("GET",))
+def get_state(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+    """``GET /state/{roomId}?event_id=``: as ``state_ids`` with whole PDUs."""
+    request.federation_origin = origin  # type: ignore[attr-defined]
+    pdu_ids, chain = _state_at(_room(room_id), request)
+    return {"pdus": pdus_for(pdu_ids), "auth_chain": pdus_for(chain)}
+
+
+@matrix_endpoint(("GET",))
+def get_event_auth(request: HttpRequest, body: Any, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
+    """``GET /event_auth/{roomId}/{eventId}``: the event's full auth chain."""
+    room = _room(room_id)
+    row = MatrixEvent.objects.filter(event_id=event_id, room=room).first()
+    if row is None:
+        raise MatrixError(404, "M_NOT_FOUND", "Event not found")
+    check_access(room, origin, row)
+    chain = auth_chain_ids([event_id])
+    create = create_event_id_of(room)
+    if create and create not in chain and create != event_id:
+        chain.append(create)
+    return {"auth_chain": pdus_for(chain)}
+
+
+def _bounded_int(value: Any, default: int, top: int) -> int:
+    if value is None:
+        return default
+    if type(value) is not int and not (isinstance(value, str) and value.isdigit()):
+        raise MatrixError(400, "M_INVALID_PARAM", "limit must be an integer")
+    return max(0, min(int(value), top))
+
+
+@matrix_endpoint(("POST",))
+def get_missing_events(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+    """``POST /get_missing_events/{roomId}``: walk back from ``latest_events`` to ``earliest_events``."""
+    room = _room(room_id)
+    check_access(room, origin)
+    if not isinstance(body, dict):
+        raise MatrixError(400, "M_BAD_JSON", "body must be an object")
+    earliest = body.get("earliest_events", [])
+    latest = body.get("latest_events", [])
+    if not isinstance(earliest, list) or not isinstance(latest, list):
+        raise MatrixError(400, "M_BAD_JSON", "earliest_events and latest_events must be lists")
+    limit = _bounded_int(body.get("limit"), 10, MAX_MISSING)
+    min_depth = _bounded_int(body.get("min_depth"), 0, 2**53 - 1)
+    seen = set(earliest) | set(latest)
+    frontier = [e for e in latest if isinstance(e, str)]
+    out: list[MatrixEvent] = []
+    while frontier and len(out) < limit:
+        rows = {r.event_id: r for r in MatrixEvent.objects.filter(event_id__in=frontier, room=room)}
+        nxt: list[str] = []
+        for eid in frontier:
+            row = rows.get(eid)
+            if row is None:
+                continue
+            for prev in row.pdu.get("prev_events", []):
+                if prev not in seen:
+                    seen.add(prev)
+                    nxt.append(prev)
+        prev_rows = MatrixEvent.objects.filter(event_id__in=nxt, room=room, depth__gte=min_depth,
+                                               rejected_reason="").order_by("-depth")
+        for r in prev_rows:
+            if len(out) >= limit:
+                break
+            out.append(r)
+        frontier = [r.event_id for r in prev_rows]
+    out.sort(key=lambda r: (r.depth, r.stream))
+    return {"events": [r.pdu for r in out]}
+
+
+@matrix_endpoint(("GET",))
+def backfill(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+    """``GET /backfill/{roomId}?v=..&limit=``: events before ``v`` (included), newest first, at most 100."""
+    room = _room(room_id)
+    starts = request.GET.getlist("v")
+    if not starts:
+        raise MatrixError(400, "M_MISSING_PARAM", "v is required")
+    limit = _bounded_int(request.GET.get("limit"), 10, MAX_BACKFILL)
+    seen: set[str] = set()
+    frontier = list(starts)
+    out: list[MatrixEvent] = []
+    while frontier and len(out) < limit:
+        rows = list(MatrixEvent.objects.filter(event_id__in=frontier, room=room).order_by("-depth"))
+        frontier = []
+        for row in rows:
+            if row.event_id in seen:
+                continue
+            seen.add(row.event_id)
+            if len(out) >= limit:
+                break
+            try:
+                check_access(room, origin, row)
+            except MatrixError:
+                if not out:
+                    raise
+                continue
+            if not row.rejected_reason:
+                out.append(row)
+            frontier.extend(p for p in row.pdu.get("prev_events", []) if p not in seen)
+    return _txn_wrap([r.pdu for r in out])

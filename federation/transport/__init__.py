@@ -1,0 +1,1 @@
+"""Federation transport: X-Matrix request authentication, the signed outbound client, server discovery."""
