@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("CONCORD_REDIS_PREFIX", f"concord-test-{uuid.uuid4().hex[:8]}")
-os.environ.setdefault("CONCORD_DATA_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "test"))
+# Each run gets its own data directory (SQLite test database, uploads), so parallel runs never collide.
+os.environ.setdefault("CONCORD_DATA_DIR", tempfile.mkdtemp(prefix="concord-test-"))
 
 
 def _free_port() -> int:
