@@ -24,14 +24,15 @@ Building an event (sending)::
 
 Checking a received PDU, in the spec's order::
 
-    validate_pdu(pdu, rv)                         # 1. format, sizes  -> InvalidEvent: drop
-    checked = verify_event(pdu, rv, keys)         # 2. signatures     -> SignatureError: drop
+    checked = check_pdu(pdu, rv, keys)            # 1. format, sizes  -> InvalidEvent: drop
+                                                  # 2. signatures     -> SignatureError: drop
     event = checked.event                         # 3. hash mismatch  -> redacted copy
     authorize_event(event, store)                 # 4. vs auth events -> AuthError: reject
     check_auth_rules(event, state_before)         # 5. vs state before it
     check_auth_rules(event, current_state)        # 6. vs current state -> soft-fail
 
-(``state_before`` / ``current_state`` are ``{(type, state_key): Event}`` maps;
+(``check_pdu`` = ``validate_pdu`` + ``verify_event`` with shared encoding.
+``state_before`` / ``current_state`` are ``{(type, state_key): Event}`` maps;
 :func:`auth_state_for` trims a full state to what the rules read.)
 
 Resolving state (the state before an event with several prev events)::
@@ -82,6 +83,7 @@ from .hashing import (
     room_id_from_create_event,
 )
 from .ids import EventId, RoomAlias, RoomId, ServerName, UserId
+from .receipt import check_pdu
 from .redaction import redact_event
 from .room_versions import (
     DEFAULT_ROOM_VERSION,
@@ -106,7 +108,7 @@ __all__ = [
     "SignatureError", "SigningKey", "StateKey", "StateResolutionError",
     "UnsupportedRoomVersion", "UserId", "VerifiedEvent", "VerifyKey",
     "add_event_signature", "auth_state_for", "auth_types_for_event", "authorize_event",
-    "build_create_event", "build_event", "check_auth_events", "check_auth_rules",
+    "build_create_event", "build_event", "check_auth_events", "check_auth_rules", "check_pdu",
     "check_content_hash", "check_create_event", "compute_content_hash",
     "compute_event_id", "compute_reference_hash", "encode_canonical_json",
     "get_room_version", "hash_and_sign_event", "parse_json", "redact_event",

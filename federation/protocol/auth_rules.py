@@ -41,6 +41,7 @@ from typing import Any
 
 from unpaddedbase64 import decode_base64
 
+from .builder import auth_types_for_event
 from .errors import AuthError, SignatureError
 from .events import CREATE_KEY, JOIN_RULES_KEY, POWER_LEVELS_KEY, Event, StateKey
 from .hashing import create_event_id_for_room
@@ -118,8 +119,6 @@ def check_create_event(event: Event) -> None:
 
 def auth_types_for(event: Event) -> set[StateKey]:
     """The state keys an event may cite in ``auth_events`` (auth events selection)."""
-    from .builder import auth_types_for_event
-
     return set(
         auth_types_for_event(
             event.room_version, event.type, event.sender, event.state_key, event.content

@@ -24,6 +24,7 @@ Functions:
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
@@ -94,6 +95,35 @@ def encode_canonical_json_unchecked(value: object) -> bytes:
     The result is identical to :func:`encode_canonical_json` for valid input.
     """
     return _encode(value)
+
+
+# In canonical JSON output (no whitespace) every number follows ":", "," or "[".
+# A float or an over-long integer there is suspect; inside a string the same
+# text can occur harmlessly, so a hit is settled by the exact object walk.
+_SUSPECT_NUMBER = re.compile(rb"[:,\[]-?\d+[.eE]|[:,\[]-?\d{16,}")
+
+
+def encode_parsed_json(value: object) -> bytes:
+    """Encode strict canonical JSON, checking strictness mostly on the bytes.
+
+    Same result and same refusals as :func:`encode_canonical_json` for values
+    that came out of a JSON parser (whose object keys are always strings), but
+    usually without walking the Python objects: one regular-expression search
+    of the output finds every float or possibly out-of-range integer (and some
+    harmless look-alikes inside strings); only then does the exact walk run.
+    Do not use it for hand-built dicts with non-string keys (the stdlib encoder
+    quietly turns ``1`` into ``"1"``).
+
+    Raises:
+        CanonicalJsonError: if the value is not strict canonical JSON.
+    """
+    try:
+        data = _encode(value)
+    except (TypeError, ValueError) as exc:
+        raise CanonicalJsonError(str(exc)) from exc
+    if _SUSPECT_NUMBER.search(data) or data[:1] in b"-0123456789":
+        check_canonical_value(value)
+    return data
 
 
 def _reject_float(literal: str) -> NoReturn:

@@ -20,6 +20,7 @@ hashes, so :func:`verify_event` encodes them once and derives both.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ from .signing import ALGORITHM, SigningKey, VerifyKey, verify_json_signature
 from .store import KeyStore
 
 _NOT_HASHED = frozenset({"unsigned", "signatures", "hashes"})
+
+
+def _b64decode(text: str) -> bytes:
+    """Decode unpadded (standard or URL-safe) base64; b"" if malformed."""
+    try:
+        return binascii.a2b_base64(text + "=" * (-len(text) % 4), strict_mode=True)
+    except (binascii.Error, ValueError):
+        try:
+            return decode_base64(text)
+        except Exception:
+            return b""
 
 
 def _redacted_payload(pdu: Mapping[str, Any], room_version: RoomVersion) -> bytes:
@@ -121,6 +133,7 @@ def verify_event(
     keys: KeyStore,
     *,
     prechecked: bool = False,
+    content_payload: bytes | None = None,
 ) -> VerifiedEvent:
     """Check an event's signatures and content hash; build its :class:`Event`.
 
@@ -131,6 +144,8 @@ def verify_event(
         keys: where to find servers' verify keys.
         prechecked: True if the PDU's strict canonical-JSON check already ran
             (``validate_pdu`` does it), to skip a second walk.
+        content_payload: the canonical bytes the content hash covers, if the
+            caller already encoded them (see :func:`~federation.protocol.receipt.check_pdu`).
 
     Raises:
         SignatureError: if a required server has no valid signature from a key
@@ -155,12 +170,11 @@ def verify_event(
     hashes = pdu.get("hashes")
     ok = False
     if isinstance(hashes, Mapping) and isinstance(hashes.get("sha256"), str):
-        try:
-            expected = decode_base64(hashes["sha256"])
-        except Exception:
-            expected = b""
-        stripped = {k: v for k, v in pdu.items() if k not in _NOT_HASHED}
-        ok = hashlib.sha256(encode(stripped)).digest() == expected
+        expected = _b64decode(hashes["sha256"])
+        if content_payload is None:
+            stripped = {k: v for k, v in pdu.items() if k not in _NOT_HASHED}
+            content_payload = encode(stripped)
+        ok = hashlib.sha256(content_payload).digest() == expected
     if ok:
         return VerifiedEvent(Event(pdu, room_version, event_id), True)
     return VerifiedEvent(
@@ -185,10 +199,9 @@ def _check_server_signed(
         sig_b64 = server_sigs.get(key_id)
         if not isinstance(sig_b64, str):
             raise SignatureError(f"signature by {server} is not a string")
-        try:
-            sig = decode_base64(sig_b64)
-        except Exception as exc:
-            raise SignatureError(f"signature by {server} is not base64") from exc
+        sig = _b64decode(sig_b64)
+        if not sig:
+            raise SignatureError(f"signature by {server} is not base64")
         vk.verify(payload, sig)
 
 

@@ -13,7 +13,8 @@ the *redacted* event, lives in :mod:`federation.protocol.event_signing`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,41 @@ from .canonical_json import encode_canonical_json
 from .errors import SignatureError
 
 ALGORITHM = "ed25519"
+
+
+def _make_open() -> Callable[[bytes, bytes], bool]:
+    """An Ed25519 check of ``signature + message`` against a public key.
+
+    PyNaCl's ``crypto_sign_open`` allocates two C buffers per call; with many
+    small events that costs as much as a fifth of the verification.  Call the
+    same libsodium function through PyNaCl's cffi module with a per-thread
+    buffer instead, falling back to the public binding if that module moves.
+    """
+    try:
+        from nacl._sodium import ffi, lib  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # pragma: no cover - depends on PyNaCl internals
+        return _open_public
+    local = threading.local()
+
+    def open_signed(signed: bytes, public_key: bytes) -> bool:
+        buf = getattr(local, "buf", None)
+        if buf is None or len(buf) < len(signed):
+            buf = local.buf = ffi.new("unsigned char[]", max(len(signed), 70_000))
+            local.mlen = ffi.new("unsigned long long *")
+        return bool(lib.crypto_sign_open(buf, local.mlen, signed, len(signed), public_key) == 0)
+
+    return open_signed
+
+
+def _open_public(signed: bytes, public_key: bytes) -> bool:
+    try:
+        nacl.bindings.crypto_sign_open(signed, public_key)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+_open = _make_open()
 _VERSION = re.compile(r"[a-zA-Z0-9_]+\Z")
 
 
@@ -92,10 +128,8 @@ class VerifyKey:
         """
         if len(signature) != 64:
             raise SignatureError("an Ed25519 signature is 64 bytes")
-        try:
-            nacl.bindings.crypto_sign_open(signature + message, self.key_bytes)
-        except nacl.exceptions.BadSignatureError as exc:
-            raise SignatureError("signature does not verify") from exc
+        if not _open(signature + message, self.key_bytes):
+            raise SignatureError("signature does not verify")
 
 
 @dataclass(frozen=True, slots=True)

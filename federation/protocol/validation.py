@@ -71,7 +71,15 @@ def validate_pdu(pdu: object, room_version: RoomVersion) -> None:
         raise InvalidEvent(f"not canonical JSON: {exc}") from exc
     if len(encode_canonical_json_unchecked(pdu)) > MAX_PDU_BYTES:
         raise InvalidEvent(f"PDU larger than {MAX_PDU_BYTES} bytes")
+    check_pdu_fields(pdu, room_version)
 
+
+def check_pdu_fields(pdu: Mapping[str, Any], room_version: RoomVersion) -> None:
+    """The checks of :func:`validate_pdu` other than canonical JSON and total size.
+
+    Raises:
+        InvalidEvent: naming the first problem found.
+    """
     etype = _str_field(pdu, "type")
     sender = _str_field(pdu, "sender")
     try:
