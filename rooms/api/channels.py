@@ -48,6 +48,7 @@ from rooms.api.room_common import (
 from rooms.api.room_reads import (
     HistoryQuery,
     room_counters,
+    room_files,
     room_history,
     room_members,
     room_messages,
@@ -181,6 +182,16 @@ class MembersView(RoomApiView):
                                     statuses=list_param(request, "status"))
         members = [user_json(u) for u in users]
         return ok(members=members, count=len(members), offset=offset, total=total)
+
+
+class FilesView(RoomApiView):
+    """``*.files``: files shared in the room, ``{files, count, offset, total}``."""
+
+    def get(self, request: Request) -> Response:
+        room = room_for_read(request, self.kind)
+        offset, count = pagination(request)
+        files, total = room_files(room, offset=offset, count=count)
+        return ok(files=files, count=len(files), offset=offset, total=total)
 
 
 class RolesView(RoomApiView):

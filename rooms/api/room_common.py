@@ -147,7 +147,10 @@ def date_param(request: Request, name: str) -> datetime | None:
     raw = str_param(request, name, max_length=64)
     if not raw:
         return None
-    value = parse_datetime(raw.strip().replace(" ", "+"))
+    try:
+        value = parse_datetime(raw.strip().replace(" ", "+"))
+    except ValueError:  # well formed but impossible, e.g. month 13
+        value = None
     if value is None:
         raise ApiError(f'The "{name}" query parameter must be a valid date.', "error-invalid-params")
     if value.tzinfo is None:

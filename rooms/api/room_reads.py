@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.api_errors import ApiError
-from rooms.models import Membership, Message, Room
-from rooms.serialization import iso, message_json, message_queryset, room_json, user_brief
+from rooms.models import Membership, Message, Room, Upload
+from rooms.serialization import iso, message_json, message_queryset, room_json, upload_json, user_brief
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,23 @@ def room_roles(room: Room) -> list[dict[str, Any]]:
 def room_moderators(room: Room) -> list[dict[str, Any] | None]:
     subs = Membership.objects.filter(room=room, state=Membership.JOINED).select_related("user").order_by("joined_at")
     return [user_brief(s.user) for s in subs if "moderator" in s.roles]
+
+
+def room_files(room: Room, *, offset: int, count: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of the files shared in ``room`` (newest first) and their total.
+
+    Only confirmed uploads count (an upload nobody posted is not shared yet), and a file whose
+    message was deleted is gone with it.
+    """
+    deleted = Message.objects.filter(room=room, deleted_at__isnull=False, file__isnull=False).values("file_id")
+    qs = (Upload.objects.filter(room=room, confirmed=True).exclude(id__in=deleted)
+          .select_related("user").order_by("-created_at", "-id"))
+    files = []
+    for upload in qs[offset:offset + count]:
+        data = upload_json(upload)
+        data["user"] = user_brief(upload.user)
+        files.append(data)
+    return files, qs.count()
 
 
 def room_counters(room: Room, user: User) -> dict[str, Any]:

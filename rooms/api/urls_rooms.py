@@ -25,6 +25,7 @@ def _shared(prefix: str, kind: RoomKind) -> list[URLPattern]:
         route("messages", v.MessagesView),
         route("members", v.MembersView),
         route("counters", v.CountersView),
+        route("files", v.FilesView),
         route("open", v.OpenView, is_open=True),
         route("close", v.OpenView, is_open=False),
     ]

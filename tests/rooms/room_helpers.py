@@ -32,3 +32,10 @@ def post(username: str, room_id: str, text: str, **kwargs: Any) -> Any:
     from rooms.models import Room
 
     return do_send_message(User.objects.get(username=username), Room.objects.get(id=room_id), text, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """A cheap password hasher for these tests (each user costs a hash and a login); the live
+    server runs in this process, so it sees the same settings. Real hashing is tested in accounts."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from tests.rooms.room_helpers import api_error, membership, post
+from tests.rooms.room_helpers import api_error, fast_password_hashing, membership, post  # noqa: F401 (autouse)
 
 
 def test_create_info_list_and_membership_rows(live_url, make_user, rc_client):
@@ -290,3 +290,51 @@ def test_bad_input_is_a_rocketchat_error(live_url, make_user, rc_client):
         assert r.json()["success"] is False
     r = requests.get(f"{live_url}/api/v1/channels.info")
     assert r.status_code == 401
+
+
+def test_files(live_url, make_user, rc_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.models import User
+    from rooms.actions.messages import do_delete_message
+    from rooms.actions.uploads import do_confirm_upload, do_upload
+    from rooms.models import Room
+
+    alice = make_user("alice")
+    rc = rc_client("alice")
+    rid = rc.channels_create("shared")["channel"]["_id"]
+    room = Room.objects.get(id=rid)
+    kept = do_upload(alice, room, SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain"))
+    do_confirm_upload(alice, kept)
+    gone = do_upload(alice, room, SimpleUploadedFile("gone.txt", b"bye", content_type="text/plain"))
+    do_delete_message(User.objects.get(id=alice.id), do_confirm_upload(alice, gone))
+    do_upload(alice, room, SimpleUploadedFile("draft.txt", b"unsent", content_type="text/plain"))
+    files = rc.call_api_get("channels.files", roomId=rid)
+    assert files["total"] == 1 and [f["name"] for f in files["files"]] == ["notes.txt"]
+    assert files["files"][0]["user"]["username"] == "alice"
+
+
+def test_no_call_answers_500(live_url, make_user, rc_client):
+    """Every room-level route, with missing, mistyped and absurd input, answers JSON 4xx (or 200)."""
+    from rooms.api.urls_rooms import urlpatterns
+
+    make_user("alice")
+    rc = rc_client("alice")
+    rid = rc.channels_create("fuzz")["channel"]["_id"]
+    headers = {**rc.headers, "Content-Type": "application/json"}
+    bodies = [{}, {"roomId": {"a": 1}, "userId": [1], "name": 5, "members": "x", "usernames": {"a": 1}},
+              {"roomId": rid, "userId": "nobody", "userIds": {"x": 1}, "topic": ["t"], "readOnly": 3,
+               "type": "zz", "name": "", "extraData": [], "username": 7, "roomName": "x" * 20000}]
+    queries = ["", f"roomId={rid}&count=-1&offset=x", f"roomId={rid}&latest=2024-13-45T00:00:00Z&query={{bad",
+               f"roomId={rid}&sort={{\"msg\":1}}&status[]=online", "roomName=%00&username=nobody"]
+    session = requests.Session()
+    # Deleting routes last, so that the others meet an existing room.
+    routes = [p for p in urlpatterns if not str(p.pattern).startswith("im.")]  # im.* are dm.*'s views
+    for pattern in sorted(routes, key=lambda p: str(p.pattern).endswith(".delete")):
+        url = f"{live_url}/api/v1/{pattern.pattern}"
+        for body in bodies:
+            r = session.post(url, json=body, headers=headers)
+            assert r.status_code < 500 and "success" in r.json(), (url, body, r.status_code, r.text[:300])
+        for query in queries:
+            r = session.get(f"{url}?{query}", headers=rc.headers)
+            assert r.status_code < 500 and "success" in r.json(), (url, query, r.status_code, r.text[:300])
