@@ -175,6 +175,9 @@ def test_settings_archive_and_delete(live_url, make_user, rc_client):
     except NotAllowed as exc:
         assert exc.error_type == "error-room-read-only"
     post("alice", rid, "owners may")
+    _, body = api_error(bob.chat_post_message, "hello", room_id=rid)
+    assert body["errorType"] == "error-room-read-only"
+    assert owner.chat_post_message("owners may, through the API", room_id=rid)["success"] is True
 
     assert owner.channels_archive(rid)["success"] is True
     assert owner.channels_info(room_id=rid)["channel"]["archived"] is True

@@ -29,6 +29,8 @@ def test_muted_member_cannot_post_until_unmuted(live_url, make_user, rc_client):
     with pytest.raises(NotAllowed) as err:
         post("bob", rid, "can you hear me?")
     assert err.value.error_type == "error-user-muted"
+    status, body = api_error(bob.chat_post_message, "through the API", room_id=rid)
+    assert status == 403 and body["errorType"] == "error-user-muted"
     # Still reads.
     assert bob.channels_info(room_id=rid)["channel"]["_id"] == rid
     assert list(bob.channels_history(rid))
@@ -38,6 +40,7 @@ def test_muted_member_cannot_post_until_unmuted(live_url, make_user, rc_client):
     rc_client("carol").call_api_post("rooms.unmuteUser", roomId=rid, userId=_uid("bob"))
     assert membership(rid, "bob").muted is False
     assert post("bob", rid, "back").text == "back"
+    assert bob.chat_post_message("and through the API", room_id=rid)["success"] is True
 
     _, body = api_error(owner.call_api_post, "rooms.muteUser", roomId=rid, userId="no-such-user")
     assert body["errorType"] == "error-invalid-user"
@@ -64,6 +67,7 @@ def test_banned_user_cannot_rejoin_until_unbanned(live_url, make_user, rc_client
     api_error(bob.channels_history, rid)
     with pytest.raises(NotAllowed):
         post("bob", rid, "let me in")
+    api_error(bob.chat_post_message, "let me in", room_id=rid)
     assert membership(rid, "bob").state == "left"
 
     assert owner.call_api_post("rooms.unbanUser", roomId=rid, username="bob")["success"] is True
