@@ -261,6 +261,7 @@ def gen_conflict(
 def synapse_resolve_fn(
     rv: RoomVersion, store: InMemoryEventStore
 ) -> tuple[Callable[[str, list[StateMap]], StateMap], list[float]]:
+    import synapse.event_auth  # noqa: F401  (import before synapse.state: import cycle)
     from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
     from synapse.events import make_event_from_dict
     from synapse.state import v2

@@ -102,11 +102,16 @@ class _Resolver:
     # -- steps ----------------------------------------------------------------
 
     def full_conflicted_set(
-        self, state_sets: Sequence[Mapping[StateKey, str]], conflicted: set[str]
+        self,
+        state_sets: Sequence[Mapping[StateKey, str]],
+        unconflicted: Mapping[StateKey, str],
+        conflicted: set[str],
     ) -> set[str]:
-        in_all = set.intersection(*(set(s.values()) for s in state_sets))
-        common = self.closure(in_all)
-        closures = [self.closure(set(s.values()) - in_all) for s in state_sets]
+        # An event in every state is exactly an unconflicted entry (an event ID
+        # determines its key), so each state is unconflicted + its own extras.
+        common = self.closure(unconflicted.values())
+        ukeys = unconflicted.keys()
+        closures = [self.closure([s[k] for k in s.keys() - ukeys]) for s in state_sets]
         union = set.union(*closures) - common
         inter = set.intersection(*closures)
         auth_difference = union - inter
@@ -276,6 +281,25 @@ class _Resolver:
         return sorted(event_ids, key=order.__getitem__)
 
 
+def _separate(state_sets: Sequence[Mapping[StateKey, str]]) -> tuple[dict[StateKey, str], set[str]]:
+    """The unconflicted state map, and the conflicted event IDs.
+
+    Each state holds every unconflicted entry, so a state no larger than the
+    unconflicted map has nothing conflicted, and key-view differences (C-level
+    set operations) find the rest.
+    """
+    unconflicted = dict(state_sets[0])
+    for other in state_sets[1:]:
+        get = other.get
+        unconflicted = {k: v for k, v in unconflicted.items() if get(k) == v}
+    conflicted: set[str] = set()
+    ukeys = unconflicted.keys()
+    for state in state_sets:
+        if len(state) != len(unconflicted):
+            conflicted.update(state[k] for k in state.keys() - ukeys)
+    return unconflicted, conflicted
+
+
 def resolve_state(
     room_version: RoomVersion,
     state_sets: Sequence[Mapping[StateKey, str]],
@@ -299,24 +323,12 @@ def resolve_state(
     """
     if not state_sets:
         return {}
-    keys: set[StateKey] = set()
-    for s in state_sets:
-        keys.update(s)
-    unconflicted: dict[StateKey, str] = {}
-    conflicted: set[str] = set()
-    for key in keys:
-        values = {s.get(key) for s in state_sets}
-        if len(values) == 1:
-            value = values.pop()
-            assert value is not None
-            unconflicted[key] = value
-        else:
-            conflicted.update(v for v in values if v is not None)
+    unconflicted, conflicted = _separate(state_sets)
     if not conflicted:
         return unconflicted
 
     r = _Resolver(room_version, store, room_id)
-    full = r.full_conflicted_set(state_sets, conflicted)
+    full = r.full_conflicted_set(state_sets, unconflicted, conflicted)
     for eid in conflicted:
         if eid not in r.events:
             raise StateResolutionError(f"conflicted event {eid} is unknown")
