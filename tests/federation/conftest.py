@@ -1,0 +1,114 @@
+"""Federation test fixtures: a TLS Concord listener, a real Synapse, federation settings.
+
+* ``fed_ca`` (session): a throw-away CA in a temp directory.
+* ``concord_tls`` (session): uvicorn serving ``chat.asgi`` over TLS on 127.0.0.1 in a thread (on the
+  test database); our server name is ``127.0.0.1:<port>``.
+* ``synapse`` (session): a real Synapse (``localhost:<port>``), stopped at the end of the session.
+* ``fed`` (function): switches federation on for the test (server name, TLS files, CA bundle,
+  private peers allowed, short backoff) on a transactional test database, and clears caches.
+
+These fixtures only define things; the protocol tests in ``protocol/`` do not use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.federation.synapse_harness import SynapseServer, TestCA, free_port, make_ca
+
+
+@pytest.fixture(scope="session")
+def fed_tmp() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="concord-fed-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def fed_ca(fed_tmp: Path) -> TestCA:
+    return make_ca(fed_tmp / "ca")
+
+
+class _TLSServerThread(threading.Thread):
+    def __init__(self, cert: Path, key: Path) -> None:
+        super().__init__(daemon=True)
+        self.port = free_port()
+        self.cert, self.key = cert, key
+        self.server: Any = None
+
+    def run(self) -> None:
+        import uvicorn
+
+        from chat.asgi import application
+
+        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+                                ssl_certfile=str(self.cert), ssl_keyfile=str(self.key), ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        asyncio.run(self.server.serve())
+
+
+@dataclass
+class ConcordTLS:
+    port: int
+    server_name: str
+    cert: Path
+    key: Path
+    base_url: str
+
+
+@pytest.fixture(scope="session")
+def concord_tls(fed_ca: TestCA) -> Iterator[ConcordTLS]:
+    cert, key = fed_ca.issue("concord")
+    thread = _TLSServerThread(cert, key)
+    thread.start()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", thread.port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield ConcordTLS(thread.port, f"127.0.0.1:{thread.port}", cert, key, f"https://127.0.0.1:{thread.port}")
+    if thread.server is not None:
+        thread.server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def synapse(fed_tmp: Path, fed_ca: TestCA) -> Iterator[SynapseServer]:
+    server = SynapseServer(fed_tmp / "synapse", fed_ca)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fed(settings: Any, concord_tls: ConcordTLS, fed_ca: TestCA, transactional_db: None) -> ConcordTLS:
+    """Federation on, for this test, as ``127.0.0.1:<port>``."""
+    from federation import keys
+    from federation.transport import client, discovery
+
+    settings.CONCORD_SERVER_NAME = concord_tls.server_name
+    settings.CONCORD_FEDERATION_ENABLED = True
+    settings.CONCORD_TLS_CERT = str(concord_tls.cert)
+    settings.CONCORD_TLS_KEY = str(concord_tls.key)
+    settings.CONCORD_FEDERATION_CA_BUNDLE = str(fed_ca.ca_cert)
+    settings.CONCORD_FEDERATION_ALLOW_PRIVATE = True
+    settings.CONCORD_FEDERATION_BACKOFF_MIN = 0.2
+    settings.CONCORD_FEDERATION_BACKOFF_MAX = 1.0
+    settings.CONCORD_FEDERATION_TIMEOUT = 10
+    keys.clear_fetch_failures()
+    discovery.clear_caches()
+    client.close_sessions()
+    return concord_tls
