@@ -164,7 +164,7 @@ def main() -> int:
     os.environ["DATABASE_URL"] = args.database_url
     os.environ["REDIS_URL"] = args.redis_url
     os.environ["CONCORD_REDIS_PREFIX"] = "concord-bench"
-    os.environ["CONCORD_DB_CONN_MAX_AGE"] = "60"
+    os.environ.setdefault("CONCORD_DB_POOL_SIZE", "16")
     os.environ.setdefault("CONCORD_DATA_DIR", str(ROOT / "data" / "bench"))
     _ensure_database(args.database_url)
     room_id, posters, listeners = _prepare(args)

@@ -97,6 +97,13 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONCORD_DB_CONN_MAX_AGE", "0")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("CONCORD_DB_POOL", "1") == "1":
+    # ASGI runs sync views on many threads: a bounded pool per process keeps PostgreSQL's
+    # connection count predictable (web workers x pool size) instead of one connection per thread.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(os.environ.get("CONCORD_DB_POOL_SIZE", "8")), "timeout": 20,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the web server and the Celery worker share one SQLite file.
     DATABASES["default"]["OPTIONS"] = {

@@ -20,6 +20,12 @@ Event types and their ``data``:
 ``subscription.removed``   ``{"rid": room id}``: the user no longer belongs to the room
 =========================  ====================================================================
 
+Unread counters: a client keeps each subscription's ``unread`` itself, adding one for every
+``message.new`` of another user that shows in the room (``tshow`` not false) in a room it is not
+reading, and ``userMentions`` when it is among the message's ``mentions``. The server sends the
+authoritative ``subscription`` on join, read, unread, mention of the user, ``@all``/``@here`` and on
+every change of roles or mute; ``subscriptions.get`` is the truth after a reconnect.
+
 Room events go to the Channels group ``room.<room id>``; per-user events (``subscription*``) go to
 ``user.<user id>``. A consumer subscribes to its user's group and to each joined room's group and
 follows ``subscription``/``subscription.removed`` to add and drop room groups.

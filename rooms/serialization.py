@@ -69,8 +69,14 @@ def message_queryset() -> Any:
     )
 
 
-def message_json(msg: Message) -> dict[str, Any]:
-    """A message in Rocket.Chat's shape, plus ``html`` (our sanitized rendering)."""
+def message_json(msg: Message, *, fresh_mentions: list[User] | None = None) -> dict[str, Any]:
+    """A message in Rocket.Chat's shape, plus ``html`` (our sanitized rendering).
+
+    ``fresh_mentions`` is for a message just created in this process: its mentioned users are
+    given, and it is known to have no reactions and no thread of its own, so no query runs.
+    """
+    fresh = fresh_mentions is not None
+    mentions = fresh_mentions if fresh else [m.user for m in msg.mentions.all()]
     data: dict[str, Any] = {
         "_id": msg.id,
         "rid": msg.room_id,
@@ -80,7 +86,7 @@ def message_json(msg: Message) -> dict[str, Any]:
         "u": user_brief(msg.user),
         "_updatedAt": iso(msg.updated_at),
         "urls": [],
-        "mentions": [user_brief(m.user) for m in msg.mentions.all()],
+        "mentions": [user_brief(u) for u in (mentions or [])],
         "channels": [],
         "attachments": list(msg.attachments),
     }
@@ -104,7 +110,7 @@ def message_json(msg: Message) -> dict[str, Any]:
         data["deleted"] = True
         data["deletedAt"] = iso(msg.deleted_at)
     reactions: dict[str, dict[str, list[str]]] = {}
-    for r in msg.reactions.all():
+    for r in ([] if fresh else msg.reactions.all()):
         entry = reactions.setdefault(r.emoji, {"usernames": [], "names": []})
         entry["usernames"].append(r.user.username)
         entry["names"].append(r.user.display_name)

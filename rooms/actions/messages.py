@@ -89,25 +89,27 @@ def check_attachments(attachments: Any) -> list[dict[str, Any]]:
     return attachments
 
 
-def _publish(msg: Message, kind: str = "message.updated") -> None:
-    fresh = message_queryset().get(id=msg.id)
-    send_to_room(msg.room_id, LiveEvent(kind, msg.room_id, message_json(fresh)))  # type: ignore[arg-type]
+def _publish(msg: Message, kind: str = "message.updated", fresh_mentions: list[User] | None = None) -> None:
+    """Send the message's JSON to the room after commit; also kept on ``msg.wire_json`` for the caller."""
+    data = message_json(msg if fresh_mentions is not None else message_queryset().get(id=msg.id),
+                        fresh_mentions=fresh_mentions)
+    msg.wire_json = data  # type: ignore[attr-defined]
+    send_to_room(msg.room_id, LiveEvent(kind, msg.room_id, data))  # type: ignore[arg-type]
 
 
-def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[str], bool, bool]:
-    """Record ``@user`` mentions of room members; returns (user ids, @all, @here)."""
+def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[User], bool, bool]:
+    """Record ``@user`` mentions of room members; returns (users, @all, @here)."""
     names = mentioned_usernames(msg.text)
     mention_all = "all" in names and has_permission(sender, "mention-all", room)
     mention_here = "here" in names and has_permission(sender, "mention-here", room)
     names -= {"all", "here"}
-    user_ids: list[str] = []
+    users: list[User] = []
     if names:
         subs = Membership.objects.filter(room=room, user__username__in=names).select_related("user")
-        for sub in subs:
-            Mention.objects.get_or_create(message=msg, user=sub.user)
-            user_ids.append(sub.user_id)
+        users = [sub.user for sub in subs]
+        Mention.objects.bulk_create([Mention(message=msg, user=u) for u in users], ignore_conflicts=True)
     msg.mentions_all, msg.mentions_here = mention_all, mention_here
-    return user_ids, mention_all, mention_here
+    return users, mention_all, mention_here
 
 
 @transaction.atomic
@@ -150,7 +152,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     if message_id:
         msg.id = message_id
     msg.save()
-    mentioned, mention_all, mention_here = _store_mentions(msg, room, sender)
+    mentioned_users, mention_all, mention_here = _store_mentions(msg, room, sender)
+    mentioned = [u.id for u in mentioned_users]
     if mention_all or mention_here:
         msg.save(update_fields=["mentions_all", "mentions_here"])
     Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1)
@@ -177,22 +180,32 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     Membership.objects.filter(room=room, user=sender).update(last_read_at=now, unread=0, user_mentions=0,
                                                              group_mentions=0, updated_at=now)
 
-    _publish(msg, "message.new")
+    _publish(msg, "message.new", fresh_mentions=mentioned_users)
     if thread_root is not None:
         _publish(thread_root)
-    _notify_counters(room, exclude=sender)
+    if mention_all or mention_here:
+        _notify_counters(room, exclude=sender)
+    elif mentioned:
+        _notify_counters(room, exclude=sender, only=mentioned)
     return msg
 
 
-def _notify_counters(room: Room, exclude: User | None = None) -> None:
-    """Send each member (but ``exclude``) their subscription with fresh unread counters."""
+def _notify_counters(room: Room, exclude: User | None = None, only: list[str] | None = None) -> None:
+    """Send members their subscription with fresh counters, after commit.
+
+    Every member already learns of a new message from ``message.new`` and bumps its own unread count
+    (documented in :mod:`rooms.events`), so per-message fan-out to every member is not needed: this
+    goes to ``only`` (the users whose mention counters moved), or to everyone for ``@all``/``@here``.
+    """
     def send() -> None:
+        from rooms.events import _send_now, user_group
+
         subs = Membership.objects.filter(room=room, state=Membership.JOINED).select_related("room", "user")
         if exclude is not None:
             subs = subs.exclude(user=exclude)
+        if only is not None:
+            subs = subs.filter(user_id__in=only)
         for sub in subs:
-            from rooms.events import _send_now, user_group
-
             _send_now(user_group(sub.user_id), LiveEvent("subscription", room.id, subscription_json(sub)))
 
     transaction.on_commit(send)

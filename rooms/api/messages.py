@@ -43,7 +43,9 @@ _QUOTE_PREFIX_RE = re.compile(r"^\s*\[\s*\]\((?P<url>[^)\s]+)\)\s*")
 
 
 def _fresh(msg: Message) -> dict[str, Any]:
-    return message_json(message_queryset().get(id=msg.id))
+    """The message's current JSON: the one the action just published, else read again."""
+    published = getattr(msg, "wire_json", None)
+    return published if published is not None else message_json(message_queryset().get(id=msg.id))
 
 
 def _msg_id_from_link(url: Any) -> str | None:
