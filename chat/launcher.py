@@ -86,6 +86,10 @@ def run() -> int:
     os.environ.setdefault("PORT", "8000")
     os.environ.setdefault("HOST", "127.0.0.1")
     os.environ["CONCORD_PORT"] = os.environ["PORT"]
+    # --- federation: serve HTTPS when CONCORD_TLS_CERT/KEY are set (federation is HTTPS only) ---
+    cert, key = os.environ.get("CONCORD_TLS_CERT", ""), os.environ.get("CONCORD_TLS_KEY", "")
+    os.environ["CONCORD_UVICORN_TLS"] = f"--ssl-certfile {cert} --ssl-keyfile {key}" if cert and key else ""
+    # --- end federation ---
     bin_dir = str(Path(sys.executable).parent)
     os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 

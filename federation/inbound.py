@@ -112,6 +112,18 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
 
 def _room_version_for(pdu: Mapping[str, Any]) -> tuple[MatrixRoom | None, RoomVersion | None, str]:
     room_id = pdu.get("room_id")
+    if room_id is None and pdu.get("type") == "m.room.create" and pdu.get("state_key") == "":
+        # Room v12+: the create event has no room_id; the room ID is derived from its event ID.
+        content = pdu.get("content")
+        version = content.get("room_version") if isinstance(content, dict) else None
+        try:
+            rv = get_room_version(version)
+            if rv.room_id_is_create_hash:
+                from federation.protocol.hashing import compute_event_id
+
+                room_id = "!" + compute_event_id(pdu, rv)[1:]
+        except (ProtocolError, TypeError, ValueError, KeyError):
+            room_id = None
     if not isinstance(room_id, str):
         return None, None, "missing room_id"
     room = MatrixRoom.objects.filter(room_id=room_id).first()

@@ -51,6 +51,8 @@ def free_port() -> int:
 class TestCA:
     """A throw-away CA and the files of one issued server certificate per name."""
 
+    __test__ = False
+
     directory: Path
     ca_cert: Path
     ca_key: Any

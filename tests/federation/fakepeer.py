@@ -1,0 +1,153 @@
+"""A scriptable remote homeserver for tests: its own signing key, an HTTPS server on loopback that
+serves its keys (with a chosen validity) and the events of its rooms, and a room builder that uses
+the protocol core (``build_create_event`` / ``build_event``) to make real signed events."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from federation.protocol import (
+    CREATE_KEY,
+    Event,
+    RoomVersion,
+    SigningKey,
+    StateKey,
+    build_create_event,
+    build_event,
+    get_room_version,
+    sign_json,
+)
+from tests.federation.synapse_harness import TestCA, free_port
+
+
+class FakePeer:
+    """A remote server named ``127.0.0.1:<port>``."""
+
+    def __init__(self, ca: TestCA, *, key_validity_ms: int = 3600_000) -> None:
+        self.port = free_port()
+        self.server_name = f"127.0.0.1:{self.port}"
+        self.key = SigningKey.generate(f"p{self.port}")
+        self.key_validity_ms = key_validity_ms
+        self.events: dict[str, Event] = {}
+        self.requests: list[str] = []
+        cert, keyfile = ca.issue(f"peer-{self.port}")
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                peer.requests.append("GET " + self.path)
+                url = urlparse(self.path)
+                if url.path == "/_matrix/key/v2/server":
+                    return self._send(200, peer.key_response())
+                if url.path.startswith("/_matrix/federation/v1/event/"):
+                    ev = peer.events.get(unquote(url.path.rsplit("/", 1)[1]))
+                    if ev is None:
+                        return self._send(404, {"errcode": "M_NOT_FOUND"})
+                    return self._send(200, {"origin": peer.server_name, "origin_server_ts": 0, "pdus": [ev.pdu]})
+                return self._send(404, {"errcode": "M_UNRECOGNIZED"})
+
+            def do_POST(self) -> None:
+                peer.requests.append("POST " + self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                url = urlparse(self.path)
+                if url.path.startswith("/_matrix/federation/v1/get_missing_events/"):
+                    return self._send(200, {"events": peer.missing_events(body)})
+                return self._send(404, {"errcode": "M_UNRECOGNIZED"})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(keyfile))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def key_response(self) -> dict[str, Any]:
+        body = {"server_name": self.server_name, "valid_until_ts": int(time.time() * 1000) + self.key_validity_ms,
+                "verify_keys": {self.key.key_id: {"key": self.key.verify_key.encode()}}, "old_verify_keys": {}}
+        return sign_json(body, self.server_name, self.key)
+
+    def missing_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        earliest = set(body.get("earliest_events", []))
+        out: list[Event] = []
+        frontier = list(body.get("latest_events", []))
+        seen = set(frontier) | earliest
+        while frontier and len(out) < int(body.get("limit", 10)):
+            nxt = []
+            for eid in frontier:
+                ev = self.events.get(eid)
+                for p in ev.prev_event_ids if ev else ():
+                    if p not in seen and p in self.events:
+                        seen.add(p)
+                        out.append(self.events[p])
+                        nxt.append(p)
+            frontier = nxt
+        return [e.pdu for e in sorted(out, key=lambda e: e.depth)]
+
+    def user(self, name: str) -> str:
+        return f"@{name}:{self.server_name}"
+
+
+class PeerRoom:
+    """A room built by a :class:`FakePeer`: linear history, state tracked."""
+
+    def __init__(self, peer: FakePeer, version: str = "10", creator: str = "alice") -> None:
+        self.peer = peer
+        self.rv: RoomVersion = get_room_version(version)
+        self.creator = peer.user(creator)
+        self.ts = int(time.time() * 1000)
+        room_id = None if self.rv.room_id_is_create_hash else f"!r{self.ts}:{peer.server_name}"
+        self.create = build_create_event(self.rv, sender=self.creator, origin_server_ts=self.ts,
+                                         server_name=peer.server_name, signing_key=peer.key, room_id=room_id)
+        self.room_id = self.create.room_id
+        self.state: dict[StateKey, str] = {CREATE_KEY: self.create.event_id}
+        self.last = self.create
+        peer.events[self.create.event_id] = self.create
+        self.timeline: list[Event] = [self.create]
+
+    def send(self, event_type: str, content: dict[str, Any], *, sender: str | None = None,
+             state_key: str | None = None, key: SigningKey | None = None, prev: list[Event] | None = None,
+             advance: bool = True) -> Event:
+        self.ts += 1
+        ev = build_event(self.rv, room_id=self.room_id, event_type=event_type, sender=sender or self.creator,
+                         content=content, prev_events=prev or [self.last], state=self.state,
+                         origin_server_ts=self.ts, server_name=self.peer.server_name,
+                         signing_key=key or self.peer.key, state_key=state_key)
+        self.peer.events[ev.event_id] = ev
+        if advance:
+            self.last = ev
+            self.timeline.append(ev)
+            if state_key is not None:
+                self.state[(event_type, state_key)] = ev.event_id
+        return ev
+
+    def standard(self) -> list[Event]:
+        """create, creator join, power levels, public join rules, shared history."""
+        evs = [self.create]
+        evs.append(self.send("m.room.member", {"membership": "join"}, state_key=self.creator))
+        users = {} if self.rv.room_id_is_create_hash else {self.creator: 100}  # v12: creators are implicit
+        evs.append(self.send("m.room.power_levels", {"users": users}, state_key=""))
+        evs.append(self.send("m.room.join_rules", {"join_rule": "public"}, state_key=""))
+        evs.append(self.send("m.room.history_visibility", {"history_visibility": "shared"}, state_key=""))
+        return evs
