@@ -99,6 +99,18 @@ def check_addresses(addresses: list[str], what: str) -> tuple[str, ...]:
 
 
 def _lookup_host(host: str, port: int) -> list[str]:
+    """A/AAAA addresses of ``host``: ``getaddrinfo`` (so /etc/hosts applies), or the configured
+    nameservers (``CONCORD_FEDERATION_DNS_SERVERS``) for names other than ``localhost``."""
+    if getattr(settings, "CONCORD_FEDERATION_DNS_SERVERS", []) and host != "localhost":
+        found: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                found.extend(str(r) for r in _resolver().resolve(host, rdtype))
+            except dns.exception.DNSException:
+                continue
+        if not found:
+            raise DiscoveryError(f"cannot resolve {host}")
+        return found
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:

@@ -35,6 +35,8 @@ class FakePeer:
         self.key = SigningKey.generate(f"p{self.port}")
         self.key_validity_ms = key_validity_ms
         self.events: dict[str, Event] = {}
+        self.transactions: list[tuple[str, dict[str, Any]]] = []
+        self.fail_sends = 0  # answer 500 to this many /send requests
         self.requests: list[str] = []
         cert, keyfile = ca.issue(f"peer-{self.port}")
         peer = self
@@ -61,6 +63,19 @@ class FakePeer:
                     if ev is None:
                         return self._send(404, {"errcode": "M_NOT_FOUND"})
                     return self._send(200, {"origin": peer.server_name, "origin_server_ts": 0, "pdus": [ev.pdu]})
+                return self._send(404, {"errcode": "M_UNRECOGNIZED"})
+
+            def do_PUT(self) -> None:
+                peer.requests.append("PUT " + self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                url = urlparse(self.path)
+                if url.path.startswith("/_matrix/federation/v1/send/"):
+                    if peer.fail_sends > 0:
+                        peer.fail_sends -= 1
+                        return self._send(500, {"errcode": "M_UNKNOWN"})
+                    peer.transactions.append((unquote(url.path.rsplit("/", 1)[1]), body))
+                    return self._send(200, {"pdus": {}})
                 return self._send(404, {"errcode": "M_UNRECOGNIZED"})
 
             def do_POST(self) -> None:

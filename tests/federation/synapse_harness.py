@@ -58,8 +58,8 @@ class TestCA:
     ca_key: Any
     ca: x509.Certificate
 
-    def issue(self, name: str) -> tuple[Path, Path]:
-        """A server certificate for loopback names; returns (cert path, key path)."""
+    def issue(self, name: str, extra_dns: tuple[str, ...] = ()) -> tuple[Path, Path]:
+        """A server certificate for loopback names (and ``extra_dns``); returns (cert path, key path)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         cert = (
@@ -72,7 +72,8 @@ class TestCA:
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([
                 x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("::1"))]), critical=False)
+                x509.IPAddress(ipaddress.ip_address("::1")), *[x509.DNSName(n) for n in extra_dns]]),
+                critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(self.ca_key, hashes.SHA256())
         )
