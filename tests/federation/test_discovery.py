@@ -18,7 +18,7 @@ import dns.rrset
 import pytest
 
 from tests.federation.conftest import ConcordTLS
-from tests.federation.synapse_harness import TestCA, free_port
+from tests.federation.synapse_harness import TestCA
 
 WK_IP = "127.77.0.1"
 
