@@ -4,11 +4,14 @@ Run: ``.venv/bin/python -m bench.protocol_bench [--events N] [--state N] [--conf
 
 Two measurements, each on input generated once and fed to both sides:
 
-1. **Receive pipeline**: for each signed PDU, check its signature and content
-   hash, compute its event ID and authorize it against its auth events.
-   Ours: ``check_pdu`` (format, strict JSON, size, signatures, content hash,
-   event ID) + ``authorize_event``.
-   Synapse: ``event_from_pdu_json`` (format, strict JSON, event ID), pruning +
+1. **Receive pipeline**: for each signed PDU, as JSON bytes: parse it, check
+   its format, signature and content hash, compute its event ID and authorize
+   it against its auth events.
+   Ours: ``parse_json`` (strict: refuses floats and out-of-range integers while
+   parsing) + ``check_pdu`` (format, size, signatures, content hash, event ID)
+   + ``authorize_event``.
+   Synapse: its ``json_decoder`` + ``event_from_pdu_json`` (format, strict
+   JSON, event ID), pruning +
    ``signedjson.verify_signed_json`` (what its keyring does),
    ``check_event_content_hash``, ``validate_event_for_room_version``,
    ``check_state_independent_auth_rules`` + ``check_state_dependent_auth_rules``.
@@ -44,7 +47,9 @@ from federation.protocol import (
     build_create_event,
     build_event,
     check_pdu,
+    encode_canonical_json,
     get_room_version,
+    parse_json,
     resolve_state,
 )
 
@@ -151,10 +156,10 @@ def gen_traffic(rv: RoomVersion, n: int) -> tuple[InMemoryEventStore, list[dict[
     return receiver, pdus, room
 
 
-def ours_receive(rv: RoomVersion, pdus: list[dict[str, Any]], store: InMemoryEventStore, keys: InMemoryKeyStore) -> int:
+def ours_receive(rv: RoomVersion, wire: list[bytes], store: InMemoryEventStore, keys: InMemoryKeyStore) -> int:
     ok = 0
-    for pdu in pdus:
-        checked = check_pdu(pdu, rv, keys)
+    for data in wire:
+        checked = check_pdu(parse_json(data), rv, keys, parsed_strictly=True)
         try:
             authorize_event(checked.event, store)
             ok += checked.content_hash_ok
@@ -171,7 +176,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("coroutine suspended")
 
 
-def synapse_receive_fn(rv: RoomVersion, store: InMemoryEventStore) -> Callable[[list[dict[str, Any]]], int]:
+def synapse_receive_fn(rv: RoomVersion, store: InMemoryEventStore) -> Callable[[list[bytes]], int]:
     from signedjson.key import decode_verify_key_bytes
     from signedjson.sign import verify_signed_json
     from synapse.api.errors import AuthError as SAuthError
@@ -185,6 +190,7 @@ def synapse_receive_fn(rv: RoomVersion, store: InMemoryEventStore) -> Callable[[
     from synapse.events import make_event_from_dict
     from synapse.federation.federation_base import event_from_pdu_json
     from synapse.synapse_rust.events import redact_event_dict
+    from synapse.util.json import json_decoder
 
     srv = KNOWN_ROOM_VERSIONS[rv.identifier]
     # The receiver's copies of earlier events, as Synapse events.
@@ -200,10 +206,10 @@ def synapse_receive_fn(rv: RoomVersion, store: InMemoryEventStore) -> Callable[[
 
     source = Source()
 
-    def receive(pdus: list[dict[str, Any]]) -> int:
+    def receive(wire: list[bytes]) -> int:
         ok = 0
-        for pdu in pdus:
-            ev = event_from_pdu_json(dict(pdu), srv)
+        for data in wire:
+            ev = event_from_pdu_json(json_decoder.decode(data.decode("utf-8")), srv)
             server = ev.sender.split(":", 1)[1]
             verify_signed_json(redact_event_dict(srv, ev.get_pdu_json()), server, vkeys[server])
             good_hash = check_event_content_hash(ev)
@@ -337,14 +343,15 @@ def bench_version(rv: RoomVersion, args: argparse.Namespace, have_synapse: bool)
     """Run both measurements for one room version and print them."""
     print(f"\n== room version {rv.identifier}")
     store, pdus, _ = gen_traffic(rv, args.events)
+    wire = [encode_canonical_json(p) for p in pdus]
     keys = InMemoryKeyStore()
     for i in range(8):
         keys.add_key(f"hs{i}.test", key_for(f"hs{i}.test").verify_key)
-    t_ours, ok_ours = best_of(args.repeat, lambda: ours_receive(rv, pdus, store, keys))
+    t_ours, ok_ours = best_of(args.repeat, lambda: ours_receive(rv, wire, store, keys))
     line = f"receive (verify signature + hash, event ID, authorize): ours {len(pdus) / t_ours:,.0f} ev/s"
     if have_synapse:
         receive = synapse_receive_fn(rv, store)
-        t_syn, ok_syn = best_of(args.repeat, lambda: receive(pdus))
+        t_syn, ok_syn = best_of(args.repeat, lambda: receive(wire))
         assert ok_ours == ok_syn, (ok_ours, ok_syn)
         line += f", Synapse {len(pdus) / t_syn:,.0f} ev/s, ratio {t_syn / t_ours:.2f}x"
     print(line)

@@ -98,7 +98,7 @@ def required_signers(pdu: Mapping[str, Any], room_version: RoomVersion) -> set[s
     """
     sender = pdu.get("sender")
     content = pdu.get("content")
-    if not isinstance(content, Mapping):
+    if type(content) is not dict and not isinstance(content, Mapping):
         content = {}
     servers: set[str] = set()
     is_member = pdu.get("type") == "m.room.member"
@@ -158,7 +158,7 @@ def verify_event(
     payload = encode(redacted)
 
     signatures = pdu.get("signatures")
-    if not isinstance(signatures, Mapping):
+    if type(signatures) is not dict and not isinstance(signatures, Mapping):
         raise SignatureError("signatures must be an object")
     ts = pdu.get("origin_server_ts")
     at_ts = ts if isinstance(ts, int) and room_version.enforce_key_validity else None
@@ -189,7 +189,7 @@ def _check_server_signed(
     keys: KeyStore,
     at_ts: int | None,
 ) -> None:
-    if not isinstance(server_sigs, Mapping) or not server_sigs:
+    if not server_sigs or (type(server_sigs) is not dict and not isinstance(server_sigs, Mapping)):
         raise SignatureError(f"event not signed by {server}")
     key_ids = [k for k in server_sigs if isinstance(k, str) and k.startswith(ALGORITHM + ":")]
     known = keys.get_verify_keys(server, key_ids, at_ts)

@@ -106,7 +106,7 @@ class Event:
             self.depth = pdu["depth"]
             self.origin_server_ts = pdu["origin_server_ts"]
             content = self.content
-            if not isinstance(content, Mapping):
+            if type(content) is not dict and not isinstance(content, Mapping):
                 raise InvalidEvent("content must be an object")
             m = content.get("membership") if self.type == "m.room.member" else None
             self.membership = m if isinstance(m, str) else None

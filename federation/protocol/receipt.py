@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .canonical_json import check_canonical_value, encode_canonical_json_unchecked, encode_parsed_json
+from .canonical_json import encode_canonical_json_unchecked, encode_parsed_json
 from .errors import CanonicalJsonError, InvalidEvent
 from .event_signing import VerifiedEvent, verify_event
 from .room_versions import RoomVersion
@@ -31,13 +31,23 @@ from .validation import MAX_PDU_BYTES, check_pdu_fields
 _NOT_HASHED = ("hashes", "signatures", "unsigned")
 
 
-def check_pdu(pdu: Any, room_version: RoomVersion, keys: KeyStore) -> VerifiedEvent:
+def check_pdu(
+    pdu: Any,
+    room_version: RoomVersion,
+    keys: KeyStore,
+    *,
+    parsed_strictly: bool = False,
+) -> VerifiedEvent:
     """Validate a received PDU and check its signatures and content hash.
 
     Args:
         pdu: the PDU as parsed from the transaction's JSON.
         room_version: the room's version.
         keys: servers' verify keys.
+        parsed_strictly: True if ``pdu`` came out of
+            :func:`~federation.protocol.canonical_json.parse_json`, which already
+            refused every float and out-of-range integer while parsing; the
+            number scan of the encoded bytes is then skipped.
 
     Returns:
         The event to process (redacted if the content hash did not match).
@@ -49,18 +59,17 @@ def check_pdu(pdu: Any, room_version: RoomVersion, keys: KeyStore) -> VerifiedEv
     if not isinstance(pdu, dict):
         raise InvalidEvent("a PDU must be a JSON object")
     stripped = {k: v for k, v in pdu.items() if k not in _NOT_HASHED}
+    encode = encode_canonical_json_unchecked if parsed_strictly else encode_parsed_json
     try:
-        payload = encode_parsed_json(stripped)
-        # The canonical PDU is the hashed part plus these members, in order.
+        payload = encode(stripped)
+        # The canonical PDU is the hashed part's members plus these, merged in
+        # key order: its length is the two encodings' lengths less one pair of
+        # braces, plus a comma if both have members.
         size = len(payload)
-        members = len(stripped)
-        for key in _NOT_HASHED:
-            if key in pdu:
-                value = pdu[key]
-                check_canonical_value(value)  # small: hashes, signatures, unsigned
-                size += len(key) + 3 + len(encode_canonical_json_unchecked(value)) + (1 if members else 0)
-                members += 1
-    except CanonicalJsonError as exc:
+        extras = {k: pdu[k] for k in _NOT_HASHED if k in pdu}
+        if extras:
+            size += len(encode(extras)) - 2 + (1 if stripped else 0)
+    except (CanonicalJsonError, TypeError, ValueError) as exc:
         raise InvalidEvent(f"not canonical JSON: {exc}") from exc
     if size > MAX_PDU_BYTES:
         raise InvalidEvent(f"PDU larger than {MAX_PDU_BYTES} bytes")

@@ -75,7 +75,7 @@ def redact_event(event: Mapping[str, Any], room_version: RoomVersion) -> dict[st
 
     etype = event.get("type")
     content = event.get("content")
-    if not isinstance(content, Mapping):
+    if type(content) is not dict and not isinstance(content, Mapping):
         content = {}
     if v11 and etype == "m.room.create":
         new_content = dict(content)

@@ -76,27 +76,25 @@ class _Resolver:
     # -- fetching -------------------------------------------------------------
 
     def load(self, event_ids: Iterable[str]) -> None:
-        missing = [e for e in event_ids if e not in self.events]
+        events = self.events
+        missing = [e for e in event_ids if e not in events]
         if missing:
-            self.events.update(self.store.get_events(missing))
+            events.update(self.store.get_events(missing))
 
     def closure(self, start: Iterable[str]) -> set[str]:
         """``start`` plus everything reachable along auth edges (known events only)."""
         events = self.events
         seen = set(start)
-        frontier = list(seen)
+        frontier = seen
         while frontier:
             self.load(frontier)
-            nxt: list[str] = []
-            for eid in frontier:
-                ev = events.get(eid)
-                if ev is None:
-                    continue
-                for aid in ev.effective_auth_event_ids:
-                    if aid not in seen:
-                        seen.add(aid)
-                        nxt.append(aid)
-            frontier = nxt
+            parents: set[str] = set()
+            add = parents.update
+            for ev in map(events.get, frontier):
+                if ev is not None:
+                    add(ev.effective_auth_event_ids)
+            frontier = parents - seen
+            seen |= frontier
         return seen
 
     # -- steps ----------------------------------------------------------------
@@ -292,6 +290,7 @@ def _separate(state_sets: Sequence[Mapping[StateKey, str]]) -> tuple[dict[StateK
     for other in state_sets[1:]:
         get = other.get
         unconflicted = {k: v for k, v in unconflicted.items() if get(k) == v}
+    # (Each state holds all of ``unconflicted``; the rest of it is conflicted.)
     conflicted: set[str] = set()
     ukeys = unconflicted.keys()
     for state in state_sets:

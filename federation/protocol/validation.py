@@ -21,6 +21,7 @@ A PDU that fails is dropped (the spec's step 1 of the checks on receipt).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from .canonical_json import MAX_INT, check_canonical_value, encode_canonical_json_unchecked
@@ -57,6 +58,26 @@ def _id_list(pdu: Mapping[str, Any], key: str, limit: int) -> None:
             raise InvalidEvent(f"an ID in {key!r} is longer than {MAX_FIELD_BYTES} bytes")
 
 
+@lru_cache(maxsize=8192)
+def _sender_problem(sender: str) -> str | None:
+    # Senders and rooms repeat across a room's events: parse each one once.
+    try:
+        UserId.parse(sender)
+    except InvalidIdentifier as exc:
+        return f"bad sender: {exc}"
+    return None
+
+
+@lru_cache(maxsize=8192)
+def _room_id_server(room_id: str) -> tuple[str | None, bool]:
+    """(problem, has a server name) for a room ID."""
+    try:
+        parsed = RoomId.parse(room_id)
+    except InvalidIdentifier as exc:
+        return f"bad room_id: {exc}", False
+    return None, parsed.server_name is not None
+
+
 def validate_pdu(pdu: object, room_version: RoomVersion) -> None:
     """Raise :class:`InvalidEvent` unless ``pdu`` has the room version's event format.
 
@@ -81,21 +102,17 @@ def check_pdu_fields(pdu: Mapping[str, Any], room_version: RoomVersion) -> None:
         InvalidEvent: naming the first problem found.
     """
     etype = _str_field(pdu, "type")
-    sender = _str_field(pdu, "sender")
-    try:
-        UserId.parse(sender)
-    except InvalidIdentifier as exc:
-        raise InvalidEvent(f"bad sender: {exc}") from exc
+    problem = _sender_problem(_str_field(pdu, "sender"))
+    if problem is not None:
+        raise InvalidEvent(problem)
     if "state_key" in pdu:
         _str_field(pdu, "state_key")
     is_create = etype == "m.room.create" and pdu.get("state_key") == ""
     if not (room_version.room_id_is_create_hash and is_create and "room_id" not in pdu):
-        room_id = _str_field(pdu, "room_id")
-        try:
-            parsed = RoomId.parse(room_id)
-        except InvalidIdentifier as exc:
-            raise InvalidEvent(f"bad room_id: {exc}") from exc
-        if room_version.room_id_is_create_hash and parsed.server_name is not None:
+        problem, has_server = _room_id_server(_str_field(pdu, "room_id"))
+        if problem is not None:
+            raise InvalidEvent(problem)
+        if room_version.room_id_is_create_hash and has_server:
             raise InvalidEvent("room IDs in this room version have no server name")
 
     ts = pdu.get("origin_server_ts")
