@@ -24,7 +24,9 @@ Building an event (sending)::
 
 Checking a received PDU, in the spec's order::
 
-    checked = check_pdu(pdu, rv, keys)            # 1. format, sizes  -> InvalidEvent: drop
+    pdu = parse_json(raw_pdu_bytes)               # strict: no floats, ints in range
+    checked = check_pdu(pdu, rv, keys, parsed_strictly=True)
+                                                  # 1. format, sizes  -> InvalidEvent: drop
                                                   # 2. signatures     -> SignatureError: drop
     event = checked.event                         # 3. hash mismatch  -> redacted copy
     authorize_event(event, store)                 # 4. vs auth events -> AuthError: reject

@@ -133,7 +133,7 @@ def generate_room(
             merged_state = resolve_state(rv, states, room.store, room.room_id)
             gen.merges.append((states, merged_state))
             a.state = merged_state
-            a.extremities = a.extremities + b.extremities
+            a.extremities = (a.extremities + b.extremities)[-10:]
             gen.branches.remove(b)
             continue
         branch = rng.choice(gen.branches)

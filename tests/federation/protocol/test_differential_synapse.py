@@ -184,3 +184,28 @@ def test_state_resolution_with_rejected_events(rv: RoomVersion) -> None:
         if len(states) < 2:
             continue
         assert resolve_state(rv, states, store) == synapse_resolve(gen.room.room_id, rv.identifier, states, sev)
+
+
+def test_v2_1_matters_and_synapse_agrees() -> None:
+    """On some generated v12 DAGs the v2.1 rules change the outcome; Synapse
+    reaches our v2.1 result there, not the v2 one."""
+    import dataclasses
+
+    from federation.protocol.room_versions import StateResAlgorithm
+
+    as_v2 = dataclasses.replace(ROOM_V12, state_res=StateResAlgorithm.V2)
+    differing = 0
+    for seed in range(8, 40):
+        gen = generate_room(ROOM_V12, seed, steps=60)
+        store = gen.room.store
+        sev = SynapseEvents(store, store.events.values())
+        for states in [s for s, _ in gen.merges] + [[b.state for b in gen.branches]]:
+            if len(states) < 2:
+                continue
+            v21 = resolve_state(ROOM_V12, states, store)
+            if v21 != resolve_state(as_v2, states, store):
+                differing += 1
+                assert synapse_resolve(gen.room.room_id, "12", states, sev) == v21
+        if differing >= 2:
+            break
+    assert differing >= 2

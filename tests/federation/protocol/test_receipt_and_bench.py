@@ -113,3 +113,20 @@ def test_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--events", "20", "--state", "60", "--conflicts", "10", "--repeat", "1", "--versions", "12"]) == 0
     out = capsys.readouterr().out
     assert "ratio" in out and "same result" in out
+
+
+@pytest.mark.parametrize("rv", [ROOM_V10, ROOM_V11, ROOM_V12], ids=lambda rv: f"v{rv.identifier}")
+def test_check_pdu_after_strict_parse(rv: Any) -> None:
+    from federation.protocol import parse_json
+    from federation.protocol.canonical_json import CanonicalJsonError as CJE
+
+    room = Room.standard(rv)
+    ev = room.make("@alice:a.test", "m.room.message", {"body": "1.5 is not a float here", "n": 3})
+    wire = encode_canonical_json(dict(ev.pdu))
+    checked = check_pdu(parse_json(wire), rv, _keys(), parsed_strictly=True)
+    assert checked.content_hash_ok and checked.event.event_id == ev.event_id
+    # The strict parser is what makes skipping the number scan safe.
+    for bad in (wire.replace(b'"n":3', b'"n":3.0'), wire.replace(b'"n":3', b'"n":1e400'),
+                wire.replace(b'"n":3', b'"n":9007199254740992')):
+        with pytest.raises(CJE):
+            parse_json(bad)
