@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from federation.models import InboundTransaction, MatrixEvent, MatrixRoom, StagedPDU
 from federation.protocol.auth_rules import authorize_event, check_auth_rules
@@ -178,7 +178,10 @@ def stage_pdu(origin: str, pdu: Any) -> tuple[str | None, str | None, str]:
         return event_id, None, f"{exc.__class__.__name__}: {exc}"
     if MatrixEvent.objects.filter(event_id=event.event_id, outlier=False).exists():
         return event.event_id, None, ""
-    StagedPDU.objects.create(origin=origin, room_id=room.room_id, event_id=event.event_id, pdu=dict(event.pdu))
+    try:
+        StagedPDU.objects.create(origin=origin, room_id=room.room_id, event_id=event.event_id, pdu=dict(event.pdu))
+    except DatabaseError as exc:  # e.g. NUL characters, which PostgreSQL's jsonb cannot store
+        return event.event_id, None, f"cannot store this event: {exc.__class__.__name__}"
     return event.event_id, room.room_id, ""
 
 

@@ -8,8 +8,8 @@ Design notes
   we can serve it again as a notary, signatures intact.
 * **Event store.** :class:`MatrixRoom` is a Matrix room we take part in (``chat_room`` links it to a
   chat room; the "rooms across servers" work fills it). :class:`MatrixEvent` holds every PDU we
-  have, accepted, rejected or soft-failed, as it travelled, plus the state *after* it as a map
-  ``"type\\x00state_key" -> event_id`` (a full map per state-changing event; rooms of a chat server are
+  have, accepted, rejected or soft-failed, as it travelled, plus the state *after* it as a
+  ``[type, state_key, event_id]`` list (a full map per state-changing event; rooms of a chat server are
   small, and the map makes ``state``/``state_ids`` at any event a single read). Outliers (events
   fetched only to check auth chains) have no state.
 * **Inbound.** :class:`InboundTransaction` remembers each ``(origin, txn_id)`` with the answer we
@@ -73,7 +73,7 @@ class InboundTransaction(models.Model):
 class MatrixRoom(models.Model):
     """A Matrix room this server takes part in.
 
-    ``current_state`` maps ``"type\\x00state_key"`` to event IDs; ``forward_extremities`` lists the
+    ``current_state`` lists ``[type, state_key, event_id]``; ``forward_extremities`` lists the
     events with no successors we know (the ``prev_events`` of our next event).
     """
 
@@ -81,7 +81,7 @@ class MatrixRoom(models.Model):
     room_version = models.CharField(max_length=32)
     chat_room = models.OneToOneField("rooms.Room", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="matrix_room")
-    current_state = models.JSONField(default=dict)
+    current_state = models.JSONField(default=list)
     forward_extremities = models.JSONField(default=list)
     published = models.BooleanField(default=False, help_text="listed in /publicRooms")
     created_at = models.DateTimeField(auto_now_add=True)

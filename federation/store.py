@@ -2,7 +2,7 @@
 
 :class:`OrmEventStore` implements :class:`federation.protocol.EventStore` over
 :class:`~federation.models.MatrixEvent`; it memoises events it has loaded (an instance lives for
-one unit of work). State maps are stored as JSON objects keyed ``"type\\x00state_key"``
+one unit of work). State maps are stored as JSON lists of ``[type, state_key, event_id]``
 (:func:`encode_state` / :func:`decode_state`).
 
 This module is the only place where the protocol core meets the ORM.
@@ -17,21 +17,18 @@ from federation.models import MatrixEvent, MatrixRoom
 from federation.protocol.events import Event, StateKey
 from federation.protocol.room_versions import RoomVersion, get_room_version
 
-SEP = "\x00"
+def encode_state(state: Mapping[StateKey, str]) -> list[list[str]]:
+    """``{(type, sk): id}`` -> the JSON form: a sorted list of ``[type, state_key, event_id]``.
+
+    (A list, not an object with joined keys: any separator could occur in types or state keys, and
+    PostgreSQL's jsonb cannot hold NUL.)
+    """
+    return sorted([t, sk, eid] for (t, sk), eid in state.items())
 
 
-def encode_state(state: Mapping[StateKey, str]) -> dict[str, str]:
-    """``{(type, sk): id}`` -> the JSON form."""
-    return {f"{t}{SEP}{sk}": eid for (t, sk), eid in state.items()}
-
-
-def decode_state(data: Mapping[str, str] | None) -> dict[StateKey, str]:
+def decode_state(data: Any) -> dict[StateKey, str]:
     """The JSON form -> ``{(type, sk): id}``."""
-    out: dict[StateKey, str] = {}
-    for k, v in (data or {}).items():
-        t, _, sk = k.partition(SEP)
-        out[(t, sk)] = v
-    return out
+    return {(t, sk): eid for t, sk, eid in (data or [])}
 
 
 def event_from_row(row: MatrixEvent, rv: RoomVersion) -> Event:
