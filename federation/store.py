@@ -17,6 +17,7 @@ from federation.models import MatrixEvent, MatrixRoom
 from federation.protocol.events import Event, StateKey
 from federation.protocol.room_versions import RoomVersion, get_room_version
 
+
 def encode_state(state: Mapping[StateKey, str]) -> list[list[str]]:
     """``{(type, sk): id}`` -> the JSON form: a sorted list of ``[type, state_key, event_id]``.
 
