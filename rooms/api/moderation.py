@@ -12,10 +12,10 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat.api import ApiView, ok, str_param
+from chat.api import ok, str_param
 from rooms.access import access_room_for_read
 from rooms.actions.memberships import do_ban, do_set_muted, do_unban
-from rooms.api.room_common import check_permission, target_user
+from rooms.api.room_common import RoomApiView, check_permission, target_user
 from rooms.models import Room
 
 
@@ -25,7 +25,7 @@ def _room(request: Request) -> Room:
     return access_room_for_read(request.user, room_id, str_param(request, "roomName"))
 
 
-class MuteView(ApiView):
+class MuteView(RoomApiView):
     """``rooms.muteUser`` / ``rooms.unmuteUser``: the target must be a member."""
 
     muted = True
@@ -38,7 +38,7 @@ class MuteView(ApiView):
         return ok()
 
 
-class BanView(ApiView):
+class BanView(RoomApiView):
     """``rooms.banUser`` / ``rooms.unbanUser``."""
 
     banned = True

@@ -62,10 +62,34 @@ GROUPS = RoomKind(Room.GROUP, "group", "groups", "create-p", "delete-p")
 DMS = RoomKind(Room.DIRECT, "room", "ims", "create-d", "")
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 class RoomApiView(ApiView):
-    """Base of the room-level views: ``kind`` is set per route by ``as_view(kind=...)``."""
+    """Base of the room-level views: ``kind`` is set per route by ``as_view(kind=...)``.
+
+    Guarantees: after authentication, a request carrying a NUL character in any parameter is
+    refused with ``error-invalid-params`` (PostgreSQL cannot store or even compare it, so it would
+    otherwise surface as a server error deep inside a query).
+    """
 
     kind: RoomKind = CHANNELS
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        values: list[Any] = [v for _k, vs in request.query_params.lists() for v in vs]
+        if request.method not in ("GET", "HEAD"):
+            data = request.data
+            values.append(dict(data) if hasattr(data, "items") else data)
+        if _contains_nul(values):
+            raise ApiError("Parameters must not contain NUL characters", "error-invalid-params")
 
 
 def check_permission(user: User, permission: str, room: Room | None = None) -> None:

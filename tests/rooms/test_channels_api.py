@@ -327,7 +327,8 @@ def test_no_call_answers_500(live_url, make_user, rc_client):
     headers = {**rc.headers, "Content-Type": "application/json"}
     bodies = [{}, {"roomId": {"a": 1}, "userId": [1], "name": 5, "members": "x", "usernames": {"a": 1}},
               {"roomId": rid, "userId": "nobody", "userIds": {"x": 1}, "topic": ["t"], "readOnly": 3,
-               "type": "zz", "name": "", "extraData": [], "username": 7, "roomName": "x" * 20000}]
+               "type": "zz", "name": "", "extraData": [], "username": 7, "roomName": "x" * 20000},
+              {"roomId": rid, "userId": "a\x00b", "name": "n\x00", "topic": "t\x00", "members": ["\x00"]}]
     queries = ["", f"roomId={rid}&count=-1&offset=x", f"roomId={rid}&latest=2024-13-45T00:00:00Z&query={{bad",
                f"roomId={rid}&sort={{\"msg\":1}}&status[]=online", "roomName=%00&username=nobody"]
     session = requests.Session()
