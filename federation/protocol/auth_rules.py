@@ -32,6 +32,12 @@ Known differences from Synapse 1.163, all where we follow the spec text:
   spec (and we) only block on ``false``.
 * Synapse accepts any ``@x:y`` key in power level ``users``; we require a
   user ID with a valid server name (rule 9.3 says "valid user IDs").
+* Rule 4.2 applies to any membership carrying ``join_authorised_via_users_server``;
+  Synapse only demands the authorising server's signature on joins.
+
+The differential tests (``tests/federation/protocol/test_differential_synapse.py``)
+generate events that avoid these corners and otherwise require identical
+verdicts.
 """
 
 from __future__ import annotations

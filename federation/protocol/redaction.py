@@ -27,6 +27,11 @@ One detail the spec text leaves open: in V11, a member event whose
 ``third_party_invite`` is an object without ``signed`` keeps an empty object
 (``"third_party_invite": {}``).  We do what Synapse does, since the reference
 hash (and so the event ID) depends on it.
+
+One place we differ from Synapse: in room v12 Synapse's redaction also drops
+a ``room_id`` from ``m.room.create`` events.  A valid v12 create event has no
+``room_id`` (auth rule 1.2 rejects one that has), so this only changes the ID
+of an event that is rejected anyway; we follow the spec's key list.
 """
 
 from __future__ import annotations

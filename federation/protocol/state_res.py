@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
+from operator import attrgetter
 
 from .auth_rules import auth_types_for, check_auth_rules
 from .errors import AuthError, ProtocolError
@@ -47,6 +49,8 @@ from .events import CREATE_KEY, POWER_LEVELS_KEY, Event, StateKey
 from .power_levels import INFINITE_POWER, room_creators
 from .room_versions import RoomVersion, StateResAlgorithm
 from .store import EventStore
+
+_AUTH_IDS = attrgetter("effective_auth_event_ids")
 
 
 class StateResolutionError(ProtocolError):
@@ -77,22 +81,23 @@ class _Resolver:
 
     def load(self, event_ids: Iterable[str]) -> None:
         events = self.events
-        missing = [e for e in event_ids if e not in events]
+        missing = set(event_ids) - events.keys()
         if missing:
             events.update(self.store.get_events(missing))
 
     def closure(self, start: Iterable[str]) -> set[str]:
-        """``start`` plus everything reachable along auth edges (known events only)."""
+        """``start`` plus everything reachable along auth edges (known events only).
+
+        One level at a time, with the per-event work done by C-level iterators:
+        the first level is often a whole 10,000-event state.
+        """
         events = self.events
         seen = set(start)
         frontier = seen
         while frontier:
             self.load(frontier)
-            parents: set[str] = set()
-            add = parents.update
-            for ev in map(events.get, frontier):
-                if ev is not None:
-                    add(ev.effective_auth_event_ids)
+            found = filter(None, map(events.get, frontier))
+            parents = set(chain.from_iterable(map(_AUTH_IDS, found)))
             frontier = parents - seen
             seen |= frontier
         return seen
