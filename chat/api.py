@@ -47,6 +47,8 @@ def str_param(request: Request, name: str, default: str | None = None, *, requir
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ApiError(f'The "{name}" param must be a string.', "error-invalid-params")
     value = str(value)
+    if "\x00" in value:
+        raise ApiError(f'The "{name}" param contains a NUL character.', "error-invalid-params")
     if len(value) > max_length:
         raise ApiError(f'The "{name}" param is too long.', "error-invalid-params")
     if required and not value.strip():

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
+from django.db import DataError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -61,6 +62,12 @@ def rocketchat_exception_handler(exc: Exception, context: dict[str, Any]) -> Res
         return Response(error_body("Not allowed", "error-not-allowed"), status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, (Http404, exceptions.NotFound)):
         return Response(error_body("Not found", "error-not-found"), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, DataError):
+        # The database refused a value (e.g. a NUL character in JSON on PostgreSQL); nothing was stored.
+        return Response(error_body("The request holds a value that cannot be stored", "error-invalid-params"),
+                        status=400)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("The request body is too large", "error-request-too-large"), status=413)
     if isinstance(exc, ValidationError):
         return Response(error_body("; ".join(exc.messages), "error-invalid-params"), status=400)
     if isinstance(exc, exceptions.ParseError):

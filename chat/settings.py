@@ -204,4 +204,5 @@ LOGGING = {
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 from chat.settings_federation import *  # noqa: E402,F401,F403
+
 CELERY_BEAT_SCHEDULE.update(FEDERATION_BEAT_SCHEDULE)  # noqa: F405 (federation beat tasks)

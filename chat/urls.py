@@ -38,3 +38,8 @@ urlpatterns = [
     path("logout", web.logout_view, name="logout"),
     path("", web.app, name="app"),
 ]
+
+handler400 = "chat.error_views.bad_request"
+handler403 = "chat.error_views.permission_denied"
+handler404 = "chat.error_views.page_not_found"
+handler500 = "chat.error_views.server_error"

@@ -46,6 +46,12 @@ class _ServerThread(threading.Thread):
         asyncio.run(self.server.serve())
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Django's real hasher costs ~0.3 s per user; tests check behaviour, not hashing strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def _asgi_server() -> Iterator[_ServerThread]:
     thread = _ServerThread()

@@ -36,6 +36,8 @@ def _check_text(text: Any, *, allow_empty: bool = False) -> str:
         text = ""
     if not isinstance(text, str):
         raise ApiError("The message text must be a string", "error-invalid-params")
+    if "\x00" in text:
+        raise ApiError("The message contains a NUL character", "error-invalid-params")
     if len(text) > MAX_MESSAGE_LENGTH:
         raise ApiError(f"Message too long (at most {MAX_MESSAGE_LENGTH} characters)", "error-message-size-exceeded")
     if not allow_empty and not text.strip():

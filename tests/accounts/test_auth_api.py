@@ -141,3 +141,14 @@ def test_permissions_and_roles(live_url, make_user, admin_user, rc_client):
     with pytest.raises(RocketApiException) as err:
         rc_client("kim").permissions_update(permissions=[{"_id": "access-federation", "roles": ["user"]}])
     assert err.value.status_code == 403
+
+
+def test_nul_character_and_oversized_body_get_json_errors(live_url, make_user, rc_client):
+    make_user("lena")
+    rc = rc_client("lena")
+    r = requests.get(f"{live_url}/api/v1/users.info", params={"username": "le\x00na"}, headers=rc.headers)
+    assert r.status_code == 400 and r.json()["errorType"] == "error-invalid-params"
+    r = requests.post(f"{live_url}/api/v1/users.setStatus", headers={**rc.headers, "Content-Type": "application/json"},
+                      data=b'{"message": "' + b"x" * (11 * 1024 * 1024) + b'"}')
+    assert r.status_code in (400, 413)
+    assert r.json()["success"] is False
