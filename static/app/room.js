@@ -1,6 +1,6 @@
 // The room view: history with infinite scroll back, live updates, message actions, the composer
 // (mentions/commands autocomplete, edit/quote modes, typing), uploads, and the thread side panel.
-import { h, $, clear, dayKey, fmtDay } from "./dom.js";
+import { h, $, clear, append, dayKey, fmtDay } from "./dom.js";
 import { get, post, prefix, upload } from "./api.js";
 import { state, toast, attempt, roomTitle, roomType, canModerate, permalink } from "./state.js";
 import { renderMessage } from "./messages.js";
@@ -92,12 +92,19 @@ function buildRoomView(view, rid, r) {
 
 const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
 
-function renderComposerArea() {
+let composerKey = null;
+
+// Rebuild the composer only when what it may do changes (joined, muted, read-only...), so live
+// counter updates never steal focus or drop a draft.
+function renderComposerArea(force = true) {
   const area = $("#composer-area"); if (!area) return;
   const rid = state.current;
-  clear(area);
   const sub = state.subs.get(rid);
   const r = state.rooms.get(rid) || {};
+  const key = JSON.stringify([rid, sub ? sub.state : null, sub ? !!sub.muted : null, !!r.archived, !!r.ro, !!r.broadcast, canModerate(rid)]);
+  if (!force && key === composerKey) return;
+  composerKey = key;
+  clear(area);
   if (!sub || sub.state === "left") {
     area.append(h("div", { class: "composer-note" }, `You are previewing ${roomTitle(rid)}. `,
       r.t === "c" ? h("button", { class: "primary", id: "join-button", onclick: () => attempt(async () => {
@@ -268,13 +275,13 @@ export function onRoomUpdated(r) {
   const topic = $("#room-topic"); if (topic) topic.textContent = r.topic || "";
   const ann = $("#announcement");
   if (ann) { ann.textContent = r.announcement || ""; ann.classList.toggle("hidden", !r.announcement); }
-  if (!composer || !composer.el.querySelector("textarea").value) renderComposerArea();
+  renderComposerArea(false);
 }
 
 export function onSubscription(sub) {
   if (!state.current || (sub && sub.rid !== state.current)) return;
-  const had = composer && composer.el.querySelector("textarea").value;
-  if (!had) renderComposerArea();
+  const name = $("#room-name"); if (name) name.textContent = roomTitle(state.current);
+  renderComposerArea(false);
 }
 
 export function onMembership(rid, d) {
@@ -497,9 +504,9 @@ export async function openThread(tmid, refresh = false) {
 function renderThread(stick) {
   const list = $("#thread-list"); if (!list || !state.thread) return;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
-  clear(list).append(renderMessage(state.thread.root, { inThread: true }),
+  append(clear(list), [renderMessage(state.thread.root, { inThread: true }),
     h("div", { class: "thread-count" }, `${state.thread.messages.length} ${state.thread.messages.length === 1 ? "reply" : "replies"}`),
-    state.thread.messages.map((m) => renderMessage(m, { inThread: true })));
+    state.thread.messages.map((m) => renderMessage(m, { inThread: true }))]);
   if (stick || atBottom) list.scrollTop = list.scrollHeight;
 }
 
@@ -572,7 +579,11 @@ class Composer {
     if (!this.popup.classList.contains("hidden") && this.items.length) {
       if (e.key === "ArrowDown") { e.preventDefault(); this.sel = (this.sel + 1) % this.items.length; this.renderPopup(); return; }
       if (e.key === "ArrowUp") { e.preventDefault(); this.sel = (this.sel - 1 + this.items.length) % this.items.length; this.renderPopup(); return; }
-      if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); this.choose(this.items[this.sel]); return; }
+      const it = this.items[this.sel];
+      // Already typed in full ("/help", "@bob"): Enter sends instead of completing.
+      const exact = this.ta.value.slice(it.replace[0], it.replace[1]) === it.text.trim();
+      if (e.key === "Enter" && exact) this.closePopup();
+      else if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); this.choose(it); return; }
       if (e.key === "Escape") { e.preventDefault(); this.closePopup(); return; }
     }
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); return; }
@@ -602,7 +613,7 @@ class Composer {
     const before = this.ta.value.slice(0, this.ta.selectionStart);
     const cmd = before.match(/^\/(\w*)$/);
     if (cmd) {
-      this.items = COMMANDS.filter((c) => c.name.startsWith(cmd[1])).map((c) => ({ label: `/${c.name} ${c.args}`, hint: c.help, replace: [0, before.length], text: `/${c.name} ` }));
+      this.items = COMMANDS.filter((c) => c.name.startsWith(cmd[1])).map((c) => ({ label: `/${c.name} ${c.args}`, hint: c.help, replace: [0, before.length], text: `/${c.name} `, command: true }));
       this.sel = 0; this.renderPopup(); return;
     }
     const m = before.match(/(^|\s)@([\w.\-:]*)$/);

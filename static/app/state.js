@@ -43,8 +43,9 @@ export async function attempt(fn, okMessage) {
 export function roomTitle(rid) {
   const sub = state.subs.get(rid);
   const room = state.rooms.get(rid);
-  if (sub) return sub.fname || sub.name;
-  if (room) return room.fname || room.name || (room.usernames || []).join(", ");
+  if (sub && (sub.fname || sub.name)) return sub.fname || sub.name;
+  if (room && (room.fname || room.name)) return room.fname || room.name;
+  if (room && room.usernames) return room.usernames.filter((u) => !state.me || u !== state.me.username).join(", ");
   return "";
 }
 

@@ -58,7 +58,11 @@ def open_page(browser: Any, live_url: str) -> Iterator[Callable[..., Any]]:
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
-        page.wait_for_selector("#room-list")
+        try:
+            page.wait_for_selector("#room-list")
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / f"failed-login-{username}.png"))
+            raise AssertionError(f"sign-in as {username} failed at {page.url}: {page.inner_text('body')[:500]}")
         page.wait_for_function("window.concord && window.concord.state.online")
         return page
 

@@ -1,0 +1,351 @@
+"""End-to-end tests of the web client in headless Chromium against the real server.
+
+Two users in two browser contexts see each other's messages, edits, deletes, reactions, thread
+replies, typing and read receipts live; uploads show previews; slash commands work; message text
+never runs as HTML; the client reconnects and catches up after its socket drops.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def _in_thread(fn, *args, **kw):
+    """Run a real action off the test thread, where Playwright's event loop would make Channels'
+    ``async_to_sync`` (used to publish live events) refuse to run."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kw).result()
+
+
+def _room(creator, name, members, **kw):
+    from rooms.actions.rooms import do_create_room
+
+    return _in_thread(do_create_room, creator, "c", name, members=members, **kw)
+
+
+def _png(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _open(page, name):
+    page.click(f'#room-list a[data-name="{name}"]')
+    page.wait_for_selector("#composer")
+
+
+def _send(page, text, selector="#composer"):
+    page.fill(selector, text)
+    page.press(selector, "Enter")
+
+
+def test_two_users_see_each_other_live(live_url, make_user, open_page, shot):
+    alice = make_user("alice", name="Alice Liddell")
+    bob = make_user("bob", name="Bob Builder")
+    _room(alice, "general", [bob], topic="Company-wide")
+    _room(alice, "random", [bob])
+    a = open_page("alice")
+    b = open_page("bob")
+    _open(a, "general")
+    _open(b, "general")
+
+    # Messages and highlighted mentions.
+    _send(a, "Hello @bob, welcome to **Concord**")
+    msg_b = b.locator("#msg-list .msg", has_text="welcome to").first
+    expect(msg_b.locator("strong")).to_have_text("Concord")
+    expect(msg_b.locator(".mention.me")).to_have_text("@bob")
+
+    # Typing indicator.
+    b.type("#composer", "typing somet")
+    expect(a.locator("#typing")).to_have_text("Bob Builder is typing…")
+    b.fill("#composer", "")
+    # Read receipts: bob has the room open, so alice's message shows him as a reader.
+    expect(a.locator(".seen-by")).to_contain_text("Bob Builder")
+
+    # Edit with the Up key; bob sees the new text and the edited marker.
+    a.press("#composer", "ArrowUp")
+    expect(a.locator(".composer.editing")).to_be_visible()
+    a.fill("#composer", "Hello @bob, welcome to **Concord** (now edited)")
+    a.press("#composer", "Enter")
+    expect(msg_b).to_contain_text("(now edited)")
+    expect(msg_b.locator(".edited")).to_be_visible()
+
+    # Reactions from the emoji picker, with counts and who reacted.
+    msg_b.hover()
+    msg_b.locator('.msg-actions [data-action="react"]').click()
+    b.click('.emoji-picker button[data-code="tada"]')
+    reaction_a = a.locator("#msg-list .msg", has_text="now edited").first.locator(".reaction:not(.add)")
+    expect(reaction_a).to_have_count(1)
+    expect(reaction_a.locator(".count")).to_have_text("1")
+    assert "Bob Builder" in reaction_a.get_attribute("title")
+    # Alice adds herself by clicking the chip: the count goes to 2 on bob's side.
+    reaction_a.click()
+    expect(msg_b.locator(".reaction:not(.add) .count")).to_have_text("2")
+
+    # Threads: alice opens a thread and replies; bob sees the reply count, opens it, replies back.
+    msg_a = a.locator("#msg-list .msg", has_text="now edited").first
+    msg_a.hover()
+    msg_a.locator('.msg-actions [data-action="open-thread"]').click()
+    a.wait_for_selector("#thread-composer")
+    _send(a, "First thread reply", "#thread-composer")
+    expect(a.locator("#thread-list")).to_contain_text("First thread reply")
+    expect(msg_b.locator(".thread-summary")).to_contain_text("1 reply")
+    msg_b.locator(".thread-summary").click()
+    expect(b.locator("#thread-list")).to_contain_text("First thread reply")
+    _send(b, "Reply from bob in the thread", "#thread-composer")
+    expect(a.locator("#thread-list")).to_contain_text("Reply from bob in the thread")
+    expect(msg_a.locator(".thread-summary")).to_contain_text("2 replies")
+    # Thread replies stay out of the main timeline.
+    expect(a.locator("#msg-list")).not_to_contain_text("First thread reply")
+    shot(a, "thread-panel-alice")
+    a.click('#side-panel button.close')
+
+    # Quote reply.
+    msg_b.hover()
+    msg_b.locator('.msg-actions [data-action="quote"]').click()
+    expect(b.locator("#composer-area .composer-banner")).to_contain_text("Replying to Alice Liddell")
+    _send(b, "Thanks for the welcome!")
+    quoted = a.locator(".msg", has_text="Thanks for the welcome!")
+    expect(quoted.locator(".quote")).to_contain_text("Alice Liddell")
+
+    # Delete: bob sees the tombstone.
+    _send(a, "This will be deleted")
+    doomed_b = b.locator(".msg", has_text="This will be deleted")
+    expect(doomed_b).to_have_count(1)
+    doomed_a = a.locator(".msg", has_text="This will be deleted")
+    doomed_a.hover()
+    doomed_a.locator('.msg-actions [data-action="delete"]').click()
+    a.click("#confirm-ok")
+    expect(doomed_b).to_have_count(0)
+    expect(b.locator(".msg.deleted").last).to_contain_text("This message was deleted.")
+
+    # Pin: bob sees it pinned.
+    msg_a.hover()
+    msg_a.locator('.msg-actions [data-action="pin"]').click()
+    expect(msg_b.locator(".tag.pin")).to_be_visible()
+
+    # Unread and mention badges update live in another room.
+    _open(a, "random")
+    _send(a, "ping @bob in random")
+    badge = b.locator('#room-list a[data-name="random"]')
+    expect(badge.locator(".badge.mention")).to_have_text("@1")
+    expect(badge.locator(".badge.unread-count")).to_have_text("1")
+    shot(b, "room-bob-desktop")
+    badge.click()
+    expect(b.locator('#room-list a[data-name="random"] .badge')).to_have_count(0)
+    shot(a, "room-alice-desktop")
+    assert a.errors == [] and b.errors == []
+
+
+def test_upload_image_button_and_drop(live_url, make_user, open_page, shot):
+    alice = make_user("alice")
+    bob = make_user("bob")
+    _room(alice, "pics", [bob])
+    a = open_page("alice")
+    b = open_page("bob")
+    _open(a, "pics")
+    _open(b, "pics")
+    a.set_input_files("#composer-area input[type=file]",
+                      files=[{"name": "red.png", "mimeType": "image/png", "buffer": _png()}])
+    img = b.locator(".att-image img").first
+    expect(img).to_be_visible()
+    assert re.search(r"/file-upload/[^/]+/(thumb/)?red\.png$", img.get_attribute("src"))
+    b.wait_for_function("() => { const i = document.querySelector('.att-image img'); return i && i.complete && i.naturalWidth > 0 }")
+
+    # Drag and drop a second image onto the room.
+    data = base64.b64encode(_png((30, 120, 200))).decode()
+    a.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const file = new File([bytes], 'blue.png', {type: 'image/png'});
+        const dt = new DataTransfer(); dt.items.add(file);
+        const view = document.getElementById('room-view');
+        for (const type of ['dragenter', 'dragover', 'drop'])
+            view.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", data)
+    expect(b.locator(".att-image figcaption", has_text="blue.png")).to_be_visible()
+    expect(b.locator(".att-image img")).to_have_count(2)
+    shot(b, "upload-preview")
+
+
+def test_slash_commands(live_url, make_user, open_page, shot):
+    alice = make_user("alice", name="Alice")
+    bob = make_user("bob", name="Bob")
+    make_user("carol", name="Carol")
+    _room(alice, "ops", [])
+    a = open_page("alice")
+    b = open_page("bob")
+    _open(a, "ops")
+
+    _send(a, "/help")
+    expect(a.locator(".msg.ephemeral")).to_contain_text("/invite @user")
+
+    # /invite: bob's sidebar gets the room live.
+    _send(a, "/invite @bob")
+    expect(b.locator('#room-list a[data-name="ops"]')).to_be_visible()
+    expect(a.locator(".msg.system").last).to_contain_text("alice added bob")
+
+    _send(a, "/topic Deploys and incidents")
+    expect(a.locator("#room-topic")).to_have_text("Deploys and incidents")
+
+    _send(a, "/me waves")
+    expect(a.locator(".msg", has_text="waves").locator("em")).to_have_text("waves")
+
+    _send(a, "/mute @bob")
+    expect(a.locator(".msg.system").last).to_contain_text("alice muted bob")
+    _open(b, "ops")
+    expect(b.locator("#composer-area")).to_contain_text("You are muted")
+    _send(b, "can I talk?")
+    expect(b.locator(".toast.error")).to_be_visible()
+    _send(a, "/unmute @bob")
+    expect(a.locator(".msg.system").last).to_contain_text("alice unmuted bob")
+
+    # The members panel shows roles; promote bob through its menu.
+    a.click("#members-button")
+    member = a.locator('.member[data-username="bob"]')
+    member.locator("summary").click()
+    member.locator('[data-action="addModerator"]').click()
+    expect(a.locator('.member[data-username="bob"] .role-moderator')).to_be_visible()
+    expect(a.locator('.member[data-username="alice"] .role-owner')).to_be_visible()
+    shot(a, "members-panel")
+    a.click('#side-panel button.close')
+
+    _send(a, "/kick @bob")
+    expect(b.locator('#room-list a[data-name="ops"]')).to_have_count(0)
+    _send(a, "/ban @bob")
+    expect(a.locator(".msg.system").last).to_contain_text("alice banned bob")
+    _send(a, "/invite @bob")
+    expect(a.locator(".toast.error").last).to_contain_text("banned")
+    _send(a, "/unban @bob")
+    expect(a.locator(".msg.system").last).to_contain_text("alice unbanned bob")
+
+    _send(a, "/nosuchcommand")
+    expect(a.locator(".toast.error").last).to_contain_text("Unknown command")
+
+    _send(a, "/dm @bob @carol")
+    a.wait_for_url(re.compile(r"/direct/"))
+    expect(a.locator("#room-name")).to_contain_text("Bob")
+    _send(a, "hi both")
+    expect(b.locator("#room-list a.room-item", has_text="alice")).to_be_visible()
+
+    a.click('#room-list a[data-name="ops"]')
+    _send(a, "/invite @bob")
+    _send(a, "/leave")
+    expect(a.locator(".toast.error").last).to_contain_text("last owner")
+    shot(a, "slash-commands")
+
+
+def test_html_in_messages_names_and_files_stays_text(live_url, make_user, open_page):
+    alice = make_user("alice", name='<img src=x onerror="window.pwned=1">Alice')
+    bob = make_user("bob")
+    _room(alice, "sec", [bob])
+    a = open_page("alice")
+    b = open_page("bob")
+    _open(a, "sec")
+    _open(b, "sec")
+    payload = '<img src=x onerror="window.pwned=2"> <script>window.pwned=3</script> [x](javascript:window.pwned=4)'
+    _send(a, payload)
+    a.set_input_files("#composer-area input[type=file]",
+                      files=[{"name": '<img src=x onerror="window.pwned=5">.txt', "mimeType": "text/plain",
+                              "buffer": b"hi"}])
+    msg = b.locator(".msg", has_text="<script>window.pwned=3</script>")
+    expect(msg).to_be_visible()
+    expect(msg.locator(".msg-name")).to_have_text('<img src=x onerror="window.pwned=1">Alice')
+    expect(b.locator(".att-file a")).to_contain_text("onerror")
+    assert b.locator(".msg img:not(.avatar)").count() == 0
+    assert b.locator("script:not([type=module])").count() == 0
+    for link in b.locator(".msg-text a").all():
+        assert not (link.get_attribute("href") or "").startswith("javascript:")
+    assert b.evaluate("window.pwned") is None and a.evaluate("window.pwned") is None
+
+
+def test_reconnect_shows_offline_and_catches_up(live_url, make_user, open_page, shot, rc_client):
+    alice = make_user("alice")
+    bob = make_user("bob")
+    room = _room(alice, "resilient", [bob])
+    a = open_page("alice")
+    _open(a, "resilient")
+    # Drop the socket and keep the network "down": new WebSockets fail until it comes back.
+    a.evaluate("""() => {
+        window.__RealWebSocket = window.WebSocket;
+        window.WebSocket = class { constructor() { throw new Error('network down'); } };
+        window.concord.state.live.ws.close();
+    }""")
+    expect(a.locator("#conn-banner")).to_contain_text("offline")
+    shot(a, "offline-banner")
+    rc = rc_client("bob")
+    rc.chat_post_message("sent while alice was offline", room_id=room.id)
+    a.wait_for_timeout(300)
+    expect(a.locator("#msg-list")).not_to_contain_text("sent while alice was offline")
+    a.evaluate("""() => { window.WebSocket = window.__RealWebSocket; window.dispatchEvent(new Event('online')); }""")
+    expect(a.locator("#conn-banner")).to_be_hidden()
+    expect(a.locator("#msg-list")).to_contain_text("sent while alice was offline")
+    # Live events flow again after the reconnect.
+    rc.chat_post_message("and after", room_id=room.id)
+    expect(a.locator("#msg-list")).to_contain_text("and after")
+
+
+def test_signup_profile_directory_and_narrow_layout(live_url, make_user, browser, shot):
+    owner = make_user("olga")
+    _room(owner, "lobby", [], topic="Say hi")
+    ctx = browser.new_context(viewport={"width": 390, "height": 760}, base_url=live_url)
+    ctx.set_default_timeout(8000)
+    page = ctx.new_page()
+    try:
+        page.goto("/")
+        assert page.url.endswith("/login")
+        shot(page, "login-narrow")
+        page.click("text=Create an account")
+        page.fill("input[name=username]", "newbie")
+        page.fill("input[name=name]", "New Bie")
+        page.fill("input[name=email]", "newbie@example.test")
+        page.fill("input[name=password]", "123")
+        page.click("button[type=submit]")
+        expect(page.locator(".form-error")).to_contain_text("too short")
+        page.fill("input[name=password]", "secret-pass")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#room-list")
+        # Directory: find and join the public channel.
+        page.click("#directory")
+        page.click('button[data-join="lobby"]')
+        page.wait_for_selector("#composer")
+        expect(page.locator("#room-topic")).to_have_text("Say hi")
+        _send(page, "hello from my phone")
+        expect(page.locator(".msg", has_text="hello from my phone")).to_be_visible()
+        shot(page, "room-narrow")
+        page.click(".room-head .back")
+        expect(page.locator("#sidebar")).to_be_visible()
+        shot(page, "sidebar-narrow")
+        # Profile: display name and avatar.
+        page.click("#me-button")
+        page.fill("dialog input[name=name]", "Newbie Renamed")
+        page.set_input_files("dialog input[name=avatar]",
+                             files=[{"name": "me.png", "mimeType": "image/png", "buffer": _png((10, 160, 90))}])
+        page.click("dialog button[type=submit]")
+        expect(page.locator("#me-name")).to_have_text("Newbie Renamed")
+        expect(page.locator(".toast.ok", has_text="Profile saved")).to_be_visible()
+        shot(page, "profile-saved-narrow")
+        from accounts.models import User
+
+        assert User.objects.get(username="newbie").avatar
+        # Sign out, and the app sends us back to the sign-in page.
+        page.click("#me-button")
+        page.click("#sign-out")
+        page.wait_for_url(re.compile(r"/login$"))
+        page.goto("/")
+        assert page.url.endswith("/login")
+        page.fill("input[name=username]", "newbie")
+        page.fill("input[name=password]", "wrong")
+        page.click("button[type=submit]")
+        expect(page.locator(".form-error")).to_contain_text("Wrong username or password")
+    finally:
+        ctx.close()
