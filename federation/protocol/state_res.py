@@ -255,7 +255,10 @@ class _Resolver:
         while pl_id is not None:
             mainline.append(pl_id)
             self.load([pl_id])
-            pl_id = self.pl_parent(self.events[pl_id])
+            pl_event = self.events.get(pl_id)
+            if pl_event is None:
+                raise StateResolutionError(f"power levels event {pl_id} is unknown")
+            pl_id = self.pl_parent(pl_event)
         # Position from the oldest power levels event (1) to the newest; events
         # whose power levels chain never meets the mainline get 0 (sorted first).
         depth_of: dict[str, int] = {e: len(mainline) - i for i, e in enumerate(mainline)}
@@ -273,7 +276,6 @@ class _Resolver:
                     depth = memo[cur]
                     break
                 path.append(cur)
-                self.load([cur])
                 cur = self.pl_parent(self.events[cur])
             for p in path:
                 memo[p] = depth

@@ -210,3 +210,18 @@ def test_v12_starts_from_empty_state() -> None:
     b.send(ALICE, "m.room.name", {"name": "x"}, "")
     state = resolve(room, a, b)
     assert room.store.events[state[PL]].content["users"].get(CAROL) == 100
+
+
+def test_unknown_or_foreign_events_are_refused(rv: RoomVersion) -> None:
+    from federation.protocol import StateResolutionError
+
+    room = Room.standard(rv)
+    a, b = fork(room), fork(room)
+    a.send(ALICE, "m.room.name", {"name": "A"}, "")
+    b.send(ALICE, "m.room.name", {"name": "B"}, "")
+    with pytest.raises(StateResolutionError):
+        resolve_state(rv, [a.state, {**b.state, ("m.room.name", ""): "$unknown"}], room.store)
+    with pytest.raises(StateResolutionError):
+        resolve_state(rv, [a.state, b.state], room.store, room_id="!elsewhere:a.test")
+    assert resolve_state(rv, [], room.store) == {}
+    assert resolve_state(rv, [a.state], room.store) == a.state
