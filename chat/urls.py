@@ -36,6 +36,7 @@ urlpatterns = [
     path("login", web.login_view, name="login"),
     path("signup", web.signup_view, name="signup"),
     path("logout", web.logout_view, name="logout"),
+    re_path(r"^(?:channel|group|direct)/[^/]+/?$", web.app),  # client routes (permalinks)
     path("", web.app, name="app"),
 ]
 

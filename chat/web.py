@@ -7,6 +7,8 @@ one sign-in serves the page, the REST API, file downloads and live events.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse
@@ -34,9 +36,9 @@ def _next_url(request: HttpRequest) -> str:
 
 @ensure_csrf_cookie
 def app(request: HttpRequest) -> HttpResponse:
-    """The chat client. Anonymous visitors are sent to the sign-in page."""
+    """The chat client (also at its room URLs). Anonymous visitors are sent to the sign-in page."""
     if not request.user.is_authenticated:
-        return redirect("/login")
+        return redirect(f"/login?next={quote(request.get_full_path())}" if request.path != "/" else "/login")
     return render(request, "app.html", _context())
 
 

@@ -122,7 +122,9 @@ export function renderMessage(m, opts = {}) {
     } else if (m.msg) {
       text.textContent = m.msg;
     }
-    if (m.editedAt) text.append(h("span", { class: "edited", title: `Edited ${new Date(m.editedAt).toLocaleString()}${m.editedBy ? ` by ${m.editedBy.username}` : ""}` }, " (edited)"));
+    // The edited marker sits at the end of the last paragraph, not on a line of its own.
+    const tail = text.lastElementChild && text.lastElementChild.tagName === "P" ? text.lastElementChild : text;
+    if (m.editedAt) tail.append(h("span", { class: "edited", title: `Edited ${new Date(m.editedAt).toLocaleString()}${m.editedBy ? ` by ${m.editedBy.username}` : ""}` }, " (edited)"));
     body.append(text);
     body.append(...renderAttachments(m));
     const reactions = renderReactions(m);

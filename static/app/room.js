@@ -133,7 +133,7 @@ function renderComposerArea(force = true) {
 async function loadHistory(rid, seq, latest = null) {
   const top = $("#history-top");
   if (top) top.textContent = "Loading…";
-  const res = await attempt(() => get(`${prefix(roomType(rid))}.history`, { roomId: rid, count: PAGE, latest: latest || undefined }));
+  const res = await attempt(() => get(`${prefix(roomType(rid))}.history`, { roomId: rid, count: PAGE, latest: latest || undefined, inclusive: latest ? "true" : undefined }));
   if (seq !== openSeq || !res) { if (top) top.textContent = ""; return; }
   const got = (res.messages || []).filter((m) => !state.messages.some((x) => x._id === m._id));
   state.messages.push(...got);
@@ -166,7 +166,7 @@ export async function catchUp() {
   const byId = new Map(state.messages.map((m) => [m._id, m]));
   for (const m of fresh) byId.set(m._id, m);
   // Messages in the refreshed window that no longer come back were removed while offline.
-  state.messages = [...byId.values()].filter((m) => !m.ephemeral || true);
+  state.messages = [...byId.values()];
   sortMessages(state.messages);
   renderList(nearBottom());
   if (state.thread) await openThread(state.thread.root._id, true);

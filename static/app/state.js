@@ -23,6 +23,7 @@ export function toast(message, kind = "error") {
   if (!box) { box = h("div", { id: "toasts", role: "status", "aria-live": "polite" }); document.body.append(box); }
   const el = h("div", { class: `toast ${kind}` }, String(message));
   box.append(el);
+  while (box.children.length > 4) box.firstElementChild.remove();
   setTimeout(() => el.classList.add("fade"), kind === "error" ? 6000 : 2500);
   setTimeout(() => el.remove(), kind === "error" ? 6600 : 3100);
   el.addEventListener("click", () => el.remove());

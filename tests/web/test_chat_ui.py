@@ -349,3 +349,40 @@ def test_signup_profile_directory_and_narrow_layout(live_url, make_user, browser
         expect(page.locator(".form-error")).to_contain_text("Wrong username or password")
     finally:
         ctx.close()
+
+
+def test_history_scrollback_permalink_and_settings(live_url, make_user, open_page, shot):
+    from rooms.actions.messages import do_send_message
+
+    alice = make_user("alice")
+    room = _room(alice, "archive", [], topic="Old stuff")
+
+    def fill() -> list[str]:
+        return [do_send_message(alice, room, f"history message {i:03d}").id for i in range(120)]
+
+    ids = _in_thread(fill)
+    a = open_page("alice")
+    _open(a, "archive")
+    expect(a.locator("#msg-list")).to_contain_text("history message 119")
+    expect(a.locator("#msg-list")).not_to_contain_text("history message 000")
+    # Infinite scroll back: scrolling to the top loads older pages until the start of the room.
+    for _ in range(4):
+        a.evaluate("document.getElementById('messages').scrollTop = 0")
+        a.wait_for_timeout(250)
+    expect(a.locator("#msg-list")).to_contain_text("history message 000")
+    expect(a.locator("#history-top")).to_contain_text("start of archive")
+    assert a.locator("#msg-list .msg").count() == 120  # every message once, none skipped
+    assert a.locator(".day-sep").count() == 1
+
+    # A message permalink opens the room (after a reload) and highlights the message.
+    a.goto(f"/channel/archive?msg={ids[118]}")
+    expect(a.locator(f"#msg-{ids[118]}")).to_be_in_viewport()
+
+    # Room settings: announcement and read-only.
+    a.click("#settings-button")
+    a.fill("dialog textarea[name=announcement]", "Read the *rules*")
+    a.check("dialog input[name=readOnly]")
+    a.click("dialog button[type=submit]")
+    expect(a.locator("#announcement")).to_have_text("Read the *rules*")
+    assert _in_thread(lambda: type(room).objects.get(id=room.id).read_only)
+    shot(a, "settings-applied")
