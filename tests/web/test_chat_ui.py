@@ -160,7 +160,8 @@ def test_upload_image_button_and_drop(live_url, make_user, open_page, shot):
     img = b.locator(".att-image img").first
     expect(img).to_be_visible()
     assert re.search(r"/file-upload/[^/]+/(thumb/)?red\.png$", img.get_attribute("src"))
-    b.wait_for_function("() => { const i = document.querySelector('.att-image img'); return i && i.complete && i.naturalWidth > 0 }")
+    b.wait_for_function("() => { const i = document.querySelector('.att-image img');"
+                        " return i && i.complete && i.naturalWidth > 0 }")
 
     # Drag and drop a second image onto the room.
     data = base64.b64encode(_png((30, 120, 200))).decode()
@@ -179,7 +180,7 @@ def test_upload_image_button_and_drop(live_url, make_user, open_page, shot):
 
 def test_slash_commands(live_url, make_user, open_page, shot):
     alice = make_user("alice", name="Alice")
-    bob = make_user("bob", name="Bob")
+    make_user("bob", name="Bob")
     make_user("carol", name="Carol")
     _room(alice, "ops", [])
     a = open_page("alice")
