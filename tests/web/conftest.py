@@ -46,12 +46,14 @@ def shot() -> Callable[[Any, str], None]:
 def open_page(browser: Any, live_url: str) -> Iterator[Callable[..., Any]]:
     """``open_page(username, password=..., viewport=...)``: a fresh browser context signed in as that user."""
     contexts: list[Any] = []
+    pages: list[Any] = []
 
     def make(username: str, password: str = "password123", *, viewport: dict[str, int] | None = None) -> Any:
         ctx = browser.new_context(viewport=viewport or {"width": 1280, "height": 800}, base_url=live_url)
         ctx.set_default_timeout(8000)
         contexts.append(ctx)
         page = ctx.new_page()
+        pages.append(page)
         page.errors = []  # type: ignore[attr-defined]
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
         page.goto("/login")
@@ -67,5 +69,7 @@ def open_page(browser: Any, live_url: str) -> Iterator[Callable[..., Any]]:
         return page
 
     yield make
+    errors = [f"{e}" for page in pages for e in page.errors]
     for ctx in contexts:
         ctx.close()
+    assert not errors, f"uncaught JavaScript errors in the client: {errors}"
