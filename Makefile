@@ -21,7 +21,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy federation/protocol
+	$(VENV)/bin/mypy accounts rooms chat federation
 
 bench-chat: $(VENV)/.installed
 	$(PY) -m bench.chat_bench $(ARGS)

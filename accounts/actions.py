@@ -97,9 +97,9 @@ def do_set_avatar(user: User, uploaded: UploadedFile) -> None:
     if uploaded.size is None or uploaded.size > AVATAR_MAX_BYTES:
         raise ApiError("The avatar must be an image of at most 5 MB", "error-invalid-avatar")
     try:
-        with Image.open(uploaded) as img:
-            img.load()
-            img = img.convert("RGBA")
+        with Image.open(uploaded) as original:
+            original.load()
+            img = original.convert("RGBA")
             img.thumbnail((512, 512))
             out = io.BytesIO()
             img.save(out, format="PNG")
