@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        import chat.api_schema  # noqa: F401  (registers the OpenAPI auth extensions)
         from accounts.defaults import ensure_default_roles_and_permissions
 
         # Not business logic: seeds the built-in roles and permissions after each migrate.

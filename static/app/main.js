@@ -106,7 +106,10 @@ async function routeFromLocation() {
 function onLive(ev) {
   const d = ev.data || {};
   switch (ev.type) {
-    case "message.new": case "message.updated": case "message.deleted": case "reaction":
+    case "message.new":
+      countUnread(ev.room_id || d.rid, d);
+      room.onMessageEvent(ev); break;
+    case "message.updated": case "message.deleted": case "reaction":
       room.onMessageEvent(ev); break;
     case "typing": room.onTyping(ev.room_id, d); break;
     case "receipt": room.onReceipt(ev.room_id, d); break;
@@ -130,6 +133,20 @@ function onLive(ev) {
       if (d && typeof ev.error === "string") toast(ev.error); break;
     default: break;
   }
+}
+
+// The server does not send every member a subscription per message (see rooms/events.py): a new
+// message from someone else, shown in a room we are not reading, bumps our own counters here.
+function countUnread(rid, m) {
+  const sub = state.subs.get(rid);
+  if (!sub || rid === state.current || !m.u || m.u._id === state.me._id || m.t) return;
+  if (m.tmid && !m.tshow) return;
+  const mentionsMe = (m.mentions || []).some((u) => u._id === state.me._id);
+  const group = (m.mentions || []).some((u) => u._id === "all" || u._id === "here");
+  // Mentions also arrive as an authoritative subscription event; only count plain messages here.
+  if (mentionsMe || group) return;
+  sub.unread = (sub.unread || 0) + 1;
+  renderSidebar();
 }
 
 function removeSub(rid, why) {

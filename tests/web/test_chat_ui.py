@@ -141,6 +141,9 @@ def test_two_users_see_each_other_live(live_url, make_user, open_page, shot):
     expect(badge.locator(".badge.mention")).to_have_text("@1")
     expect(badge.locator(".badge.unread-count")).to_have_text("1")
     shot(b, "room-bob-desktop")
+    # A message without a mention bumps the unread count too (counted by the client from message.new).
+    _send(a, "and a plain one")
+    expect(badge.locator(".badge.unread-count")).to_have_text("2")
     badge.click()
     expect(b.locator('#room-list a[data-name="random"] .badge')).to_have_count(0)
     shot(a, "room-alice-desktop")
