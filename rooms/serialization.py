@@ -160,6 +160,8 @@ def room_json(room: Room) -> dict[str, Any]:
         "lm": iso(room.last_message_at),
         "u": user_brief(room.creator),
         "usersCount": room.memberships.filter(state=Membership.JOINED).count(),
+        "muted": sorted(room.memberships.filter(state=Membership.JOINED, muted=True)
+                        .values_list("user__username", flat=True)),
     }
     if room.type == Room.DIRECT:
         members = list(room.memberships.filter(state=Membership.JOINED).select_related("user"))

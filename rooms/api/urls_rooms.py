@@ -11,7 +11,7 @@ from typing import Any
 from django.urls import URLPattern, path
 
 from rooms.api import channels as v
-from rooms.api import dm, moderation
+from rooms.api import dm, moderation, room_settings
 from rooms.api.room_common import CHANNELS, DMS, GROUPS, RoomKind
 
 
@@ -87,4 +87,6 @@ urlpatterns: list[URLPattern] = [
     path("rooms.unmuteUser", moderation.MuteView.as_view(muted=False)),
     path("rooms.banUser", moderation.BanView.as_view(banned=True)),
     path("rooms.unbanUser", moderation.BanView.as_view(banned=False)),
+    path("rooms.saveRoomSettings", room_settings.SaveRoomSettingsView.as_view()),
+    path("rooms.bannedUsers", room_settings.BannedUsersView.as_view()),
 ]

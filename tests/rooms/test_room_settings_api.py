@@ -1,0 +1,63 @@
+"""rooms.saveRoomSettings, rooms.bannedUsers and the room's muted list, through the unmodified client."""
+
+from __future__ import annotations
+
+from tests.rooms.room_helpers import api_error
+
+
+def test_save_room_settings_changes_everything_at_once(live_url, make_user, rc_client):
+    make_user("olga")
+    make_user("pete")
+    olga = rc_client("olga")
+    rid = olga.channels_create("plans", members=["pete"])["channel"]["_id"]
+    answer = olga.call_api_post("rooms.saveRoomSettings", rid=rid, roomName="plans-2026", roomTopic="Roadmap",
+                                roomDescription="Where we plan", roomAnnouncement="Review Friday",
+                                readOnly=True, broadcast=True)
+    assert answer["success"] is True
+    assert set(answer["changed"]) == {"roomName", "roomTopic", "roomDescription", "roomAnnouncement",
+                                      "readOnly", "broadcast"}
+    info = olga.channels_info(room_id=rid)["channel"]
+    assert (info["name"], info["topic"], info["description"], info["announcement"]) == (
+        "plans-2026", "Roadmap", "Where we plan", "Review Friday")
+    assert info["ro"] is True and info["broadcast"] is True
+    # Each change left its system message in the history, as the single-setting calls do.
+    kinds = {m.get("t") for m in olga.channels_history(rid)}
+    assert {"r", "room_changed_topic", "room_changed_description", "room_changed_announcement"} <= kinds
+    # Turning it into a private group.
+    olga.call_api_post("rooms.saveRoomSettings", rid=rid, roomType="p")
+    assert olga.groups_info(room_id=rid)["group"]["t"] == "p"
+
+
+def test_save_room_settings_refusals(live_url, make_user, rc_client):
+    make_user("quin")
+    make_user("rosa")
+    quin = rc_client("quin")
+    rid = quin.channels_create("quins", members=["rosa"])["channel"]["_id"]
+    status, body = api_error(rc_client("rosa").call_api_post, "rooms.saveRoomSettings", rid=rid, roomTopic="mine")
+    assert status == 403 and body["errorType"] == "error-not-allowed"
+    status, body = api_error(quin.call_api_post, "rooms.saveRoomSettings", rid=rid, roomType="d")
+    assert body["errorType"] == "error-invalid-room-type"
+    status, body = api_error(quin.call_api_post, "rooms.saveRoomSettings", rid=rid, readOnly="maybe")
+    assert body["errorType"] == "error-invalid-params"
+    status, body = api_error(quin.call_api_post, "rooms.saveRoomSettings", rid=rid, roomName="bad name!")
+    assert body["errorType"] == "error-invalid-room-name"
+
+
+def test_banned_users_list_and_muted_usernames(live_url, make_user, rc_client):
+    make_user("sara")
+    make_user("tomas")
+    make_user("uma")
+    sara = rc_client("sara")
+    rid = sara.channels_create("strict", members=["tomas", "uma"])["channel"]["_id"]
+    sara.call_api_post("rooms.muteUser", roomId=rid, username="tomas")
+    assert sara.channels_info(room_id=rid)["channel"]["muted"] == ["tomas"]
+    sara.call_api_post("rooms.banUser", roomId=rid, username="uma")
+    banned = sara.call_api_get("rooms.bannedUsers", roomId=rid)
+    assert [u["username"] for u in banned["users"]] == ["uma"] and banned["total"] == 1
+    # Only those who may ban see the list.
+    status, _ = api_error(rc_client("tomas").call_api_get, "rooms.bannedUsers", roomId=rid)
+    assert status == 403
+    sara.call_api_post("rooms.unbanUser", roomId=rid, username="uma")
+    sara.call_api_post("rooms.unmuteUser", roomId=rid, username="tomas")
+    assert sara.call_api_get("rooms.bannedUsers", roomId=rid)["users"] == []
+    assert sara.channels_info(room_id=rid)["channel"]["muted"] == []
