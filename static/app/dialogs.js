@@ -228,13 +228,17 @@ export async function loadMembers(rid, force = false) {
   if (!rid) return [];
   if (!force && state.members.has(rid)) return state.members.get(rid);
   const p = prefix(roomType(rid));
-  const [mem, roles] = await Promise.all([get(`${p}.members`, { roomId: rid, count: 500 }),
-    p === "dm" ? Promise.resolve({ roles: [] }) : get(`${p}.roles`, { roomId: rid }).catch(() => ({ roles: [] }))]);
+  const named = p !== "dm";
+  const [mem, roles, info, bans] = await Promise.all([get(`${p}.members`, { roomId: rid, count: 500 }),
+    named ? get(`${p}.roles`, { roomId: rid }).catch(() => ({ roles: [] })) : Promise.resolve({ roles: [] }),
+    get("rooms.info", { roomId: rid }).catch(() => ({ room: {} })),
+    named && canModerate(rid) ? get("rooms.bannedUsers", { roomId: rid }).catch(() => ({ users: [] })) : Promise.resolve(null)]);
   const roleMap = new Map((roles.roles || []).map((r) => [r.u._id, r.roles]));
-  const old = new Map((state.members.get(rid) || []).map((m) => [m._id, m]));
+  const muted = new Set((info.room && info.room.muted) || []);
   const list = (mem.members || []).map((u) => ({ _id: u._id, username: u.username, name: u.name, status: u.status,
-    roles: roleMap.get(u._id) || [], muted: old.get(u._id) ? old.get(u._id).muted : undefined }));
+    roles: roleMap.get(u._id) || [], muted: muted.has(u.username) }));
   state.members.set(rid, list);
+  if (bans) (state.banned || (state.banned = new Map())).set(rid, new Set(bans.users.map((u) => u.username)));
   return list;
 }
 

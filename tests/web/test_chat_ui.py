@@ -210,6 +210,15 @@ def test_slash_commands(live_url, make_user, open_page, shot):
     expect(b.locator("#composer-area")).to_contain_text("You are muted")
     _send(b, "can I talk?")
     expect(b.locator(".toast.error")).to_be_visible()
+    # After a reload the members panel knows bob is muted (from the room's muted list).
+    a.reload()
+    a.click("#members-button")
+    muted_bob = a.locator('.member[data-username="bob"]')
+    expect(muted_bob.locator(".role-muted")).to_be_visible()
+    muted_bob.locator("summary").click()
+    expect(muted_bob.locator('[data-action="unmute"]')).to_be_visible()
+    expect(muted_bob.locator('[data-action="mute"]')).to_have_count(0)
+    a.click('#side-panel button.close')
     _send(a, "/unmute @bob")
     expect(a.locator(".msg.system").last).to_contain_text("alice unmuted bob")
 
