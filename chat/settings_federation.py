@@ -47,3 +47,15 @@ CONCORD_FEDERATION_KEY_VALIDITY: int = int(os.environ.get("CONCORD_FEDERATION_KE
 FEDERATION_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "federation-redrive-outbox": {"task": "federation.tasks.redrive_due_destinations", "schedule": 30.0},
 }
+
+# Rooms across servers (federation.bridge / federation.membership).
+# Room version of the Matrix rooms we create (10, 11 or 12).
+CONCORD_FEDERATION_ROOM_VERSION: str = os.environ.get("CONCORD_FEDERATION_ROOM_VERSION", "12").strip() or "12"
+# Comma separated server names or ``*.domain`` wildcards; the deny list wins; an empty allow list
+# allows everyone not denied. Applied to every federation request, invite, join and send.
+CONCORD_FEDERATION_ALLOWED_SERVERS: list[str] = [
+    s.strip() for s in os.environ.get("CONCORD_FEDERATION_ALLOWED_SERVERS", "").split(",") if s.strip()
+]
+CONCORD_FEDERATION_DENIED_SERVERS: list[str] = [
+    s.strip() for s in os.environ.get("CONCORD_FEDERATION_DENIED_SERVERS", "").split(",") if s.strip()
+]

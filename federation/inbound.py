@@ -399,4 +399,8 @@ def _process_event(room: MatrixRoom, rv: RoomVersion, event: Event, origin: str,
             room.save(update_fields=["forward_extremities", "current_state"])
     if rejected:
         log.info("rejected %s from %s: %s", event.event_id, origin, rejected)
+    elif not soft_failed:
+        from federation.bridge import apply_remote_event
+
+        apply_remote_event(room.room_id, event)
     return rejected

@@ -173,3 +173,11 @@ class OutboundEDU(models.Model):
     content = models.JSONField()
     txn_id = models.CharField(max_length=64, blank=True, db_index=True)
     queued_at = models.DateTimeField(auto_now_add=True)
+
+
+class BridgedMessage(models.Model):
+    """A chat message and the ``m.room.message`` event it is on the Matrix side (either direction)."""
+
+    event_id = models.CharField(primary_key=True, max_length=255)
+    message_id = models.CharField(max_length=64, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -76,9 +76,11 @@ def _schedule(server_name: str) -> None:
 
 def enqueue_pdu(destinations: list[str], room_id: str, event_id: str, pdu: dict[str, Any]) -> None:
     """Queue a PDU for each destination (ours excluded); sending starts after commit."""
+    from federation.bridge import server_allowed
+
     me = settings.CONCORD_SERVER_NAME
     for server in destinations:
-        if server == me:
+        if server == me or not server_allowed(server):
             continue
         dest = _destination(server)
         OutboundPDU.objects.get_or_create(destination=dest, event_id=event_id,

@@ -6,9 +6,10 @@ anything else under ``/_matrix`` is 404 ``M_UNRECOGNIZED``.
 
 from django.urls import re_path
 
-from federation import serving, views
+from federation import membership, serving, views
 
 F = r"^_matrix/federation/v1/"
+F2 = r"^_matrix/federation/v2/"
 S = r"(?P<{}>[^/]+)"
 
 urlpatterns: list = [
@@ -28,5 +29,10 @@ urlpatterns: list = [
     re_path(F + r"event_auth/" + S.format("room_id") + "/" + S.format("event_id") + "$", serving.get_event_auth),
     re_path(F + r"get_missing_events/" + S.format("room_id") + "$", serving.get_missing_events),
     re_path(F + r"backfill/" + S.format("room_id") + "$", serving.backfill),
+    re_path(F + r"make_join/" + S.format("room_id") + "/" + S.format("user_id") + "$", membership.make_join),
+    re_path(F + r"make_leave/" + S.format("room_id") + "/" + S.format("user_id") + "$", membership.make_leave),
+    re_path(F2 + r"send_join/" + S.format("room_id") + "/" + S.format("event_id") + "$", membership.send_join),
+    re_path(F2 + r"send_leave/" + S.format("room_id") + "/" + S.format("event_id") + "$", membership.send_leave),
+    re_path(F2 + r"invite/" + S.format("room_id") + "/" + S.format("event_id") + "$", membership.invite),
     re_path(r"^_matrix/(?P<rest>.*)$", views.unknown_endpoint),
 ]

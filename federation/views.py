@@ -71,6 +71,10 @@ def matrix_endpoint(methods: tuple[str, ...], *, auth: bool = True) -> Callable[
                     except AuthFailure as exc:
                         log.info("refused federation request to %s: %s", request.path, exc)
                         raise MatrixError(exc.status, exc.errcode, str(exc))
+                    from federation.bridge import server_allowed
+
+                    if not server_allowed(origin):
+                        raise MatrixError(403, "M_FORBIDDEN", "Federation with your server is not allowed")
                     _wake(origin)
                 result = fn(request, body, origin, **kwargs)
             except MatrixError as exc:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.api_errors import ApiError, NotAllowed
+from federation import hooks as federation_hooks
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.models import Membership, Message, Room
 from rooms.serialization import message_json, subscription_json, user_brief
@@ -67,6 +68,7 @@ def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list
             add_system_message(room, user, "uj", user.username)
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.member_joined(sub)
     return sub
 
 
@@ -132,13 +134,15 @@ def do_accept_invite(sub: Membership) -> Membership:
 
 
 @transaction.atomic
-def do_decline_invite(sub: Membership) -> None:
+def do_decline_invite(sub: Membership, *, by: User | None = None) -> None:
+    """Decline a pending invitation (or, ``by`` someone else, revoke it)."""
     if sub.state != Membership.INVITED:
         raise ApiError("There is no pending invitation", "error-no-invitation")
     sub.state = Membership.LEFT
     sub.save(update_fields=["state", "updated_at"])
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.member_left(sub.room, sub.user, by)
 
 
 def _ensure_not_last_owner(room: Room, user: User, *, removed_by_other: bool = False) -> None:
@@ -169,6 +173,7 @@ def do_leave(room: Room, user: User) -> None:
         add_system_message(room, user, "ul", user.username)
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.member_left(room, user)
 
 
 @transaction.atomic
@@ -184,6 +189,7 @@ def do_kick(room: Room, user: User, *, by: User) -> None:
     add_system_message(room, by, "ru", user.username)
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.member_left(room, user, by)
 
 
 @transaction.atomic
@@ -203,6 +209,7 @@ def do_ban(room: Room, user: User, *, by: User) -> None:
     add_system_message(room, by, "user-banned", user.username)
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.member_left(room, user, by, "ban")
 
 
 @transaction.atomic
@@ -258,3 +265,4 @@ def do_set_room_role(room: Room, user: User, role: str, granted: bool, *, by: Us
                        f"{user.username}:{role}")
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.room_role_changed(room, user, by)

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed
+from federation import hooks as federation_hooks
 from rooms.access import check_can_post
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
@@ -119,12 +120,13 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
                     show_in_room: bool | None = None, quoted_id: str | None = None,
                     attachments: list[dict[str, Any]] | None = None, alias: str = "", emoji: str = "",
                     avatar: str = "", file: Upload | None = None, message_id: str | None = None,
-                    skip_post_check: bool = False) -> Message:
+                    skip_post_check: bool = False, created_at: datetime | None = None) -> Message:
     """Post a message. Renders markdown, records mentions and thread state, bumps counters.
 
     Guarantees: the sender may post (joined, not muted or banned, room writable); a thread root and
     a quoted message must be in the same room; unread and mention counters of every other joined
-    member move in the same transaction as the insert.
+    member move in the same transaction as the insert. ``created_at`` (federation history) dates
+    the message in the past; counters still move as for a new message.
     """
     if not skip_post_check:
         check_can_post(sender, room)
@@ -147,7 +149,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         if quoted is None:
             raise ApiError("The quoted message does not exist in this room", "error-invalid-message")
     now = timezone.now()
-    msg = Message(room=room, user=sender, text=text, html=render_markdown(text), created_at=now,
+    msg = Message(room=room, user=sender, text=text, html=render_markdown(text), created_at=created_at or now,
                   thread_root=thread_root, quoted=quoted, attachments=attachments or [],
                   alias=str(alias)[:255], emoji=str(emoji)[:64], avatar=str(avatar)[:1024], file=file,
                   show_in_room=thread_root is None or bool(show_in_room))
@@ -189,6 +191,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         _notify_counters(room, exclude=sender)
     elif mentioned:
         _notify_counters(room, exclude=sender, only=mentioned)
+    federation_hooks.message_sent(msg)
     return msg
 
 
@@ -262,6 +265,7 @@ def do_delete_message(user: User, msg: Message) -> None:
     msg.mentions.all().delete()
     msg.edits.all().delete()
     send_to_room(msg.room_id, LiveEvent("message.deleted", msg.room_id, {"_id": msg.id, "rid": msg.room_id}))
+    federation_hooks.message_deleted(msg, user)
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 
 from chat.api_errors import ApiError
+from federation import hooks as federation_hooks
 from rooms.actions.memberships import add_system_message, do_add_member, notify_subscription
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.models import Membership, Room
@@ -69,6 +70,8 @@ def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
                                    name="", fname="")
     for user in people.values():
         sub = Membership.objects.filter(room=room, user=user).first()
+        if user.is_remote and user != creator:
+            continue  # remote people are invited over federation (federation.membership)
         if sub is None or sub.state != Membership.JOINED:
             do_add_member(room, user, system_message=False)
         elif not sub.open:
@@ -114,6 +117,7 @@ def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: Use
     else:
         raise ApiError(f"Unknown room setting {field}", "error-invalid-params")
     _room_updated(room)
+    federation_hooks.room_setting_changed(room, field, by)
     return room
 
 
@@ -133,6 +137,7 @@ def do_set_room_type(room: Room, room_type: str, *, by: User) -> Room:
     room.save(update_fields=["type", "updated_at"])
     add_system_message(room, by, "room_changed_privacy", "public" if room_type == Room.CHANNEL else "private")
     _room_updated(room)
+    federation_hooks.room_setting_changed(room, "type", by)
     return room
 
 

@@ -227,6 +227,12 @@ class JoinView(RoomApiView):
     """``channels.join``: join a public channel (refused while banned)."""
 
     def post(self, request: Request) -> Response:
+        from federation.api import is_matrix_room_ref, join_matrix_room, via_param
+
+        target = str_param(request, "roomId") or str_param(request, "roomName")
+        if is_matrix_room_ref(target):
+            room = join_matrix_room(request.user, str(target), via_param(request))
+            return ok(**room_answer(self.kind, room))
         room = find_room(str_param(request, "roomId"), str_param(request, "roomName"), self.kind.types)
         do_join(room, request.user)
         return ok(**room_answer(self.kind, room))
@@ -262,9 +268,15 @@ class InviteView(RoomApiView):
         room = room_for_read(request, self.kind)
         users = target_users(request)
         check_can_add_users(request.user, room)
+        from federation.api import invite_remote
+
         with transaction.atomic():
             for user in users:
-                do_add_member(room, user, by=request.user)
+                if not user.is_remote:
+                    do_add_member(room, user, by=request.user)
+        for user in users:
+            if user.is_remote:
+                invite_remote(room, user, request.user)
         return ok(**room_answer(self.kind, room))
 
 
@@ -275,7 +287,10 @@ class KickView(RoomApiView):
         room = room_for_read(request, self.kind)
         user = target_user(request)
         check_permission(request.user, "remove-user", room)
-        do_kick(room, user, by=request.user)
+        from federation.api import revoke_if_invited
+
+        if not revoke_if_invited(room, user, request.user):
+            do_kick(room, user, by=request.user)
         return ok(**room_answer(self.kind, room))
 
 

@@ -30,6 +30,13 @@ class DmCreateView(RoomApiView):
             raise ApiError('Body param "username" or "usernames" is required', "error-invalid-params")
         others = users_by_names(names)
         room, _created = do_get_or_create_dm(request.user, others)
+        from federation.api import invite_remote
+        from rooms.models import Membership
+
+        for other in others:
+            if other.is_remote and not Membership.objects.filter(room=room, user=other).exclude(
+                    state=Membership.LEFT).exists():
+                invite_remote(room, other, request.user)
         return ok(room={**room_json(room), "rid": room.id})
 
 

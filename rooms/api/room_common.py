@@ -131,8 +131,11 @@ def joined_room(request: Request, kind: RoomKind) -> tuple[Room, Membership]:
 
 
 def target_user(request: Request) -> User:
-    """The user acted upon: ``userId`` or ``username``, as Rocket.Chat's calls name them."""
-    return find_user(request)
+    """The user acted upon: ``userId`` or ``username`` (or a Matrix ID, with federation on)."""
+    from federation.api import user_for_matrix_id
+
+    remote = user_for_matrix_id(str_param(request, "username") or str_param(request, "user") or "")
+    return remote if remote is not None else find_user(request)
 
 
 def target_users(request: Request) -> list[User]:
@@ -143,17 +146,26 @@ def target_users(request: Request) -> list[User]:
         if len(users) != len(set(ids)):
             raise NotFound("One of the users was not found", "error-invalid-user")
         return users
-    return [find_user(request)]
+    return [target_user(request)]
 
 
 def users_by_names(names: Sequence[str]) -> list[User]:
     """Users by username (a leading ``@`` is ignored); an unknown name is an ``error-invalid-user``."""
-    wanted = {n.strip().lstrip("@") for n in names if n.strip()}
+    from federation.api import user_for_matrix_id
+
+    remote: list[User] = []
+    wanted: set[str] = set()
+    for name in (n.strip() for n in names if n.strip()):
+        found = user_for_matrix_id(name)
+        if found is not None:
+            remote.append(found)
+        else:
+            wanted.add(name.lstrip("@"))
     users = list(User.objects.filter(username__in=wanted, is_active=True))
     missing = wanted - {u.username for u in users}
     if missing:
         raise ApiError(f"Invalid user: {sorted(missing)[0]}", "error-invalid-user")
-    return users
+    return users + [u for u in remote if u not in users]
 
 
 def text_param(request: Request, name: str, *, max_length: int = 10000) -> str:

@@ -3,7 +3,11 @@
 
 from django.urls import include, path
 
+from federation.api import InviteAnswerView, RoomFederationView
+
 urlpatterns = [
+    path("rooms.invite", InviteAnswerView.as_view()),
+    path("rooms.federation", RoomFederationView.as_view()),
     path("", include("rooms.api.urls_rooms")),
     path("", include("rooms.api.urls_chat")),
 ]

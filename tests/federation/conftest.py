@@ -112,3 +112,14 @@ def fed(settings: Any, concord_tls: ConcordTLS, fed_ca: TestCA, transactional_db
     discovery.clear_caches()
     client.close_sessions()
     return concord_tls
+
+
+@pytest.fixture
+def outbox_pump(fed: ConcordTLS) -> Iterator[Any]:
+    """A thread that delivers the outbox while the test runs (the Celery worker's job)."""
+    from tests.federation.rooms_helpers import OutboxPump
+
+    pump = OutboxPump()
+    pump.start()
+    yield pump
+    pump.stop()

@@ -173,8 +173,6 @@ def test_typing_and_receipt_edus_reach_live_clients(fed: ConcordTLS, peer: FakeP
     chat_room = do_create_room(owner, "c", "fedroom", members=[remote])
     MatrixRoom.objects.create(room_id="!linked:" + peer.server_name, room_version="10", chat_room=chat_room)
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(room_group(chat_room.id), channel)
     edus = [{"edu_type": "m.typing", "content": {"room_id": "!linked:" + peer.server_name,
                                                  "user_id": peer.user("bob"), "typing": True}},
             {"edu_type": "m.typing", "content": {"room_id": "!linked:" + peer.server_name,
@@ -182,11 +180,21 @@ def test_typing_and_receipt_edus_reach_live_clients(fed: ConcordTLS, peer: FakeP
             {"edu_type": "m.receipt", "content": {"!linked:" + peer.server_name: {"m.read": {
                 peer.user("bob"): {"event_ids": ["$x"], "data": {"ts": 1700000000000}}}}}},
             {"edu_type": "m.presence", "content": {"push": [{"user_id": peer.user("bob"), "presence": "online"}]}}]
-    send_txn(fed, peer, [], edus)
-    got: list[tuple[str, str]] = []
-    while ("receipt", peer.user("bob")) not in got and len(got) < 10:
-        g = async_to_sync(layer.receive)(channel)["event"]
-        got.append((g["type"], g["data"].get("username") or g["data"].get("user", {}).get("username")))
+
+    async def listen() -> list[tuple[str, str]]:
+        # One event loop for the whole exchange: the pub/sub layer keeps channels per loop.
+        from asgiref.sync import sync_to_async
+
+        channel = await layer.new_channel()
+        await layer.group_add(room_group(chat_room.id), channel)
+        await sync_to_async(send_txn)(fed, peer, [], edus)
+        got: list[tuple[str, str]] = []
+        while ("receipt", peer.user("bob")) not in got and len(got) < 10:
+            g = (await layer.receive(channel))["event"]
+            got.append((g["type"], g["data"].get("username") or g["data"].get("user", {}).get("username")))
+        return got
+
+    got = async_to_sync(listen)()
     assert ("typing", peer.user("bob")) in got
     assert not any(u == "@forged:other.example" for _, u in got)
     assert User.objects.get(pk=remote.pk).status == "online"

@@ -89,7 +89,8 @@ def test_boundary_errors_are_spec_errors_never_500(settings: Any, tmp_path: Path
         assert (resp.status_code, resp.json().get("errcode")) == (status, errcode), resp.content
 
     check(c.get("/_matrix/federation/v1/nonsense"), 404, "M_UNRECOGNIZED")
-    check(c.get("/_matrix/federation/v2/send_join/x/y"), 404, "M_UNRECOGNIZED")
+    check(c.get("/_matrix/federation/v2/send_join/x/y"), 405, "M_UNRECOGNIZED")  # known, wrong method
+    check(c.get("/_matrix/federation/v2/nonsense/x/y"), 404, "M_UNRECOGNIZED")
     check(c.get("/_matrix/federation/v1/send/abc"), 405, "M_UNRECOGNIZED")
     check(c.delete("/_matrix/key/v2/server"), 405, "M_UNRECOGNIZED")
     check(c.get("/_matrix/federation/v1/query/profile?user_id=@a:concord.test"), 401, "M_UNAUTHORIZED")

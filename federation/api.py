@@ -1,0 +1,165 @@
+"""REST endpoints (``/api/v1``) for federated rooms, plus the helpers the room API uses for Matrix IDs.
+
+Endpoints
+    ``POST rooms.invite`` ``{roomId, action: "accept" | "reject"}``: answer a pending invitation
+        (the shape Rocket.Chat uses for federated invites). Accepting an invite to a room on
+        another server joins it there (``make_join``/``send_join``); rejecting tells the inviting
+        server (``make_leave``/``send_leave``).
+    ``GET rooms.federation?roomId=``: the Matrix side of a chat room (room ID, version, alias),
+        ``null`` when it is not federated. ``POST rooms.federation {roomId, roomVersion?}``
+        federates a room now (``10``, ``11`` or ``12``; default ``CONCORD_FEDERATION_ROOM_VERSION``).
+
+Elsewhere (``rooms/api``): ``channels.invite`` / ``groups.invite`` / ``dm.create`` accept Matrix IDs
+(``@alice:example.org``) and send a federated invite; ``channels.kick`` of an invited user revokes
+the invite; ``channels.join`` with a ``roomId`` that is a Matrix room ID or alias (``!id:server`` /
+``#name:server``) and optional ``via`` servers joins the remote room.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from chat.api import ApiView, list_param, ok, str_param
+from chat.api_errors import ApiError, NotAllowed
+from federation.status import federation_serving
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from rooms.models import Room
+
+
+def federation_on() -> bool:
+    """Whether Matrix IDs mean anything here."""
+    return federation_serving()
+
+
+def user_for_matrix_id(value: str) -> User | None:
+    """The chat user for a Matrix ID given to the REST API (a puppet is created for remote IDs).
+
+    Returns None when ``value`` is not a Matrix ID or federation is off, so callers fall back to
+    usernames. Raises ``error-invalid-user`` for an invalid ID or an unknown local one.
+    """
+    from federation.bridge import looks_like_matrix_id, server_allowed, user_for_mxid
+
+    value = value.strip()
+    if not federation_on() or not looks_like_matrix_id(value):
+        return None
+    try:
+        server = value.split(":", 1)[1]
+        if not server_allowed(server):
+            raise NotAllowed(f"Federation with {server} is not allowed", "error-not-allowed")
+        return user_for_mxid(value)
+    except ValueError as exc:
+        raise ApiError(str(exc), "error-invalid-user") from exc
+
+
+def invite_remote(room: Room, user: User, by: User) -> None:
+    """``*.invite`` of a remote user: a federated invite (pending on their side)."""
+    from federation.membership import MembershipError, invite_remote_user
+
+    try:
+        invite_remote_user(room, user, by=by)
+    except MembershipError as exc:
+        raise ApiError(str(exc), "error-federation-invite") from exc
+
+
+def revoke_if_invited(room: Room, user: User, by: User) -> bool:
+    """``*.kick`` of a user whose invitation is pending: withdraw it. Returns whether it did."""
+    from federation.membership import revoke_invite
+    from rooms.models import Membership
+
+    if not Membership.objects.filter(room=room, user=user, state=Membership.INVITED).exists():
+        return False
+    revoke_invite(room, user, by=by)
+    return True
+
+
+def is_matrix_room_ref(value: str | None) -> bool:
+    """``!id:server`` or ``#alias:server``."""
+    return bool(value) and value[0] in "!#" and ":" in value[1:]  # type: ignore[index]
+
+
+def join_matrix_room(user: User, target: str, via: list[str]) -> Room:
+    """``channels.join`` of a remote room by ID or alias."""
+    from federation.membership import MembershipError, join_remote_room
+
+    if not federation_on():
+        raise ApiError("Federation is not enabled on this server", "error-federation-disabled")
+    try:
+        return join_remote_room(user, target, via)
+    except MembershipError as exc:
+        raise ApiError(str(exc), "error-federation-join") from exc
+
+
+class InviteAnswerView(ApiView):
+    """``rooms.invite``: ``{roomId, action: accept|reject}``."""
+
+    def post(self, request: Request) -> Response:
+        from federation.membership import MembershipError, accept_invite, decline_invite
+        from rooms.models import Membership, Room
+        from rooms.serialization import room_json
+
+        room_id = str_param(request, "roomId") or ""
+        action = str_param(request, "action") or ""
+        if action not in ("accept", "reject"):
+            raise ApiError('"action" must be "accept" or "reject"', "error-invalid-params")
+        room = Room.objects.filter(id=room_id).first()
+        if room is None or not Membership.objects.filter(room=room, user=request.user,
+                                                         state=Membership.INVITED).exists():
+            raise ApiError("There is no pending invitation to this room", "error-no-invitation")
+        try:
+            if action == "accept":
+                accept_invite(room, request.user)
+            else:
+                decline_invite(room, request.user)
+        except MembershipError as exc:
+            raise ApiError(str(exc), "error-federation-invite") from exc
+        room.refresh_from_db()
+        return ok(room=room_json(room))
+
+
+class RoomFederationView(ApiView):
+    """``rooms.federation``: read (GET) or create (POST) the Matrix side of a chat room."""
+
+    def _room(self, request: Request) -> Room:
+        from rooms.access import access_room_for_read
+
+        return access_room_for_read(request.user, str_param(request, "roomId"), None, ("c", "p", "d"))
+
+    def get(self, request: Request) -> Response:
+        from federation.bridge import portal_of
+
+        room = self._room(request)
+        mroom = portal_of(room)
+        if mroom is None:
+            return ok(federation=None)
+        alias = mroom.aliases.values_list("alias", flat=True).first()
+        return ok(federation={"roomId": mroom.room_id, "roomVersion": mroom.room_version, "alias": alias})
+
+    def post(self, request: Request) -> Response:
+        from federation.bridge import ensure_portal, may_federate
+        from federation.protocol.room_versions import SUPPORTED_ROOM_VERSIONS
+
+        if not federation_on():
+            raise ApiError("Federation is not enabled on this server", "error-federation-disabled")
+        if not may_federate(request.user):
+            raise NotAllowed("Not allowed to federate rooms", "error-not-allowed")
+        room = self._room(request)
+        version = str_param(request, "roomVersion")
+        if version and version not in SUPPORTED_ROOM_VERSIONS:
+            raise ApiError(f"Unsupported room version {version}", "error-invalid-params")
+        mroom = ensure_portal(room, version=version or None, by=request.user)
+        alias = mroom.aliases.values_list("alias", flat=True).first()
+        return ok(federation={"roomId": mroom.room_id, "roomVersion": mroom.room_version, "alias": alias})
+
+
+def via_param(request: Request) -> list[str]:
+    """``via``: a list or a comma separated string of server names."""
+    values = list_param(request, "via") or []
+    out: list[str] = []
+    for v in values:
+        out.extend(s.strip() for s in str(v).split(",") if s.strip())
+    return out

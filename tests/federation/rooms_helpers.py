@@ -1,0 +1,139 @@
+"""Helpers for the rooms-across-servers scenarios: a Concord REST client, a Synapse client-API
+client, an outbox pump standing in for the Celery worker, and polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from tests.federation.synapse_harness import SynapseServer
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.time() + timeout
+    last: Any = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class ConcordApi:
+    """A logged-in Concord REST client (Rocket.Chat API shapes)."""
+
+    def __init__(self, base_url: str, username: str, password: str = "password123") -> None:
+        self.base = base_url.rstrip("/") + "/api/v1/"
+        self.s = requests.Session()
+        self.s.trust_env = False
+        r = self.s.post(self.base + "login", json={"user": username, "password": password}, timeout=30)
+        r.raise_for_status()
+        data = r.json()["data"]
+        self.s.headers.update({"X-Auth-Token": data["authToken"], "X-User-Id": data["userId"]})
+
+    def post(self, method: str, **body: Any) -> dict[str, Any]:
+        r = self.s.post(self.base + method, json=body, timeout=90)
+        return {"_status": r.status_code, **r.json()}
+
+    def get(self, method: str, **params: Any) -> dict[str, Any]:
+        r = self.s.get(self.base + method, params=params, timeout=30)
+        return {"_status": r.status_code, **r.json()}
+
+
+class SynapseUser:
+    """One Synapse user driven through the client-server API."""
+
+    def __init__(self, synapse: SynapseServer, name: str) -> None:
+        self.synapse = synapse
+        self.token = synapse.register(name, displayname=name.title())
+        self.user_id = f"@{name}:{synapse.server_name}"
+        self._txn = 0
+
+    def _req(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
+        return self.synapse.session().request(method, self.synapse.base_url + "/_matrix/client/v3" + path, json=body,
+                                              params=params or None, timeout=60,
+                                              headers={"Authorization": f"Bearer {self.token}"})
+
+    def create_room(self, **body: Any) -> str:
+        r = self._req("POST", "/createRoom", body)
+        assert r.status_code == 200, r.text
+        return str(r.json()["room_id"])
+
+    def join(self, room: str, via: list[str] | None = None) -> requests.Response:
+        return self._req("POST", "/join/" + quote(room, safe=""), {}, **({"server_name": via} if via else {}))
+
+    def leave(self, room_id: str) -> requests.Response:
+        return self._req("POST", f"/rooms/{quote(room_id, safe='')}/leave", {})
+
+    def invite(self, room_id: str, user_id: str) -> requests.Response:
+        return self._req("POST", f"/rooms/{quote(room_id, safe='')}/invite", {"user_id": user_id})
+
+    def kick(self, room_id: str, user_id: str) -> requests.Response:
+        return self._req("POST", f"/rooms/{quote(room_id, safe='')}/kick", {"user_id": user_id})
+
+    def send(self, room_id: str, body: str) -> str:
+        self._txn += 1
+        r = self._req("PUT", f"/rooms/{quote(room_id, safe='')}/send/m.room.message/t{time.time_ns()}{self._txn}",
+                      {"msgtype": "m.text", "body": body})
+        assert r.status_code == 200, r.text
+        return str(r.json()["event_id"])
+
+    def put_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> None:
+        r = self._req("PUT", f"/rooms/{quote(room_id, safe='')}/state/{event_type}/{quote(state_key, safe='')}",
+                      content)
+        assert r.status_code == 200, r.text
+
+    def state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None:
+        r = self._req("GET", f"/rooms/{quote(room_id, safe='')}/state/{event_type}/{quote(state_key, safe='')}")
+        return r.json() if r.status_code == 200 else None
+
+    def messages(self, room_id: str) -> list[dict[str, Any]]:
+        r = self._req("GET", f"/rooms/{quote(room_id, safe='')}/messages", dir="b", limit="100")
+        if r.status_code != 200:
+            return []
+        return list(reversed(r.json().get("chunk", [])))
+
+    def texts(self, room_id: str) -> list[str]:
+        return [e["content"].get("body", "") for e in self.messages(room_id) if e.get("type") == "m.room.message"]
+
+    def membership(self, room_id: str, user_id: str) -> str | None:
+        st = self.state(room_id, "m.room.member", user_id)
+        return st.get("membership") if st else None
+
+    def invited_rooms(self) -> list[str]:
+        r = self._req("GET", "/sync", timeout="0")
+        return list(r.json().get("rooms", {}).get("invite", {}).keys()) if r.status_code == 200 else []
+
+
+class OutboxPump(threading.Thread):
+    """Stands in for the Celery worker: sends whatever is due, every 100 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from django.db import close_old_connections
+
+        from federation.outbound import due_destinations, send_pending
+
+        while not self.stopped.is_set():
+            try:
+                for server in due_destinations():
+                    send_pending(server)
+            except Exception:  # a test database being torn down, a peer going away: try again
+                pass
+            finally:
+                close_old_connections()
+            self.stopped.wait(0.1)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
