@@ -147,8 +147,10 @@ REDIS_PREFIX = os.environ.get("CONCORD_REDIS_PREFIX", "concord")
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30, "prefix": f"{REDIS_PREFIX}:asgi"},
+        # Redis pub/sub: a group_send is one PUBLISH, and each web process fans out to its own sockets.
+        # Live events are at-most-once by design; clients catch up over the REST API after a reconnect.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
     }
 }
 

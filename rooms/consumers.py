@@ -15,6 +15,7 @@ and ``channels.history`` with ``oldest``) and carry on with live events.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -149,10 +150,11 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
         event = message["event"]
         kind = event.get("type")
         room_id = event.get("room_id")
+        text = message.get("text") or json.dumps(event)
         if kind == "subscription" and room_id and event["data"].get("state") == "joined":
             await self._join_room(room_id)
         elif kind in ("subscription.removed", "room.deleted") and room_id:
-            await self.send_json(event)
+            await self.send(text_data=text)
             await self._leave_room(room_id)
             return
-        await self.send_json(event)
+        await self.send(text_data=text)

@@ -33,6 +33,7 @@ follows ``subscription``/``subscription.removed`` to add and drop room groups.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -69,12 +70,41 @@ def user_group(user_id: str) -> str:
     return f"user.{user_id}"
 
 
+_redis_client: Any = None
+
+
+def _publish_client() -> Any:
+    """A process-wide, thread-safe Redis client for publishing (a connection pool underneath)."""
+    global _redis_client
+    if _redis_client is None:
+        import redis
+        from django.conf import settings
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis_client
+
+
 def _send_now(group: str, event: LiveEvent) -> None:
+    """Publish ``event`` to a Channels group now.
+
+    With the Redis pub/sub channel layer, a group send is one ``PUBLISH`` on the group's channel;
+    doing it with a plain synchronous client avoids spinning an event loop per event from sync code.
+    The JSON text is made once here, so consumers forward it without encoding it again.
+    """
+    from django.conf import settings
+
+    wire = event.wire()
+    message = {"type": "live.event", "event": wire, "text": json.dumps(wire, separators=(",", ":"))}
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, {"type": "live.event", "event": event.wire()})
+        config = settings.CHANNEL_LAYERS["default"]
+        if config["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer":
+            channel = f"{config['CONFIG'].get('prefix', 'asgi')}__group__{group}"
+            _publish_client().publish(channel, layer.serialize(message))
+        else:
+            async_to_sync(layer.group_send)(group, message)
     except Exception:  # A dead Redis must not fail the request that already committed.
         log.exception("could not publish live event %s to %s", event.type, group)
 
