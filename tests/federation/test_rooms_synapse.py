@@ -80,3 +80,131 @@ def test_synapse_user_joins_public_concord_room_and_messages_flow(
     # leave: Synapse -> Concord
     assert bob.leave(room_id).status_code == 200
     wait_for(lambda: _member_state(rid, bob.user_id) == "left", what="bob left in Concord")
+
+
+@pytest.mark.parametrize("version", ["12"])
+def test_concord_invites_synapse_user_accept_decline_revoke(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    make_user("inviter", name="Inviter")
+    api = ConcordApi(live_url, "inviter")
+    rid = api.post("groups.create", name="privgrp")["group"]["_id"]
+    carol, dan, erin = (SynapseUser(synapse, n) for n in ("carol", "dan", "erin"))
+    for u in (carol, dan, erin):
+        r = api.post("groups.invite", roomId=rid, username=u.user_id)
+        assert r["success"], r
+    assert _member_state(rid, carol.user_id) == "invited"
+    room_id = api.get("rooms.federation", roomId=rid)["federation"]["roomId"]
+    # accept
+    wait_for(lambda: room_id in carol.invited_rooms(), what="invite in carol's sync")
+    assert carol.join(room_id).status_code == 200
+    wait_for(lambda: _member_state(rid, carol.user_id) == "joined", what="carol joined")
+    # decline
+    wait_for(lambda: room_id in dan.invited_rooms(), what="invite in dan's sync")
+    assert dan.leave(room_id).status_code == 200
+    wait_for(lambda: _member_state(rid, dan.user_id) == "left", what="dan declined")
+    # revoke: erin can no longer join
+    assert api.post("groups.kick", roomId=rid, username=erin.user_id)["success"]
+    assert _member_state(rid, erin.user_id) == "left"
+    wait_for(lambda: carol.membership(room_id, erin.user_id) == "leave", what="revoke seen in Synapse")
+    assert erin.join(room_id).status_code != 200
+    # kick: Concord kicks carol
+    assert api.post("groups.kick", roomId=rid, username=carol.user_id)["success"]
+    assert _member_state(rid, carol.user_id) == "left"
+    wait_for(lambda: carol.membership(room_id, carol.user_id) == "leave", what="kick in Synapse")
+
+
+@pytest.mark.parametrize("version", ["10", "11", "12"])
+def test_synapse_invites_concord_user_accept_and_decline(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    from rooms.models import Membership
+
+    make_user(f"ann{version}", name="Ann")
+    make_user(f"ben{version}", name="Ben")
+    ann, ben = ConcordApi(live_url, f"ann{version}"), ConcordApi(live_url, f"ben{version}")
+    frank = SynapseUser(synapse, f"frank{version}")
+    room_id = frank.create_room(preset="private_chat", name=f"Synapse room {version}", room_version=version)
+    frank.send(room_id, "early history")
+    for who in (f"ann{version}", f"ben{version}"):
+        r = frank.invite(room_id, f"@{who}:{fed.server_name}")
+        assert r.status_code == 200, r.text
+    sub = Membership.objects.get(user__username=f"ann{version}", state=Membership.INVITED)
+    rid = sub.room_id
+    r = ann.post("rooms.invite", roomId=rid, action="accept")
+    assert r["success"], r
+    assert _member_state(rid, f"ann{version}") == "joined"
+    wait_for(lambda: frank.membership(room_id, f"@ann{version}:{fed.server_name}") == "join", what="ann in Synapse")
+    assert "early history" in _texts(rid)  # backfilled on join
+    frank.send(room_id, "welcome ann")
+    wait_for(lambda: "welcome ann" in _texts(rid), what="message after join")
+    ann.post("chat.postMessage", roomId=rid, text="thanks frank")
+    wait_for(lambda: "thanks frank" in frank.texts(room_id), what="Concord message in Synapse room")
+    # name both ways: Synapse renames; Concord user given power renames the topic
+    frank.put_state(room_id, "m.room.name", {"name": f"Renamed {version}"})
+    wait_for(lambda: _room_fname(rid) == f"Renamed {version}", what="name in Concord")
+    # decline
+    ben_sub = Membership.objects.get(user__username=f"ben{version}", room_id=rid)
+    assert ben_sub.state == Membership.INVITED
+    r = ben.post("rooms.invite", roomId=rid, action="reject")
+    assert r["success"], r
+    wait_for(lambda: frank.membership(room_id, f"@ben{version}:{fed.server_name}") == "leave", what="ben declined")
+    # kick: Synapse kicks ann
+    assert frank.kick(room_id, f"@ann{version}:{fed.server_name}").status_code == 200
+    wait_for(lambda: _member_state(rid, f"ann{version}") == "left", what="ann kicked in Concord")
+
+
+def _room_fname(rid: str) -> str:
+    from rooms.models import Room
+
+    return str(Room.objects.get(id=rid).fname)
+
+
+def test_concord_user_joins_public_synapse_room_by_alias(
+        fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any, live_url: str) -> None:
+    make_user("joiner", name="Joiner")
+    api = ConcordApi(live_url, "joiner")
+    gina = SynapseUser(synapse, "gina")
+    room_id = gina.create_room(preset="public_chat", room_alias_name="lobby", name="Lobby")
+    gina.send(room_id, "old news")
+    r = api.post("channels.join", roomId=f"#lobby:{synapse.server_name}", via=["127.0.0.1:1"])  # fail-over
+    assert r["success"], r
+    rid = r["channel"]["_id"]
+    assert "old news" in _texts(rid)
+    wait_for(lambda: gina.membership(room_id, f"@joiner:{fed.server_name}") == "join", what="join in Synapse")
+    api.post("channels.leave", roomId=rid)
+    wait_for(lambda: gina.membership(room_id, f"@joiner:{fed.server_name}") == "leave", what="leave in Synapse")
+
+
+def test_remote_invite_refused_without_access_federation(
+        fed: ConcordTLS, synapse: SynapseServer, make_user: Any) -> None:
+    from accounts.models import Permission
+
+    make_user("nofed", name="No Fed")
+    Permission.objects.get(id="access-federation").roles.clear()
+    hank = SynapseUser(synapse, "hank")
+    room_id = hank.create_room(preset="private_chat")
+    r = hank.invite(room_id, f"@nofed:{fed.server_name}")
+    assert r.status_code == 403, r.text
+
+
+def test_outage_twenty_messages_arrive_in_order(
+        fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any, live_url: str) -> None:
+    make_user("sender", name="Sender")
+    api = ConcordApi(live_url, "sender")
+    rid = api.post("channels.create", name="outage")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=rid)["federation"]["alias"]
+    ivy = SynapseUser(synapse, "ivy")
+    room_id = ivy.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, ivy.user_id) == "joined", what="ivy joined")
+    synapse.stop()
+    try:
+        for i in range(20):
+            api.post("chat.postMessage", roomId=rid, text=f"m{i:02d}")
+    finally:
+        synapse.start()
+    want = [f"m{i:02d}" for i in range(20)]
+    got = wait_for(lambda: (lambda t: t if all(w in t for w in want) else None)(ivy.texts(room_id)), timeout=60,
+                   what="all 20 messages in Synapse")
+    seen = [t for t in got if t in want]
+    assert seen == want  # in order, no duplicates
