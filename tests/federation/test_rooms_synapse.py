@@ -89,7 +89,7 @@ def test_concord_invites_synapse_user_accept_decline_revoke(
     make_user("inviter", name="Inviter")
     api = ConcordApi(live_url, "inviter")
     rid = api.post("groups.create", name="privgrp")["group"]["_id"]
-    carol, dan, erin = (SynapseUser(synapse, n) for n in ("carol", "dan", "erin"))
+    carol, dan, erin = (SynapseUser(synapse, n) for n in ("rcarol", "rdan", "rerin"))
     for u in (carol, dan, erin):
         r = api.post("groups.invite", roomId=rid, username=u.user_id)
         assert r["success"], r
