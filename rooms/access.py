@@ -34,11 +34,15 @@ def find_room(room_id: str | None = None, room_name: str | None = None,
 
 
 def can_read(user: User, room: Room) -> bool:
-    """Members read every room; anyone may read a public channel (unless banned from it)."""
+    """Members read every room; anyone may read a public channel (unless banned from it).
+
+    An invited user may read the room too (to decide whether to accept), as Matrix's ``shared``
+    history visibility allows; posting still needs a join (:func:`check_can_post`).
+    """
     sub = membership_of(user, room)
     if sub is not None and sub.banned:
         return False
-    if sub is not None and sub.state == Membership.JOINED:
+    if sub is not None and sub.state in (Membership.JOINED, Membership.INVITED):
         return True
     if room.type == Room.CHANNEL:
         return True

@@ -115,7 +115,23 @@ function renderComposerArea(force = true) {
     composer = null; return;
   }
   if (sub.state === "invited") {
-    area.append(h("div", { class: "composer-note" }, "You have been invited to this room."));
+    const answer = (action) => attempt(async () => {
+      await post("rooms.invite", { roomId: rid, action });
+      if (action === "accept") {
+        sub.state = "joined";
+        renderSidebar();
+        await openRoom(rid, { push: false });
+      } else {
+        state.subs.delete(rid);
+        renderSidebar();
+        history.pushState({}, "", "/");
+        showEmpty();
+        toast("Invitation declined.", "info");
+      }
+    });
+    area.append(h("div", { class: "composer-note invite-note" }, "You have been invited to this room. ",
+      h("button", { class: "primary", id: "accept-invite", onclick: () => answer("accept") }, "Accept"), " ",
+      h("button", { id: "decline-invite", onclick: () => answer("reject") }, "Decline")));
     composer = null; return;
   }
   if (r.archived) { area.append(h("div", { class: "composer-note" }, "This room is archived.")); composer = null; return; }

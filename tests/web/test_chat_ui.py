@@ -399,3 +399,35 @@ def test_history_scrollback_permalink_and_settings(live_url, make_user, open_pag
     expect(a.locator("#announcement")).to_have_text("Read the *rules*")
     assert _in_thread(lambda: type(room).objects.get(id=room.id).read_only)
     shot(a, "settings-applied")
+
+
+def test_pending_invitation_accept_and_decline(live_url, make_user, open_page, shot):
+    from rooms.actions.memberships import do_invite
+    from rooms.actions.rooms import do_create_room
+    from rooms.models import Membership
+
+    alice = make_user("alice", name="Alice Liddell")
+    bob = make_user("bob", name="Bob Builder")
+    secret = _in_thread(do_create_room, alice, "p", "secret-plans")
+    other = _in_thread(do_create_room, alice, "p", "not-for-bob")
+    b = open_page("bob")
+    # Invitations arrive live, are labelled in the sidebar, and the room offers Accept / Decline.
+    _in_thread(do_invite, secret, bob, by=alice)
+    _in_thread(do_invite, other, bob, by=alice)
+    invited = b.locator('#room-list a[data-name="secret-plans"]')
+    expect(invited.locator(".badge.invite")).to_be_visible()
+    invited.click()
+    expect(b.locator("#accept-invite")).to_be_visible()
+    shot(b, "invitation")
+    b.click("#accept-invite")
+    b.wait_for_selector("#composer")
+    expect(invited.locator(".badge.invite")).to_have_count(0)
+    _send(b, "thanks for the invite")
+    expect(b.locator(".msg", has_text="thanks for the invite")).to_be_visible()
+    assert Membership.objects.get(room=secret, user=bob).state == Membership.JOINED
+
+    b.locator('#room-list a[data-name="not-for-bob"]').click()
+    b.click("#decline-invite")
+    expect(b.locator('#room-list a[data-name="not-for-bob"]')).to_have_count(0)
+    assert Membership.objects.get(room=other, user=bob).state == Membership.LEFT
+    assert b.errors == []
