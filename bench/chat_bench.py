@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,36 +72,99 @@ def _prepare(args: argparse.Namespace) -> tuple[str, list[tuple[str, str]], list
     return room.id, tokens[: args.clients], tokens[args.clients:]
 
 
-async def _listener(url: str, uid: str, token: str, received: dict[str, float], ready: asyncio.Event,
-                    counter: list[int], total: int, done: asyncio.Event) -> None:
+_MSG_MARK = '"msg":"bench '
+
+
+def _bench_index(raw: str | bytes) -> int | None:
+    """The ``i`` of a ``message.new`` frame for ``bench i``, found without decoding the whole frame.
+
+    Events are compact JSON made once by the server; a frame without the compact marker is decoded
+    the slow way, so a change of encoding costs speed here, never correctness.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    if '"message.new"' not in raw:
+        return None
+    at = raw.find(_MSG_MARK)
+    if at >= 0:
+        end = raw.find('"', at + len(_MSG_MARK))
+        digits = raw[at + len(_MSG_MARK):end]
+        if digits.isdigit():
+            return int(digits)
+    frame = json.loads(raw)
+    text = frame.get("data", {}).get("msg", "") if frame.get("type") == "message.new" else ""
+    return int(text[6:]) if text.startswith("bench ") and text[6:].isdigit() else None
+
+
+async def _listen(url: str, uid: str, token: str, received: list[tuple[int, float]], ready: list[int],
+                  all_ready: asyncio.Event, total: int) -> None:
     import websockets
 
-    async with websockets.connect(f"{url}/websocket?token={token}&user_id={uid}", max_size=2**22) as ws:
+    async with websockets.connect(f"{url}/websocket?token={token}&user_id={uid}", max_size=2**22,
+                                  compression=None) as ws:
         async for raw in ws:
-            frame = json.loads(raw)
-            if frame["type"] == "ready":
-                counter[0] += 1
-                if counter[0] == total:
-                    ready.set()
-            elif frame["type"] == "message.new" and frame["data"].get("msg", "").startswith("bench "):
-                received[frame["data"]["msg"]] = time.time()
-            if done.is_set():
-                return
+            i = _bench_index(raw)
+            if i is not None:
+                received.append((i, time.time()))
+            elif '"ready"' in raw and json.loads(raw).get("type") == "ready":
+                ready[0] += 1
+                if ready[0] == total:
+                    all_ready.set()
+
+
+def _listener_process(ws_base: str, listeners: list[tuple[str, str]], conn: Any) -> None:
+    """Child process: hold the WebSocket listeners, report ``ready``, then the receive times.
+
+    Runs apart from the posters so that decoding tens of thousands of frames per second does not
+    slow the clients down (each process has its own interpreter lock and event loop). After the
+    parent sends ``("done", expected)``, it waits until every listener got its ``expected``
+    deliveries or 10 s pass, and sends back, per listener, ``[(message index, receive time), ...]``.
+    """
+    async def main() -> None:
+        received: list[list[tuple[int, float]]] = [[] for _ in listeners]
+        ready = [0]
+        all_ready = asyncio.Event()
+        tasks = [asyncio.create_task(_listen(ws_base, uid, tok, received[k], ready, all_ready, len(listeners)))
+                 for k, (uid, tok) in enumerate(listeners)]
+        try:
+            await asyncio.wait_for(all_ready.wait(), timeout=60)
+        except TimeoutError:
+            conn.send(("error", f"{ready[0]} of {len(listeners)} listeners ready"))
+            return
+        conn.send(("ready", None))
+        loop = asyncio.get_running_loop()
+        _kind, expected = await loop.run_in_executor(None, conn.recv)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(len(r) < expected for r in received):
+            await asyncio.sleep(0.05)
+        for t in tasks:
+            t.cancel()
+        conn.send(("results", received))
+
+    asyncio.run(main())
 
 
 async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[tuple[str, str]],
                listeners: list[tuple[str, str]]) -> None:
+    import multiprocessing
+
     import aiohttp
 
     ws_base = base.replace("http://", "ws://")
-    per_listener: list[dict[str, float]] = [{} for _ in listeners]
-    ready = asyncio.Event()
-    done = asyncio.Event()
-    counter = [0]
-    tasks = [asyncio.create_task(_listener(ws_base, uid, tok, per_listener[i], ready, counter, len(listeners), done))
-             for i, (uid, tok) in enumerate(listeners)]
-    await asyncio.wait_for(ready.wait(), timeout=60)
-    sent_at: dict[str, float] = {}
+    ctx = multiprocessing.get_context("spawn")
+    procs = max(1, min(args.listener_procs, len(listeners)))
+    children = []
+    for p in range(procs):
+        parent_end, child_end = ctx.Pipe()
+        proc = ctx.Process(target=_listener_process, args=(ws_base, listeners[p::procs], child_end), daemon=True)
+        proc.start()
+        children.append((proc, parent_end))
+    loop = asyncio.get_running_loop()
+    for _proc, pipe in children:
+        kind, detail = await loop.run_in_executor(None, pipe.recv)
+        if kind != "ready":
+            raise RuntimeError(f"listeners did not start: {detail}")
+    sent_at = [0.0] * args.messages
     errors = [0]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(args.messages):
@@ -109,16 +173,15 @@ async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def poster(uid: str, token: str) -> None:
-            headers = {"X-User-Id": uid, "X-Auth-Token": token}
+            headers = {"X-User-Id": uid, "X-Auth-Token": token, "Content-Type": "application/json"}
             while True:
                 try:
                     i = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                text = f"bench {i}"
-                sent_at[text] = time.time()
-                async with session.post(f"{base}/api/v1/chat.postMessage", json={"roomId": room_id, "text": text},
-                                        headers=headers) as resp:
+                body = json.dumps({"roomId": room_id, "text": f"bench {i}"})
+                sent_at[i] = time.time()
+                async with session.post(f"{base}/api/v1/chat.postMessage", data=body, headers=headers) as resp:
                     if resp.status != 200:
                         errors[0] += 1
                     await resp.read()
@@ -126,27 +189,78 @@ async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[
         start = time.time()
         await asyncio.gather(*(poster(uid, tok) for uid, tok in posters))
         elapsed = time.time() - start
-    # Let the last deliveries arrive.
-    deadline = time.time() + 10
-    while time.time() < deadline and sum(len(r) for r in per_listener) < args.messages * len(listeners):
-        await asyncio.sleep(0.1)
-    done.set()
-    for t in tasks:
-        t.cancel()
-    latencies = [(recv - sent_at[text]) * 1000 for r in per_listener for text, recv in r.items() if text in sent_at]
+    per_listener: list[list[tuple[int, float]]] = []
+    for _proc, pipe in children:
+        pipe.send(("done", args.messages))
+    for proc, pipe in children:
+        _kind, received = await loop.run_in_executor(None, pipe.recv)
+        per_listener.extend(received)
+        proc.join(timeout=10)
+    latencies = [(recv - sent_at[i]) * 1000 for r in per_listener for i, recv in r if 0 <= i < args.messages]
     missing = args.messages * len(listeners) - len(latencies)
     latencies.sort()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else float("nan")
 
-    print(f"clients={args.clients} listeners={args.listeners} messages={args.messages} workers={args.workers}")
+    print(f"clients={args.clients} listeners={args.listeners} messages={args.messages} workers={args.workers} "
+          f"listener processes={procs}")
     print(f"posted: {args.messages - errors[0]} ok, {errors[0]} errors in {elapsed:.2f} s "
           f"-> {args.messages / elapsed:.0f} messages/s")
     print(f"delivery latency over {len(latencies)} deliveries: p50 {pct(0.50):.1f} ms, p99 {pct(0.99):.1f} ms, "
           f"max {latencies[-1] if latencies else 0:.1f} ms, "
           f"mean {statistics.fmean(latencies) if latencies else 0:.1f} ms")
     print(f"missing deliveries: {missing}")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+def _profile(args: argparse.Namespace, room_id: str, posters: list[tuple[str, str]]) -> None:
+    """In-process figures that do not depend on machine load: queries and CPU ms per ``chat.postMessage``.
+
+    Posts ``--profile`` messages through Django's test client (the full middleware and DRF stack,
+    without the ASGI server or the network) and prints the median CPU time (``time.process_time``)
+    and the number of SQL queries per request; with ``--pyinstrument`` also a call-tree profile.
+    """
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    uid, token = posters[0]
+    headers = {"HTTP_X_USER_ID": uid, "HTTP_X_AUTH_TOKEN": token}
+    body = {"roomId": room_id, "text": "profile"}
+
+    def post(i: int) -> None:
+        resp = client.post("/api/v1/chat.postMessage", data={**body, "text": f"profile {i}"},
+                           content_type="application/json", **headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"chat.postMessage answered {resp.status_code}: {resp.content[:200]!r}")
+
+    for i in range(20):  # warm up imports, the connection pool and caches
+        post(i)
+    cpu: list[float] = []
+    queries: list[int] = []
+    for i in range(args.profile):
+        with CaptureQueriesContext(connection) as ctx:
+            t0 = time.process_time()
+            post(i)
+            cpu.append((time.process_time() - t0) * 1000)
+        queries.append(len(ctx.captured_queries))
+    print(f"chat.postMessage in-process over {args.profile} requests: CPU median {statistics.median(cpu):.2f} ms, "
+          f"mean {statistics.fmean(cpu):.2f} ms; queries per request {statistics.median(queries):.0f} "
+          f"(min {min(queries)}, max {max(queries)})")
+    if args.show_queries:
+        for q in ctx.captured_queries:
+            print("  ", q["sql"][:300])
+    if args.pyinstrument:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002)
+        profiler.start()
+        for i in range(args.profile):
+            post(i)
+        profiler.stop()
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
 def main() -> int:
@@ -155,9 +269,16 @@ def main() -> int:
     parser.add_argument("--listeners", type=int, default=50)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--listener-procs", type=int, default=1,
+                        help="processes holding the WebSocket listeners (apart from the posting clients)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  "postgres://postgres@127.0.0.1:5432/concord_bench"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5"))
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead of the benchmark, post N messages in-process and print CPU ms and queries "
+                             "per request (load-independent figures)")
+    parser.add_argument("--show-queries", action="store_true", help="with --profile: print the last request's SQL")
+    parser.add_argument("--pyinstrument", action="store_true", help="with --profile: print a pyinstrument profile")
     args = parser.parse_args()
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "chat.settings"
@@ -168,6 +289,9 @@ def main() -> int:
     os.environ.setdefault("CONCORD_DATA_DIR", str(ROOT / "data" / "bench"))
     _ensure_database(args.database_url)
     room_id, posters, listeners = _prepare(args)
+    if args.profile:
+        _profile(args, room_id, posters)
+        return 0
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "chat.asgi:application", "--host", "127.0.0.1", "--port", str(port),
