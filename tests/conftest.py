@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("CONCORD_REDIS_PREFIX", f"concord-test-{uuid.uuid4().hex[:8]}")
+# No connection pool in tests: helper threads (Playwright set-up, Channels' communicator) open
+# connections they never hand back, which would drain a bounded pool; production threads do.
+os.environ.setdefault("CONCORD_DB_POOL", "0")
 # Each run gets its own data directory (SQLite test database, uploads), so parallel runs never collide.
 os.environ.setdefault("CONCORD_DATA_DIR", tempfile.mkdtemp(prefix="concord-test-"))
 
