@@ -6,7 +6,7 @@ never acts, and a muted user or a plain member in a read-only room never posts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed, NotFound
@@ -17,7 +17,22 @@ if TYPE_CHECKING:
 
 
 def membership_of(user: User, room: Room) -> Membership | None:
+    """The user's membership row in ``room`` (any state), or None."""
     return Membership.objects.filter(room=room, user=user).first()
+
+
+def find_room_and_membership(user: User, room_id: str,
+                             types: tuple[str, ...] = ("c", "p", "d")) -> tuple[Room, Membership | None]:
+    """The room ``room_id`` among ``types`` and the user's membership in it (None if none).
+
+    One query when the user has a membership (the usual case: posting, reading one's rooms), two
+    otherwise. Raises the same not-found error as :func:`find_room`.
+    """
+    sub = (Membership.objects.select_related("room")
+           .filter(room_id=room_id, user=user, room__type__in=types).first())
+    if sub is not None:
+        return sub.room, sub
+    return find_room(room_id, None, types), None
 
 
 def find_room(room_id: str | None = None, room_name: str | None = None,
@@ -33,13 +48,20 @@ def find_room(room_id: str | None = None, room_name: str | None = None,
     return room
 
 
-def can_read(user: User, room: Room) -> bool:
+_UNKNOWN: Any = object()
+UNKNOWN_MEMBERSHIP: Any = _UNKNOWN
+"""Passed as a membership argument: "not read yet", as opposed to None ("the user has none")."""
+
+
+def can_read(user: User, room: Room, sub: Membership | None = _UNKNOWN) -> bool:
     """Members read every room; anyone may read a public channel (unless banned from it).
 
     An invited user may read the room too (to decide whether to accept), as Matrix's ``shared``
-    history visibility allows; posting still needs a join (:func:`check_can_post`).
+    history visibility allows; posting still needs a join (:func:`check_can_post`). ``sub`` is the
+    user's membership in ``room`` when the caller already fetched it (None: known to have none).
     """
-    sub = membership_of(user, room)
+    if sub is _UNKNOWN:
+        sub = membership_of(user, room)
     if sub is not None and sub.banned:
         return False
     if sub is not None and sub.state in (Membership.JOINED, Membership.INVITED):
@@ -51,14 +73,29 @@ def can_read(user: User, room: Room) -> bool:
 
 def access_room_for_read(user: User, room_id: str | None = None, room_name: str | None = None,
                          types: tuple[str, ...] = ("c", "p", "d")) -> Room:
-    room = find_room(room_id, room_name, types)
-    if not can_read(user, room):
+    """The room the user may read (see :func:`can_read`); not found for a private room they cannot."""
+    return access_room_and_membership(user, room_id, room_name, types)[0]
+
+
+def access_room_and_membership(user: User, room_id: str | None = None, room_name: str | None = None,
+                               types: tuple[str, ...] = ("c", "p", "d")) -> tuple[Room, Membership | None]:
+    """Like :func:`access_room_for_read`, also returning the user's membership (None if none).
+
+    By id this costs one query for a member; callers pass the membership on (e.g. to
+    :func:`check_can_post`) instead of reading it again.
+    """
+    if room_id:
+        room, sub = find_room_and_membership(user, room_id, types)
+    else:
+        room = find_room(room_id, room_name, types)
+        sub = membership_of(user, room)
+    if not can_read(user, room, sub):
         # Do not reveal that a private room exists.
         if room.type != Room.CHANNEL:
             raise NotFound("The required \"roomId\" or \"roomName\" param provided does not match any room",
                            "error-room-not-found")
         raise NotAllowed("You are banned from this room", "error-not-allowed")
-    return room
+    return room, sub
 
 
 def access_joined_room(user: User, room_id: str | None = None, room_name: str | None = None,
@@ -78,9 +115,14 @@ def check_room_permission(user: User, permission: str, room: Room) -> None:
         raise NotAllowed("Not allowed", "error-not-allowed")
 
 
-def check_can_post(user: User, room: Room) -> Membership:
-    """Raise unless ``user`` may post in ``room`` now (joined, not muted/banned, room writable)."""
-    sub = membership_of(user, room)
+def check_can_post(user: User, room: Room, sub: Membership | None = _UNKNOWN) -> Membership:
+    """Raise unless ``user`` may post in ``room`` now (joined, not muted/banned, room writable).
+
+    ``sub`` is the user's membership in ``room`` if the caller fetched it in this request (None:
+    known to have none); it must be that exact row, else it is read again.
+    """
+    if sub is _UNKNOWN or (sub is not None and (sub.room_id != room.id or sub.user_id != user.id)):
+        sub = membership_of(user, room)
     if sub is None or sub.state != Membership.JOINED or sub.banned:
         raise NotAllowed("You must join this room to post in it", "error-not-allowed")
     if room.archived:

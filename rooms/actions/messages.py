@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
-from rooms.access import check_can_post
+from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
 from rooms.models import Membership, Mention, Message, MessageEdit, Reaction, Room, Upload
@@ -100,9 +100,13 @@ def _publish(msg: Message, kind: str = "message.updated", fresh_mentions: list[U
     send_to_room(msg.room_id, LiveEvent(kind, msg.room_id, data))  # type: ignore[arg-type]
 
 
-def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[User], bool, bool]:
-    """Record ``@user`` mentions of room members; returns (users, @all, @here)."""
-    names = mentioned_usernames(msg.text)
+def _mention_targets(text: str, room: Room, sender: User) -> tuple[list[User], bool, bool]:
+    """Who ``text`` mentions: (room members named by ``@user``, ``@all`` allowed, ``@here`` allowed).
+
+    No query when the text names nobody (the common case); ``@all``/``@here`` count only with the
+    sender's ``mention-all``/``mention-here`` permission in the room.
+    """
+    names = mentioned_usernames(text)
     mention_all = "all" in names and has_permission(sender, "mention-all", room)
     mention_here = "here" in names and has_permission(sender, "mention-here", room)
     names -= {"all", "here"}
@@ -110,9 +114,80 @@ def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[User],
     if names:
         subs = Membership.objects.filter(room=room, user__username__in=names).select_related("user")
         users = [sub.user for sub in subs]
+    return users, mention_all, mention_here
+
+
+def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[User], bool, bool]:
+    """Record ``@user`` mentions of room members on a saved message; returns (users, @all, @here).
+
+    Sets ``msg.mentions_all``/``mentions_here`` without saving them.
+    """
+    users, mention_all, mention_here = _mention_targets(msg.text, room, sender)
+    if users:
         Mention.objects.bulk_create([Mention(message=msg, user=u) for u in users], ignore_conflicts=True)
     msg.mentions_all, msg.mentions_here = mention_all, mention_here
     return users, mention_all, mention_here
+
+
+# One statement for the per-message counters on PostgreSQL. The room row is updated first (the
+# scalar subquery runs before any membership row is touched), so concurrent posts to a room queue
+# on the room row and never lock membership rows in different orders.
+_PG_COUNTERS_SQL = """
+UPDATE rooms_membership AS m SET
+    unread = CASE WHEN m.user_id = %(sender)s THEN 0
+                  WHEN %(in_room)s OR m.user_id = ANY(%(followers)s) THEN m.unread + 1 ELSE m.unread END,
+    open = CASE WHEN m.user_id <> %(sender)s AND %(in_room)s THEN TRUE ELSE m.open END,
+    user_mentions = CASE WHEN m.user_id = %(sender)s THEN 0
+                         WHEN m.user_id = ANY(%(mentioned)s) THEN m.user_mentions + 1 ELSE m.user_mentions END,
+    group_mentions = CASE WHEN m.user_id = %(sender)s THEN 0
+                          WHEN %(group)s THEN m.group_mentions + 1 ELSE m.group_mentions END,
+    last_read_at = CASE WHEN m.user_id = %(sender)s THEN %(now)s ELSE m.last_read_at END,
+    updated_at = %(now)s
+WHERE m.room_id = (UPDATE_ROOM)
+  AND (m.user_id = %(sender)s
+       OR (m.state = 'joined' AND (%(in_room)s OR %(group)s OR m.user_id = ANY(%(followers)s)
+                                   OR m.user_id = ANY(%(mentioned)s))))
+"""
+_PG_ROOM_SQL = """
+WITH r AS (UPDATE rooms_room SET last_message_at = %(now)s, message_count = message_count + 1
+           WHERE id = %(room)s RETURNING id)
+"""
+
+
+def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
+                   mentioned: list[str], group: bool) -> None:
+    """Move the room's and its members' counters for one new message.
+
+    Room: ``last_message_at`` and ``message_count``. Every other joined member: ``unread`` + 1 when
+    the message shows in the room (else only for thread ``followers``), ``open`` when it shows,
+    ``user_mentions`` + 1 for ``mentioned``, ``group_mentions`` + 1 for ``@all``/``@here``. The
+    sender: read up to ``now``, counters cleared. Touched rows get ``updated_at = now`` (queryset
+    updates skip ``auto_now``; ``subscriptions.get(updatedSince)`` relies on it).
+
+    These rows are shared by every post to the room, and their row locks are held until commit, so
+    concurrent posts to one room serialize here: call this last in the transaction. On PostgreSQL
+    it is one statement (one round trip under the lock); elsewhere a few ORM updates.
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        sql = _PG_ROOM_SQL + _PG_COUNTERS_SQL.replace("(UPDATE_ROOM)", "(SELECT id FROM r)")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"sender": sender.id, "in_room": in_room, "followers": followers,
+                                 "mentioned": mentioned, "group": group, "now": now, "room": room.id})
+        return
+    Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1)
+    others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=sender)
+    if in_room:
+        others.update(unread=F("unread") + 1, open=True, updated_at=now)
+    elif followers:
+        others.filter(user__in=followers).update(unread=F("unread") + 1, updated_at=now)
+    if mentioned:
+        others.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1, updated_at=now)
+    if group:
+        others.update(group_mentions=F("group_mentions") + 1, updated_at=now)
+    Membership.objects.filter(room=room, user=sender).update(last_read_at=now, unread=0, user_mentions=0,
+                                                             group_mentions=0, updated_at=now)
 
 
 @transaction.atomic
@@ -120,16 +195,22 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
                     show_in_room: bool | None = None, quoted_id: str | None = None,
                     attachments: list[dict[str, Any]] | None = None, alias: str = "", emoji: str = "",
                     avatar: str = "", file: Upload | None = None, message_id: str | None = None,
-                    skip_post_check: bool = False, created_at: datetime | None = None) -> Message:
+                    skip_post_check: bool = False, created_at: datetime | None = None,
+                    membership: Membership | None = UNKNOWN_MEMBERSHIP) -> Message:
     """Post a message. Renders markdown, records mentions and thread state, bumps counters.
 
     Guarantees: the sender may post (joined, not muted or banned, room writable); a thread root and
     a quoted message must be in the same room; unread and mention counters of every other joined
     member move in the same transaction as the insert. ``created_at`` (federation history) dates
-    the message in the past; counters still move as for a new message.
+    the message in the past; counters still move as for a new message. ``membership`` is the
+    sender's membership in ``room`` if the caller read it in this request (None: known to have
+    none); the post check then uses it instead of reading it again.
+
+    Shared rows (the room's and its members' counters) are updated last, just before commit, so
+    that concurrent posts to one room wait on each other as briefly as possible.
     """
     if not skip_post_check:
-        check_can_post(sender, room)
+        check_can_post(sender, room, membership)
     attachments = check_attachments(attachments)
     text = _check_text(text, allow_empty=bool(attachments or file))
     if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID_RE.match(message_id)):
@@ -149,19 +230,20 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         if quoted is None:
             raise ApiError("The quoted message does not exist in this room", "error-invalid-message")
     now = timezone.now()
+    mentioned_users, mention_all, mention_here = _mention_targets(text, room, sender)
     msg = Message(room=room, user=sender, text=text, html=render_markdown(text), created_at=created_at or now,
                   thread_root=thread_root, quoted=quoted, attachments=attachments or [],
                   alias=str(alias)[:255], emoji=str(emoji)[:64], avatar=str(avatar)[:1024], file=file,
-                  show_in_room=thread_root is None or bool(show_in_room))
+                  show_in_room=thread_root is None or bool(show_in_room),
+                  mentions_all=mention_all, mentions_here=mention_here)
     if message_id:
         msg.id = message_id
-    msg.save()
-    mentioned_users, mention_all, mention_here = _store_mentions(msg, room, sender)
+    msg.save(force_insert=True)
+    if mentioned_users:
+        Mention.objects.bulk_create([Mention(message=msg, user=u) for u in mentioned_users], ignore_conflicts=True)
     mentioned = [u.id for u in mentioned_users]
-    if mention_all or mention_here:
-        msg.save(update_fields=["mentions_all", "mentions_here"])
-    Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1)
 
+    followers: list[str] = []
     if thread_root is not None:
         thread_root.thread_count = F("thread_count") + 1
         thread_root.thread_last_at = now
@@ -170,19 +252,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         if thread_root.user_id:
             thread_root.followers.add(thread_root.user_id)
         thread_root.refresh_from_db()
-
-    others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=sender)
-    if msg.show_in_room:
-        others.update(unread=F("unread") + 1, open=True, updated_at=now)
-    elif thread_root is not None:
-        others.filter(user__in=thread_root.followers.all()).update(unread=F("unread") + 1, updated_at=now)
-    if mentioned:
-        others.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1, updated_at=now)
-    if mention_all or mention_here:
-        others.update(group_mentions=F("group_mentions") + 1, updated_at=now)
-    # Queryset updates skip auto_now: set updated_at so subscriptions.get(updatedSince) sees them.
-    Membership.objects.filter(room=room, user=sender).update(last_read_at=now, unread=0, user_mentions=0,
-                                                             group_mentions=0, updated_at=now)
+        if not msg.show_in_room:
+            followers = list(thread_root.followers.values_list("id", flat=True))
 
     _publish(msg, "message.new", fresh_mentions=mentioned_users)
     if thread_root is not None:
@@ -192,6 +263,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     elif mentioned:
         _notify_counters(room, exclude=sender, only=mentioned)
     federation_hooks.message_sent(msg)
+    _bump_counters(room, sender, now, in_room=msg.show_in_room, followers=followers, mentioned=mentioned,
+                   group=mention_all or mention_here)
     return msg
 
 

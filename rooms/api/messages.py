@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from accounts.models import User
 from chat.api import ApiView, bool_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotFound
-from rooms.access import access_message, access_room_for_read
+from rooms.access import UNKNOWN_MEMBERSHIP, access_message, access_room_and_membership, access_room_for_read
 from rooms.actions.messages import (
     do_delete_message,
     do_edit_message,
@@ -88,14 +88,17 @@ def extract_quote(text: Any, attachments: Any, explicit: Any) -> tuple[Any, Any,
     return text, attachments, quoted
 
 
-def resolve_post_target(user: User, room_id: str | None, channel: str | None) -> Room:
-    """The room named by ``roomId`` or ``channel`` (``#name``, ``@username``, a name or an id).
+def resolve_post_target(user: User, room_id: str | None, channel: str | None) -> tuple[Room, Membership | None]:
+    """The room named by ``roomId`` or ``channel`` (``#name``, ``@username``, a name or an id),
+    and the user's membership in it as read on the way.
 
     ``@username`` finds or creates the DM with that user. A private room the user cannot read is
-    reported as not found.
+    reported as not found. The membership is the row (None: the user has none), or
+    :data:`rooms.access.UNKNOWN_MEMBERSHIP` for a DM found by username; :func:`do_send_message`
+    takes it as is and reads it only when unknown.
     """
     if room_id:
-        return access_room_for_read(user, room_id=room_id)
+        return access_room_and_membership(user, room_id=room_id)
     if not channel:
         raise ApiError('The "roomId" or "channel" param is required', "error-room-param-not-provided")
     if channel.startswith("@"):
@@ -103,12 +106,12 @@ def resolve_post_target(user: User, room_id: str | None, channel: str | None) ->
         if other is None:
             raise NotFound("The user does not exist", "error-invalid-user")
         room, _created = do_get_or_create_dm(user, [other])
-        return room
+        return room, UNKNOWN_MEMBERSHIP
     if channel.startswith("#"):
-        return access_room_for_read(user, room_name=channel[1:], types=(Room.CHANNEL, Room.GROUP))
+        return access_room_and_membership(user, room_name=channel[1:], types=(Room.CHANNEL, Room.GROUP))
     if Room.objects.filter(id=channel).exists():
-        return access_room_for_read(user, room_id=channel)
-    return access_room_for_read(user, room_name=channel, types=(Room.CHANNEL, Room.GROUP))
+        return access_room_and_membership(user, room_id=channel)
+    return access_room_and_membership(user, room_name=channel, types=(Room.CHANNEL, Room.GROUP))
 
 
 def _check_message_room(msg: Message, room_id: str | None) -> None:
@@ -128,12 +131,12 @@ class PostMessageView(ApiView):
     ``attachments``, ``tmid``, ``tshow``, ``quote``. Answers ``{ts, channel, message}``."""
 
     def post(self, request: Request) -> Response:
-        room = resolve_post_target(request.user, id_param(request, "roomId", required=False),
-                                   str_param(request, "channel", max_length=300))
+        room, sub = resolve_post_target(request.user, id_param(request, "roomId", required=False),
+                                        str_param(request, "channel", max_length=300))
         text, attachments, quoted = extract_quote(param(request, "text", ""), param(request, "attachments"),
                                                   param(request, "quote"))
         msg = do_send_message(
-            request.user, room, text, attachments=attachments, quoted_id=quoted,
+            request.user, room, text, attachments=attachments, quoted_id=quoted, membership=sub,
             thread_root_id=id_param(request, "tmid", required=False), show_in_room=bool_param(request, "tshow"),
             alias=str_param(request, "alias", "", max_length=255) or "",
             emoji=str_param(request, "emoji", "", max_length=64) or "",
@@ -154,7 +157,7 @@ class SendMessageView(ApiView):
         rid = message.get("rid")
         if not isinstance(rid, str) or not rid:
             raise ApiError('The "rid" param is required.', "error-invalid-params")
-        room = access_room_for_read(request.user, room_id=rid)
+        room, sub = access_room_and_membership(request.user, room_id=rid)
         fields = {k: message.get(k) for k in ("alias", "emoji", "avatar")}
         for key, value in fields.items():
             if value is not None and not isinstance(value, str):
@@ -166,7 +169,7 @@ class SendMessageView(ApiView):
             raise ApiError('The "tshow" field must be a boolean.', "error-invalid-params")
         text, attachments, quoted = extract_quote(message.get("msg", ""), message.get("attachments"),
                                                   message.get("quote"))
-        msg = do_send_message(request.user, room, text, attachments=attachments, quoted_id=quoted,
+        msg = do_send_message(request.user, room, text, attachments=attachments, quoted_id=quoted, membership=sub,
                               thread_root_id=tmid or None, show_in_room=tshow, message_id=message.get("_id"),
                               alias=fields["alias"] or "", emoji=fields["emoji"] or "",
                               avatar=fields["avatar"] or "")
