@@ -21,6 +21,11 @@ Everything comes from the environment:
     CONCORD_FEDERATION_CATCHUP_AFTER seconds of failures after which a destination switches to catch-up
                                      (queued EDUs dropped, only the newest PDU per room sent); default 3600.
     CONCORD_FEDERATION_TIMEOUT       seconds for an outbound request (default 30).
+    CONCORD_FEDERATION_LEASE_SECONDS how long a sender holds a destination before another process may take
+                                     it over (default 120; kept above the request timeout). A sender killed
+                                     mid-send delays that destination by at most this long.
+    CONCORD_FEDERATION_REDRIVE_SECONDS
+                                     period of the beat task that re-drives due destinations (default 30).
 """
 
 from __future__ import annotations
@@ -44,8 +49,12 @@ CONCORD_FEDERATION_TIMEOUT: float = float(os.environ.get("CONCORD_FEDERATION_TIM
 # Our key responses are valid for this long; peers re-fetch after it.
 CONCORD_FEDERATION_KEY_VALIDITY: int = int(os.environ.get("CONCORD_FEDERATION_KEY_VALIDITY", str(7 * 86400)))
 
+CONCORD_FEDERATION_LEASE_SECONDS: float = float(os.environ.get("CONCORD_FEDERATION_LEASE_SECONDS", "120"))
+CONCORD_FEDERATION_REDRIVE_SECONDS: float = float(os.environ.get("CONCORD_FEDERATION_REDRIVE_SECONDS", "30"))
+
 FEDERATION_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "federation-redrive-outbox": {"task": "federation.tasks.redrive_due_destinations", "schedule": 30.0},
+    "federation-redrive-outbox": {"task": "federation.tasks.redrive_due_destinations",
+                                  "schedule": CONCORD_FEDERATION_REDRIVE_SECONDS},
 }
 
 # Rooms across servers (federation.bridge / federation.membership).

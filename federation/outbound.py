@@ -9,8 +9,10 @@ Queue
 
 One transaction in flight per destination
     :func:`send_pending` first takes the destination's lease with one conditional UPDATE
-    (``lease_until`` in the past -> now + timeout); only the holder sends. A killed worker's lease
-    expires, then the next run resumes.
+    (``lease_until`` in the past -> now + :func:`lease_seconds`); only the holder sends. The lease
+    is renewed before each transaction and always outlasts one request (the request timeout plus a
+    margin), so a live sender never loses it mid-request. A killed worker's lease expires, then the
+    next run (the beat re-drive, or any inbound request from the peer) resumes.
 
 Transactions and retries
     A transaction is built by stamping a new ``txn_id`` on up to 50 PDUs and 100 EDUs (oldest
@@ -52,7 +54,13 @@ log = logging.getLogger(__name__)
 
 MAX_PDUS = 50
 MAX_EDUS = 100
-LEASE_SECONDS = 120
+
+
+def lease_seconds() -> float:
+    """How long a sender holds a destination: ``CONCORD_FEDERATION_LEASE_SECONDS`` (default 120),
+    never less than the request timeout plus 5 s."""
+    configured = float(getattr(settings, "CONCORD_FEDERATION_LEASE_SECONDS", 120))
+    return max(configured, float(getattr(settings, "CONCORD_FEDERATION_TIMEOUT", 30)) + 5)
 
 
 def _destination(server_name: str) -> Destination:
@@ -118,7 +126,7 @@ def _take_lease(server_name: str) -> str | None:
     n = Destination.objects.filter(server_name=server_name).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).update(
-        lease_until=now + timedelta(seconds=LEASE_SECONDS), lease_token=token)
+        lease_until=now + timedelta(seconds=lease_seconds()), lease_token=token)
     return token if n else None
 
 
@@ -196,7 +204,7 @@ def send_pending(server_name: str, *, max_transactions: int = 50) -> int:
                     "pdus": [p.pdu for p in pdus],
                     "edus": [{"edu_type": e.edu_type, "content": e.content} for e in edus]}
             Destination.objects.filter(pk=server_name, lease_token=token).update(
-                lease_until=timezone.now() + timedelta(seconds=LEASE_SECONDS))
+                lease_until=timezone.now() + timedelta(seconds=lease_seconds()))
             try:
                 answer = client.put_json(server_name, encode_path("/_matrix/federation/v1/send/{}", txn_id), body)
             except FederationError as exc:

@@ -4,6 +4,8 @@
 * ``concord_tls`` (session): uvicorn serving ``chat.asgi`` over TLS on 127.0.0.1 in a thread (on the
   test database); our server name is ``127.0.0.1:<port>``.
 * ``synapse`` (session): a real Synapse (``localhost:<port>``), stopped at the end of the session.
+* ``concord_peer`` (session): a second Concord (web + Celery worker subprocesses, its own data
+  directory, database and Redis prefix; ``127.0.0.1:<port>``), stopped at the end of the session.
 * ``fed`` (function): switches federation on for the test (server name, TLS files, CA bundle,
   private peers allowed, short backoff) on a transactional test database, and clears caches.
 
@@ -13,6 +15,8 @@ These fixtures only define things; the protocol tests in ``protocol/`` do not us
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -24,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.federation.peer_concord import ConcordPeer
 from tests.federation.synapse_harness import SynapseServer, TestCA, free_port, make_ca
 
 
@@ -91,6 +96,22 @@ def synapse(fed_tmp: Path, fed_ca: TestCA) -> Iterator[SynapseServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def concord_peer(fed_tmp: Path, fed_ca: TestCA) -> Iterator[ConcordPeer]:
+    peer = ConcordPeer(fed_tmp / "peer", fed_ca)
+    try:
+        peer.setup()
+        peer.start()
+        peer.worker_ready()
+        yield peer
+    finally:
+        peer.close()
+        keep = os.environ.get("CONCORD_TEST_KEEP_LOGS")  # a directory to copy the peer's logs into
+        if keep:
+            for log in (fed_tmp / "peer").glob("*.log"):
+                shutil.copy(log, Path(keep) / f"peer-{log.name}")
 
 
 @pytest.fixture

@@ -1,0 +1,292 @@
+"""Rooms across servers between two Concords: this test run's Concord (in-process, on the test
+database, its outbox delivered by :class:`~tests.federation.rooms_helpers.OutboxPump`) and a second
+Concord (:class:`~tests.federation.peer_concord.ConcordPeer`: web and Celery worker subprocesses
+with their own data directory, database and Redis prefix), both on loopback with TLS from the test
+CA. The second Concord is driven only through its REST API (``rocketchat_API``) and its WebSocket.
+
+Scenarios: public join without invite (history backfilled), invite + accept both ways, messages
+both ways (REST history on both sides, the live WebSocket on the receiving side), name and topic
+both ways, leave, an outage of the other Concord (20 messages, in order, once), and the other
+Concord's Celery worker SIGKILLed while a transaction is in flight. Marked ``synapse`` (they run
+where the Synapse scenarios run).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from rocketchat_API.rocketchat import RocketChat
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
+from tests.federation.conftest import ConcordTLS
+from tests.federation.peer_concord import ConcordPeer
+from tests.federation.rooms_helpers import wait_for
+
+pytestmark = [pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
+
+
+def _uid() -> str:
+    """A suffix that keeps names unique: the second Concord's database lives for the whole session."""
+    return uuid.uuid4().hex[:6]
+
+
+def _history(rc: RocketChat, rid: str, kind: str = "channels") -> list[dict[str, Any]]:
+    """User messages of a room through ``<kind>.history``, oldest first."""
+    answer = rc.call_api_get(f"{kind}.history", roomId=rid, count=200)
+    return [m for m in reversed(answer.get("messages", [])) if not m.get("t")]
+
+
+def _texts(rc: RocketChat, rid: str, kind: str = "channels") -> list[str]:
+    return [str(m["msg"]) for m in _history(rc, rid, kind)]
+
+
+def _members(rc: RocketChat, rid: str, kind: str = "channels") -> set[str]:
+    answer = rc.call_api_get(f"{kind}.members", roomId=rid, count=200)
+    return {m["username"] for m in answer.get("members", [])}
+
+
+def _main_state(rid: str, username: str) -> str | None:
+    from rooms.models import Membership
+
+    return Membership.objects.filter(room_id=rid, user__username=username).values_list("state", flat=True).first()
+
+
+def _peer_sub(rc: RocketChat, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    for sub in rc.call_api_get("subscriptions.get").get("update", []):
+        if predicate(sub):
+            return dict(sub)
+    return None
+
+
+class LiveSocket:
+    """A user's live-event WebSocket (``/websocket?token=..&user_id=..``), read from a thread."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+        ready = json.loads(conn.recv(timeout=10))
+        assert ready["type"] == "ready", ready
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for frame in self.conn:
+                self.events.append(json.loads(frame))
+        except Exception:  # closed
+            pass
+
+    def messages(self, rid: str) -> list[str]:
+        return [str(e["data"].get("msg")) for e in list(self.events)
+                if e.get("type") == "message.new" and e.get("room_id") == rid]
+
+
+@contextmanager
+def live_socket(base_url: str, rc: RocketChat, **kw: Any) -> Iterator[LiveSocket]:
+    url = base_url.replace("https://", "wss://").replace("http://", "ws://") + (
+        f"/websocket?token={rc.headers['X-Auth-Token']}&user_id={rc.headers['X-User-Id']}")
+    with ws_connect(url, open_timeout=10, **kw) as conn:
+        yield LiveSocket(conn)
+
+
+def _main_public_room(rc: RocketChat, name: str, version: str) -> tuple[str, str]:
+    """A public channel on our Concord, federated in ``version``: (chat room ID, alias)."""
+    rid = rc.channels_create(name)["channel"]["_id"]
+    info = rc.call_api_post("rooms.federation", roomId=rid, roomVersion=version)["federation"]
+    assert info["roomVersion"] == version
+    rc.chat_post_message("said before anyone joined", room_id=rid)
+    return rid, info["alias"]
+
+
+@pytest.mark.parametrize("version", ["10", "11", "12"])
+def test_peer_joins_public_room_messages_both_ways_name_topic_leave(
+        version: str, fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat], live_url: str) -> None:
+    from federation.bridge import portal_of
+    from federation.room_events import joined_servers
+    from rooms.models import Room
+
+    uid = _uid()
+    make_user(f"ma{uid}", name="Main Alice")
+    alice = rc_client(f"ma{uid}")
+    rid, alias = _main_public_room(alice, f"pub{uid}", version)
+    bob = concord_peer.register(f"pb{uid}", "Peer Bob")
+    bob_mxid = concord_peer.mxid(f"pb{uid}")
+    alice_mxid = f"@ma{uid}:{fed.server_name}"
+
+    # public join without an invite, by alias; history backfilled on join
+    joined = bob.channels_join(alias, None)
+    assert joined.get("success"), joined
+    peer_rid = joined["channel"]["_id"]
+    assert _main_state(rid, bob_mxid) == "joined"
+    assert "said before anyone joined" in _texts(bob, peer_rid)
+    assert alice_mxid in _members(bob, peer_rid)
+
+    # messages both ways: REST history on both sides, the WebSocket of the receiving side
+    with live_socket(concord_peer.base_url, bob, ssl=concord_peer.ssl_context()) as bob_ws, \
+            live_socket(live_url, alice) as alice_ws:
+        alice.chat_post_message("hello *peer*", room_id=rid)
+        wait_for(lambda: "hello *peer*" in _texts(bob, peer_rid), what="main -> peer (REST)")
+        wait_for(lambda: "hello *peer*" in bob_ws.messages(peer_rid), what="main -> peer (WebSocket)")
+        peer_msg = [m for m in _history(bob, peer_rid) if m["msg"] == "hello *peer*"][0]
+        assert peer_msg["u"]["username"] == alice_mxid and "<em>peer</em>" in peer_msg.get("html", "")
+
+        bob.chat_post_message("hello main <b>x</b>", room_id=peer_rid)
+        wait_for(lambda: "hello main <b>x</b>" in _texts(alice, rid), what="peer -> main (REST)")
+        wait_for(lambda: "hello main <b>x</b>" in alice_ws.messages(rid), what="peer -> main (WebSocket)")
+        main_msg = [m for m in _history(alice, rid) if m["msg"].startswith("hello main")][0]
+        assert main_msg["u"]["username"] == bob_mxid and "<b>" not in main_msg.get("html", "")
+
+    # name and topic: main -> peer
+    assert alice.channels_rename(rid, f"ren{uid}")["success"]
+    assert alice.channels_set_topic(rid, f"topic {uid}")["success"]
+    wait_for(lambda: bob.channels_info(peer_rid)["channel"].get("fname") == f"ren{uid}", what="name on the peer")
+    wait_for(lambda: bob.channels_info(peer_rid)["channel"].get("topic") == f"topic {uid}", what="topic on the peer")
+
+    # leave: peer -> main; the peer server then no longer gets the room's events
+    assert bob.channels_leave(peer_rid)["success"]
+    wait_for(lambda: _main_state(rid, bob_mxid) == "left", what="bob left on main")
+    mroom = portal_of(Room.objects.get(id=rid))
+    assert mroom is not None and concord_peer.server_name not in joined_servers(mroom)
+
+
+@pytest.mark.parametrize("version", ["12"])
+def test_peer_invites_main_user_accept_name_topic_from_peer(
+        version: str, fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    from rooms.models import Membership, Room
+
+    uid = _uid()
+    make_user(f"mx{uid}", name="Main Xena")
+    xena = rc_client(f"mx{uid}")
+    xena_mxid = f"@mx{uid}:{fed.server_name}"
+    carl = concord_peer.register(f"pc{uid}", "Peer Carl")
+    peer_rid = carl.groups_create(f"grp{uid}")["group"]["_id"]
+    assert carl.call_api_post("rooms.federation", roomId=peer_rid, roomVersion=version)["success"]
+    carl.chat_post_message("early words", room_id=peer_rid)
+    invited = carl.call_api_post("groups.invite", roomId=peer_rid, username=xena_mxid)
+    assert invited.get("success"), invited
+
+    sub = wait_for(lambda: Membership.objects.filter(user__username=f"mx{uid}", state=Membership.INVITED).first(),
+                   what="pending invitation on main")
+    rid = sub.room_id
+    accepted = xena.call_api_post("rooms.invite", roomId=rid, action="accept")
+    assert accepted.get("success"), accepted
+    assert _main_state(rid, f"mx{uid}") == "joined"
+    wait_for(lambda: xena_mxid in _members(carl, peer_rid, "groups"), what="xena joined on the peer")
+    assert "early words" in _texts(xena, rid, "groups")
+
+    # name and topic: peer -> main
+    assert carl.groups_rename(peer_rid, f"gren{uid}")["success"]
+    assert carl.groups_set_topic(peer_rid, f"peer topic {uid}")["success"]
+    wait_for(lambda: Room.objects.get(id=rid).fname == f"gren{uid}", what="name on main")
+    wait_for(lambda: Room.objects.get(id=rid).topic == f"peer topic {uid}", what="topic on main")
+
+    xena.chat_post_message("thanks carl", room_id=rid)
+    wait_for(lambda: "thanks carl" in _texts(carl, peer_rid, "groups"), what="main -> peer in a peer room")
+    carl.chat_post_message("welcome xena", room_id=peer_rid)
+    wait_for(lambda: "welcome xena" in _texts(xena, rid, "groups"), what="peer -> main in a peer room")
+
+    assert xena.groups_leave(rid)["success"]
+    wait_for(lambda: xena_mxid not in _members(carl, peer_rid, "groups"), what="xena left on the peer")
+
+
+def test_main_invites_peer_user_who_accepts(
+        fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    uid = _uid()
+    make_user(f"mo{uid}", name="Main Olga")
+    olga = rc_client(f"mo{uid}")
+    rid = olga.groups_create(f"priv{uid}")["group"]["_id"]
+    dora = concord_peer.register(f"pd{uid}", "Peer Dora")
+    dora_mxid = concord_peer.mxid(f"pd{uid}")
+    invited = olga.call_api_post("groups.invite", roomId=rid, username=dora_mxid)
+    assert invited.get("success"), invited
+    assert _main_state(rid, dora_mxid) == "invited"
+
+    sub = wait_for(lambda: _peer_sub(dora, lambda s: s.get("state") == "invited"), what="invitation on the peer")
+    accepted = dora.call_api_post("rooms.invite", roomId=sub["rid"], action="accept")
+    assert accepted.get("success"), accepted
+    wait_for(lambda: _main_state(rid, dora_mxid) == "joined", what="dora joined on main")
+    dora.chat_post_message("hi olga", room_id=sub["rid"])
+    wait_for(lambda: "hi olga" in _texts(olga, rid, "groups"), what="peer -> main after accepting")
+
+
+def test_outage_of_the_peer_twenty_messages_in_order(
+        fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    uid = _uid()
+    make_user(f"ms{uid}", name="Main Sender")
+    sender = rc_client(f"ms{uid}")
+    rid, alias = _main_public_room(sender, f"out{uid}", "12")
+    eve = concord_peer.register(f"pe{uid}")
+    peer_rid = eve.channels_join(alias, None)["channel"]["_id"]
+    concord_peer.stop()
+    try:
+        for i in range(20):
+            sender.chat_post_message(f"o{i:02d}", room_id=rid)
+    finally:
+        concord_peer.start()
+    want = [f"o{i:02d}" for i in range(20)]
+    got = wait_for(lambda: (lambda t: t if all(w in t for w in want) else None)(_texts(eve, peer_rid)),
+                   timeout=60, what="all 20 messages on the peer")
+    assert [t for t in got if t in want] == want  # in order, each once
+
+
+def test_peer_worker_killed_mid_send_delivers_once_in_order(
+        fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peer's Celery worker is SIGKILLed while our server holds its first transaction open."""
+    import federation.inbound as inbound
+    from rooms.models import Message
+
+    uid = _uid()
+    make_user(f"mr{uid}", name="Main Receiver")
+    receiver = rc_client(f"mr{uid}")
+    rid, alias = _main_public_room(receiver, f"kill{uid}", "12")
+    fay = concord_peer.register(f"pf{uid}")
+    peer_rid = fay.channels_join(alias, None)["channel"]["_id"]
+    fay_mxid = concord_peer.mxid(f"pf{uid}")
+
+    original = inbound.receive_transaction
+    in_flight, release = threading.Event(), threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def holding(origin: str, txn_id: str, body: Any) -> Any:
+        if origin == concord_peer.server_name and isinstance(body, dict) and body.get("pdus"):
+            seen.append((txn_id, len(body["pdus"])))
+            if not in_flight.is_set():
+                in_flight.set()
+                release.wait(30)  # the sender is killed while we hold its request
+        return original(origin, txn_id, body)
+
+    monkeypatch.setattr(inbound, "receive_transaction", holding)
+    fay.chat_post_message("k00", room_id=peer_rid)
+    assert in_flight.wait(20), "the peer never sent its transaction"
+    for i in range(1, 20):
+        fay.chat_post_message(f"k{i:02d}", room_id=peer_rid)
+    concord_peer.kill_worker()
+    release.set()
+    concord_peer.start_worker()
+
+    want = [f"k{i:02d}" for i in range(20)]
+
+    def received() -> list[str] | None:
+        texts = list(Message.objects.filter(room_id=rid, user__username=fay_mxid, type="").order_by("created_at", "id")
+                     .values_list("text", flat=True))
+        return texts if len(texts) >= 20 else None
+
+    got = wait_for(received, timeout=60, what="the 20 messages after the worker restart")
+    time.sleep(1.5)  # anything re-sent late would show up now
+    got = received() or got
+    assert got == want, got  # all, in order, none twice
+    first_txn = seen[0][0]
+    assert [t for t, _ in seen].count(first_txn) >= 2, seen  # the killed transaction was retried as is
