@@ -350,7 +350,10 @@ def invite_remote_user(room: Room, invitee: User, *, by: User) -> None:
 
 
 def resolve_alias(alias: str, via: list[str]) -> tuple[str, list[str]]:
-    """``#name:server`` -> (room ID, servers) via ``query/directory`` on the alias's server."""
+    """``#name:server`` -> (room ID, servers) via ``query/directory`` on the alias's server.
+
+    A server refused by the allow/deny lists is never contacted (:class:`MembershipError`).
+    """
     from federation.transport.client import FederationClient, FederationError
 
     local = MatrixRoomAlias.objects.filter(alias=alias).select_related("room").first()
@@ -359,6 +362,8 @@ def resolve_alias(alias: str, via: list[str]) -> tuple[str, list[str]]:
     server = server_name_of(alias)
     if server == me():
         raise MembershipError(f"No room has the alias {alias}")
+    if not server_allowed(server):
+        raise MembershipError(f"Federation with {server} is not allowed")
     try:
         answer = FederationClient(timeout=20).get_json(server, "/_matrix/federation/v1/query/directory",
                                                         {"room_alias": alias})

@@ -83,7 +83,8 @@ def _schedule(server_name: str) -> None:
 
 
 def enqueue_pdu(destinations: list[str], room_id: str, event_id: str, pdu: dict[str, Any]) -> None:
-    """Queue a PDU for each destination (ours excluded); sending starts after commit."""
+    """Queue a PDU for each destination (ours and servers refused by the allow/deny lists excluded);
+    sending starts after commit."""
     from federation.bridge import server_allowed
 
     me = settings.CONCORD_SERVER_NAME
@@ -97,10 +98,12 @@ def enqueue_pdu(destinations: list[str], room_id: str, event_id: str, pdu: dict[
 
 
 def enqueue_edu(destinations: list[str], edu_type: str, content: dict[str, Any]) -> None:
-    """Queue an EDU for each destination (ours excluded); sending starts after commit."""
+    """Queue an EDU for each destination (ours and refused servers excluded); sending starts after commit."""
+    from federation.bridge import server_allowed
+
     me = settings.CONCORD_SERVER_NAME
     for server in destinations:
-        if server == me:
+        if server == me or not server_allowed(server):
             continue
         OutboundEDU.objects.create(destination=_destination(server), edu_type=edu_type, content=content)
         _schedule(server)

@@ -1,15 +1,20 @@
 """Helpers for the rooms-across-servers scenarios: a Concord REST client, a Synapse client-API
-client, an outbox pump standing in for the Celery worker, and polling."""
+client, a Concord user's live WebSocket, an outbox pump standing in for the Celery worker, and
+polling."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 from tests.federation.synapse_harness import SynapseServer
 
@@ -38,6 +43,11 @@ class ConcordApi:
         data = r.json()["data"]
         self.s.headers.update({"X-Auth-Token": data["authToken"], "X-User-Id": data["userId"]})
 
+    @property
+    def headers(self) -> Any:
+        """The Rocket.Chat auth headers (``X-Auth-Token``, ``X-User-Id``)."""
+        return self.s.headers
+
     def post(self, method: str, **body: Any) -> dict[str, Any]:
         r = self.s.post(self.base + method, json=body, timeout=90)
         return {"_status": r.status_code, **r.json()}
@@ -45,6 +55,41 @@ class ConcordApi:
     def get(self, method: str, **params: Any) -> dict[str, Any]:
         r = self.s.get(self.base + method, params=params, timeout=30)
         return {"_status": r.status_code, **r.json()}
+
+
+class LiveSocket:
+    """A user's live-event WebSocket (``/websocket?token=..&user_id=..``), read from a thread."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+        ready = json.loads(conn.recv(timeout=10))
+        assert ready["type"] == "ready", ready
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for frame in self.conn:
+                self.events.append(json.loads(frame))
+        except Exception:  # closed
+            pass
+
+    def messages(self, rid: str) -> list[str]:
+        return [str(e["data"].get("msg")) for e in list(self.events)
+                if e.get("type") == "message.new" and e.get("room_id") == rid]
+
+
+@contextmanager
+def live_socket(base_url: str, client: Any, **kw: Any) -> Iterator[LiveSocket]:
+    """The live WebSocket of the user logged in with ``client`` (anything with Rocket.Chat auth
+    ``headers``: a ``rocketchat_API`` client or a :class:`ConcordApi` session); ``kw`` go to
+    ``websockets`` (e.g. ``ssl``)."""
+    headers = client.headers
+    url = base_url.replace("https://", "wss://").replace("http://", "ws://") + (
+        f"/websocket?token={headers['X-Auth-Token']}&user_id={headers['X-User-Id']}")
+    with ws_connect(url, open_timeout=10, **kw) as conn:
+        yield LiveSocket(conn)
 
 
 class SynapseUser:

@@ -13,22 +13,18 @@ where the Synapse scenarios run).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from rocketchat_API.rocketchat import RocketChat
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
 
 from tests.federation.conftest import ConcordTLS
 from tests.federation.peer_concord import ConcordPeer
-from tests.federation.rooms_helpers import wait_for
+from tests.federation.rooms_helpers import live_socket, wait_for
 
 pytestmark = [pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
 
@@ -64,37 +60,6 @@ def _peer_sub(rc: RocketChat, predicate: Callable[[dict[str, Any]], bool]) -> di
         if predicate(sub):
             return dict(sub)
     return None
-
-
-class LiveSocket:
-    """A user's live-event WebSocket (``/websocket?token=..&user_id=..``), read from a thread."""
-
-    def __init__(self, conn: ClientConnection) -> None:
-        self.conn = conn
-        self.events: list[dict[str, Any]] = []
-        ready = json.loads(conn.recv(timeout=10))
-        assert ready["type"] == "ready", ready
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            for frame in self.conn:
-                self.events.append(json.loads(frame))
-        except Exception:  # closed
-            pass
-
-    def messages(self, rid: str) -> list[str]:
-        return [str(e["data"].get("msg")) for e in list(self.events)
-                if e.get("type") == "message.new" and e.get("room_id") == rid]
-
-
-@contextmanager
-def live_socket(base_url: str, rc: RocketChat, **kw: Any) -> Iterator[LiveSocket]:
-    url = base_url.replace("https://", "wss://").replace("http://", "ws://") + (
-        f"/websocket?token={rc.headers['X-Auth-Token']}&user_id={rc.headers['X-User-Id']}")
-    with ws_connect(url, open_timeout=10, **kw) as conn:
-        yield LiveSocket(conn)
 
 
 def _main_public_room(rc: RocketChat, name: str, version: str) -> tuple[str, str]:

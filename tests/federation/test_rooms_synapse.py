@@ -1,5 +1,6 @@
 """Rooms across servers, Concord <-> a real Synapse on loopback: joins, invites, messages, name and
-topic, leaves and kicks, history, in room versions 10, 11 and 12. Marked ``synapse``."""
+topic, leaves and kicks, history, in room versions 10, 11 and 12; Synapse messages reach a Concord
+user's live WebSocket. Marked ``synapse``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.federation.conftest import ConcordTLS
-from tests.federation.rooms_helpers import ConcordApi, SynapseUser, wait_for
+from tests.federation.rooms_helpers import ConcordApi, SynapseUser, live_socket, wait_for
 from tests.federation.synapse_harness import SynapseServer
 
 pytestmark = [pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
@@ -59,8 +60,10 @@ def test_synapse_user_joins_public_concord_room_and_messages_flow(
     assert "<em>Synapse</em>" in msgs[0]["content"]["formatted_body"]
     assert msgs[0]["sender"] == f"@owner{version}:{fed.server_name}"
 
-    bob.send(room_id, "hello Concord <script>x</script>")
-    wait_for(lambda: "hello Concord <script>x</script>" in _texts(rid), what="Synapse message in Concord")
+    with live_socket(live_url, api) as ws:  # the owner's live WebSocket gets it too
+        bob.send(room_id, "hello Concord <script>x</script>")
+        wait_for(lambda: "hello Concord <script>x</script>" in _texts(rid), what="Synapse message in Concord")
+        wait_for(lambda: "hello Concord <script>x</script>" in ws.messages(rid), what="Synapse message on the socket")
     history = api.get("channels.history", roomId=rid)
     mine = [m for m in history["messages"] if m["msg"].startswith("hello Concord")]
     assert mine and mine[0]["u"]["username"] == bob.user_id and "<script>" not in mine[0].get("html", "")
@@ -82,14 +85,15 @@ def test_synapse_user_joins_public_concord_room_and_messages_flow(
     wait_for(lambda: _member_state(rid, bob.user_id) == "left", what="bob left in Concord")
 
 
-@pytest.mark.parametrize("version", ["12"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_concord_invites_synapse_user_accept_decline_revoke(
         version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
         live_url: str) -> None:
     make_user("inviter", name="Inviter")
     api = ConcordApi(live_url, "inviter")
     rid = api.post("groups.create", name="privgrp")["group"]["_id"]
-    carol, dan, erin = (SynapseUser(synapse, n) for n in ("rcarol", "rdan", "rerin"))
+    assert api.post("rooms.federation", roomId=rid, roomVersion=version)["federation"]["roomVersion"] == version
+    carol, dan, erin = (SynapseUser(synapse, f"{n}{version}") for n in ("rcarol", "rdan", "rerin"))
     for u in (carol, dan, erin):
         r = api.post("groups.invite", roomId=rid, username=u.user_id)
         assert r["success"], r
