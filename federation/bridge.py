@@ -39,7 +39,7 @@ import contextlib
 import contextvars
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -565,7 +565,7 @@ def _force_leave(sub: Any) -> None:
     do_decline_invite(sub)
 
 
-def _text_of(content: dict[str, Any], sender: User) -> str:
+def _text_of(content: Mapping[str, Any], sender: User) -> str:
     body = str(content.get("body", "")).replace("\x00", "")
     msgtype = content.get("msgtype")
     if msgtype == "m.emote":

@@ -480,8 +480,8 @@ def _join_via(server: str, room_id: str, user: User) -> Room:
 
     event, answer = _make_and_send(server, room_id, user, "join")
     rv = event.room_version
-    state_pdus = answer.get("state") if isinstance(answer.get("state"), list) else []
-    chain_pdus = answer.get("auth_chain") if isinstance(answer.get("auth_chain"), list) else []
+    state_pdus: list[Any] = answer["state"] if isinstance(answer.get("state"), list) else []
+    chain_pdus: list[Any] = answer["auth_chain"] if isinstance(answer.get("auth_chain"), list) else []
     checked: dict[str, Event] = {}
     for pdu in [*chain_pdus, *state_pdus]:
         try:
