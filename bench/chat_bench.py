@@ -152,7 +152,7 @@ async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[
 
     ws_base = base.replace("http://", "ws://")
     ctx = multiprocessing.get_context("spawn")
-    procs = max(1, min(args.listener_procs, len(listeners)))
+    procs = max(0, min(args.listener_procs, len(listeners)))
     children = []
     for p in range(procs):
         parent_end, child_end = ctx.Pipe()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed, NotFound
+from chat.hot_select import HotSelect
 from rooms.models import Membership, Message, Room
 
 if TYPE_CHECKING:
@@ -21,6 +22,13 @@ def membership_of(user: User, room: Room) -> Membership | None:
     return Membership.objects.filter(room=room, user=user).first()
 
 
+_MEMBERSHIP_AND_ROOM = HotSelect(
+    [(Membership, "m"), (Room, "r")],
+    "SELECT {columns} FROM rooms_membership m JOIN rooms_room r ON r.id = m.room_id"
+    " WHERE m.room_id = %s AND m.user_id = %s",
+)
+
+
 def find_room_and_membership(user: User, room_id: str,
                              types: tuple[str, ...] = ("c", "p", "d")) -> tuple[Room, Membership | None]:
     """The room ``room_id`` among ``types`` and the user's membership in it (None if none).
@@ -28,10 +36,13 @@ def find_room_and_membership(user: User, room_id: str,
     One query when the user has a membership (the usual case: posting, reading one's rooms), two
     otherwise. Raises the same not-found error as :func:`find_room`.
     """
-    sub = (Membership.objects.select_related("room")
-           .filter(room_id=room_id, user=user, room__type__in=types).first())
-    if sub is not None:
-        return sub.room, sub
+    found = _MEMBERSHIP_AND_ROOM.first([room_id, user.id])
+    if found is not None:
+        sub, room = found
+        assert isinstance(sub, Membership) and isinstance(room, Room)
+        if room.type in types:
+            sub.room = room
+            return room, sub
     return find_room(room_id, None, types), None
 
 
