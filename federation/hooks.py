@@ -94,3 +94,24 @@ def room_role_changed(room: Room, user: User, by: User) -> None:
         from federation import bridge
 
         _later(bridge.on_room_role, room.id, user.id, by.id)
+
+
+def history_page_short(room: Room) -> bool:
+    """``*.history`` answered fewer messages than asked while scrolling back: fetch older history of
+    a federated room from another server (synchronously, bounded; see :mod:`federation.history`).
+
+    Returns whether anything new was stored (then the caller reads the page again). False at once
+    when federation is off or the room is not federated; never raises.
+    """
+    if not _active():
+        return False
+    try:
+        from federation.history import backfill_older
+
+        return backfill_older(room)
+    except Exception:
+        import logging
+
+        logging.getLogger(__name__).exception("scroll-back backfill of %s failed", room.id)
+        return False
+

@@ -584,35 +584,13 @@ def _mirror_members(mroom: MatrixRoom, room: Room, user: User) -> None:
 
 def _backfill(server: str, mroom: MatrixRoom, room: Room, join: Event) -> None:
     """Fetch recent history before our join and mirror its messages (history on join)."""
-    from federation.bridge import apply_remote_event
-    from federation.inbound import check_received_pdu
-    from federation.transport.client import FederationClient, FederationError, encode_path
+    from federation.history import backfill_from
+    from federation.transport.client import FederationError
 
-    rv = join.room_version
     try:
-        answer = FederationClient(timeout=30).get_json(
-            server, encode_path("/_matrix/federation/v1/backfill/{}", mroom.room_id),
-            {"v": list(join.prev_event_ids), "limit": BACKFILL_ON_JOIN})
+        backfill_from(server, mroom, join.room_version, join.prev_event_ids, BACKFILL_ON_JOIN)
     except FederationError as exc:
         log.info("backfill of %s from %s failed: %s", mroom.room_id, server, exc)
-        return
-    events: list[Event] = []
-    for pdu in (answer.get("pdus") or [])[:BACKFILL_ON_JOIN * 2] if isinstance(answer, dict) else []:
-        try:
-            events.append(check_received_pdu(pdu, rv))
-        except ProtocolError:
-            continue
-    store = OrmEventStore(mroom)
-    for ev in sorted(events, key=lambda e: (e.depth, e.origin_server_ts)):
-        try:
-            authorize_event(ev, store)
-        except (AuthError, ProtocolError):
-            continue
-        _, created = MatrixEvent.objects.get_or_create(event_id=ev.event_id, defaults=dict(
-            room=mroom, type=ev.type, state_key=ev.state_key, sender=ev.sender,
-            origin_server_ts=ev.origin_server_ts, depth=ev.depth, pdu=dict(ev.pdu), outlier=True))
-        if ev.type == "m.room.message":
-            apply_remote_event(mroom.room_id, ev)
 
 
 # --- client: leaving a room we are not in (declining a remote invite) ---------------------------

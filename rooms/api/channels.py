@@ -145,7 +145,8 @@ def _name_filter(request: Request) -> str:
 
 class HistoryView(RoomApiView):
     """``*.history``: messages newest first; ``latest``, ``oldest``, ``inclusive``, ``count``,
-    ``offset``, ``unreads``, ``showThreadMessages``."""
+    ``offset``, ``unreads``, ``showThreadMessages``. A short page of a federated room (scrolling
+    back past what we hold) first fetches older history from another server."""
 
     def get(self, request: Request) -> Response:
         room = room_for_read(request, self.kind)
@@ -154,6 +155,11 @@ class HistoryView(RoomApiView):
                              inclusive=bool(bool_param(request, "inclusive", False)), offset=offset, count=count,
                              show_thread_messages=bool(bool_param(request, "showThreadMessages", False)))
         messages = room_history(room, query)
+        if len(messages) < count and query.oldest is None:
+            from federation.hooks import history_page_short
+
+            if history_page_short(room):  # older history fetched from another server
+                messages = room_history(room, query)
         extra = unread_info(room, membership_of(request.user, room), messages) \
             if bool_param(request, "unreads", False) else {}
         return ok(messages=[message_json(m) for m in messages], **extra)

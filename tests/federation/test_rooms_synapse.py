@@ -212,3 +212,31 @@ def test_outage_twenty_messages_arrive_in_order(
                    what="all 20 messages in Synapse")
     seen = [t for t in got if t in want]
     assert seen == want  # in order, no duplicates
+
+
+def test_scrolling_back_fetches_older_history_from_synapse(
+        fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any, live_url: str) -> None:
+    """History on join covers the latest events only; scrolling back through ``channels.history``
+    (pages of 20, each before the oldest shown, as the web client does) fetches the rest."""
+    make_user("scroller", name="Scroller")
+    api = ConcordApi(live_url, "scroller")
+    kim = SynapseUser(synapse, "kim")
+    room_id = kim.create_room(preset="public_chat", room_alias_name="longroom", name="Long")
+    want = [f"h{i:02d}" for i in range(80)]
+    for text in want:
+        kim.send(room_id, text)
+    r = api.post("channels.join", roomId=f"#longroom:{synapse.server_name}")
+    assert r["success"], r
+    rid = r["channel"]["_id"]
+    assert 0 < len([t for t in _texts(rid) if t in want]) < len(want)  # only recent history so far
+
+    seen: list[str] = []
+    latest: str | None = None
+    for _ in range(20):
+        page = api.get("channels.history", roomId=rid, count=20, **({"latest": latest} if latest else {}))
+        messages = page["messages"]
+        if not messages:
+            break
+        seen.extend(m["msg"] for m in messages if not m.get("t"))
+        latest = messages[-1]["ts"]
+    assert [t for t in reversed(seen) if t in want] == want  # all, in order, once
