@@ -123,7 +123,7 @@ def test_peer_joins_public_room_messages_both_ways_name_topic_leave(
     assert mroom is not None and concord_peer.server_name not in joined_servers(mroom)
 
 
-@pytest.mark.parametrize("version", ["12"])
+@pytest.mark.parametrize("version", ["10", "11", "12"])
 def test_peer_invites_main_user_accept_name_topic_from_peer(
         version: str, fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
         rc_client: Callable[..., RocketChat]) -> None:
