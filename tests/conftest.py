@@ -7,23 +7,16 @@ Redis (``REDIS_URL``); nothing is mocked.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-os.environ.setdefault("CONCORD_REDIS_PREFIX", f"concord-test-{uuid.uuid4().hex[:8]}")
-# No connection pool in tests: helper threads (Playwright set-up, Channels' communicator) open
-# connections they never hand back, which would drain a bounded pool; production threads do.
-os.environ.setdefault("CONCORD_DB_POOL", "0")
-# Each run gets its own data directory (SQLite test database, uploads), so parallel runs never collide.
-os.environ.setdefault("CONCORD_DATA_DIR", tempfile.mkdtemp(prefix="concord-test-"))
+# Per-run isolation (data directory, Redis prefix, no DB pool) is set in chat/settings_test.py,
+# which pytest-django imports before any conftest runs.
 
 
 def _free_port() -> int:

@@ -50,7 +50,7 @@ def open_page(browser: Any, live_url: str) -> Iterator[Callable[..., Any]]:
 
     def make(username: str, password: str = "password123", *, viewport: dict[str, int] | None = None) -> Any:
         ctx = browser.new_context(viewport=viewport or {"width": 1280, "height": 800}, base_url=live_url)
-        ctx.set_default_timeout(8000)
+        ctx.set_default_timeout(15000)  # generous: CI machines can be busy
         contexts.append(ctx)
         page = ctx.new_page()
         pages.append(page)
@@ -73,3 +73,11 @@ def open_page(browser: Any, live_url: str) -> Iterator[Callable[..., Any]]:
     for ctx in contexts:
         ctx.close()
     assert not errors, f"uncaught JavaScript errors in the client: {errors}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _patient_expectations() -> None:
+    """``expect(...)`` waits up to 10 s (Playwright's default is 5 s), for busy CI machines."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=10_000)

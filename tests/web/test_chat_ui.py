@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -252,6 +253,7 @@ def test_slash_commands(live_url, make_user, open_page, shot):
 
     a.click('#room-list a[data-name="ops"]')
     _send(a, "/invite @bob")
+    expect(a.locator(".msg.system").last).to_contain_text("alice added bob")
     _send(a, "/leave")
     expect(a.locator(".toast.error").last).to_contain_text("last owner")
     shot(a, "slash-commands")
@@ -311,7 +313,7 @@ def test_signup_profile_directory_and_narrow_layout(live_url, make_user, browser
     owner = make_user("olga")
     _room(owner, "lobby", [], topic="Say hi")
     ctx = browser.new_context(viewport={"width": 390, "height": 760}, base_url=live_url)
-    ctx.set_default_timeout(8000)
+    ctx.set_default_timeout(15000)
     page = ctx.new_page()
     try:
         page.goto("/")
@@ -397,6 +399,10 @@ def test_history_scrollback_permalink_and_settings(live_url, make_user, open_pag
     a.check("dialog input[name=readOnly]")
     a.click("dialog button[type=submit]")
     expect(a.locator("#announcement")).to_have_text("Read the *rules*")
+    # The dialog saves each setting in turn: wait for the last one to land.
+    deadline = time.time() + 10
+    while not _in_thread(lambda: type(room).objects.get(id=room.id).read_only) and time.time() < deadline:
+        time.sleep(0.1)
     assert _in_thread(lambda: type(room).objects.get(id=room.id).read_only)
     shot(a, "settings-applied")
 
