@@ -98,6 +98,8 @@ def test_denied_servers_signed_requests_get_m_forbidden(fed: ConcordTLS, peer: F
 def test_our_users_cannot_reach_refused_servers(fed: ConcordTLS, settings: Any, make_user: Any,
                                                 live_url: str) -> None:
     """Invites and joins towards a refused server fail at once; nothing is sent there (no network)."""
+    from django.db import transaction
+
     from federation.bridge import ensure_portal
     from federation.models import OutboundEDU, OutboundPDU
     from federation.outbound import enqueue_edu, enqueue_pdu
@@ -117,12 +119,12 @@ def test_our_users_cannot_reach_refused_servers(fed: ConcordTLS, settings: Any, 
     assert not r.get("success"), r
 
     mroom = ensure_portal(Room.objects.get(id=rid))
-    enqueue_pdu(["evilexample.com", "example.com"], mroom.room_id, "$x", {"type": "m.room.message"})
-    enqueue_edu(["evilexample.com", "a.example.org"], "m.typing", {})
-    assert set(OutboundPDU.objects.values_list("destination_id", flat=True)) == {"example.com"}
-    assert set(OutboundEDU.objects.values_list("destination_id", flat=True)) == {"a.example.org"}
-    OutboundPDU.objects.all().delete()
-    OutboundEDU.objects.all().delete()
+    with transaction.atomic():  # rolled back: no send is ever scheduled, not even to allowed names
+        enqueue_pdu(["evilexample.com", "example.com"], mroom.room_id, "$x", {"type": "m.room.message"})
+        enqueue_edu(["evilexample.com", "a.example.org"], "m.typing", {})
+        assert set(OutboundPDU.objects.values_list("destination_id", flat=True)) == {"example.com"}
+        assert set(OutboundEDU.objects.values_list("destination_id", flat=True)) == {"a.example.org"}
+        transaction.set_rollback(True)
 
 
 @pytest.mark.synapse
