@@ -25,20 +25,22 @@ room or by the beat task (``process_all_staged``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, transaction
 
 from federation.models import InboundTransaction, MatrixEvent, MatrixRoom, StagedPDU
-from federation.protocol.auth_rules import authorize_event, check_auth_rules
-from federation.protocol.errors import AuthError, ProtocolError, UnsupportedRoomVersion
-from federation.protocol.event_signing import verify_event
-from federation.protocol.events import Event, StateKey
+from federation.protocol.auth_rules import auth_types_for, authorize_event, check_auth_rules
+from federation.protocol.errors import AuthError, ProtocolError, SignatureError, UnsupportedRoomVersion
+from federation.protocol.events import CREATE_KEY, POWER_LEVELS_KEY, Event, StateKey
+from federation.protocol.receipt import check_pdu
 from federation.protocol.room_versions import RoomVersion, get_room_version
+from federation.protocol.signing import VerifyKey
 from federation.protocol.state_res import resolve_state
-from federation.protocol.validation import validate_pdu
+from federation.protocol.store import KeyStore
 from federation.store import OrmEventStore, decode_state, encode_state
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,88 @@ class TransactionRefused(Exception):
         super().__init__(message)
         self.status = status
         self.errcode = errcode
+
+
+class _TransactionKeyStore:
+    """The ``KeyStore`` for one transaction: each origin's cached keys are read from the database
+    once, then answered from memory; a miss falls through to :class:`~federation.keys.OrmKeyStore`
+    (which fetches) and drops the snapshot.
+
+    Guarantee: the same answers as ``OrmKeyStore`` (a key counts only if its ``valid_until_ts`` is
+    at least the event's ``origin_server_ts``), with one query per server instead of one per PDU.
+    """
+
+    def __init__(self) -> None:
+        from federation.keys import OrmKeyStore
+
+        self._orm = OrmKeyStore()
+        self._rows: dict[str, dict[str, tuple[VerifyKey, int]]] = {}
+
+    def get_verify_keys(self, server_name: str, key_ids: Sequence[str], at_ts: int | None) -> Mapping[str, VerifyKey]:
+        from federation.keys import our_server_name
+        from federation.models import RemoteServerKey
+
+        if server_name == our_server_name():
+            return self._orm.get_verify_keys(server_name, key_ids, at_ts)
+        rows = self._rows.get(server_name)
+        if rows is None:
+            rows = {}
+            for key_id, key, until in RemoteServerKey.objects.filter(server_name=server_name).values_list(
+                    "key_id", "key", "valid_until_ts"):
+                try:
+                    rows[key_id] = (VerifyKey.decode(key_id, key), until)
+                except SignatureError:
+                    continue
+            self._rows[server_name] = rows
+        min_ts = at_ts if at_ts is not None else 0
+        found = {k: rows[k][0] for k in key_ids if k in rows and rows[k][1] >= min_ts}
+        if len(found) < len(set(key_ids)):
+            self._rows.pop(server_name, None)
+            return self._orm.get_verify_keys(server_name, key_ids, at_ts)
+        return found
+
+
+@dataclass
+class _StagingContext:
+    """What the PDUs and EDUs of one transaction share: rooms, their versions and ACLs, keys."""
+
+    origin: str
+    keys: _TransactionKeyStore = field(default_factory=_TransactionKeyStore)
+    rooms: dict[str, MatrixRoom | None] = field(default_factory=dict)
+    acl_allows: dict[str, bool] = field(default_factory=dict)
+
+    def room(self, room_id: str) -> MatrixRoom | None:
+        if room_id not in self.rooms:
+            self.rooms[room_id] = MatrixRoom.objects.filter(room_id=room_id).first()
+        return self.rooms[room_id]
+
+    def origin_allowed_in(self, room_id: str) -> bool:
+        """Whether the room's current ``m.room.server_acl`` (if any) lets the origin in.
+
+        Rooms we do not know have no ACL here (their PDUs are refused for that reason instead).
+        """
+        if room_id not in self.acl_allows:
+            room = self.room(room_id)
+            self.acl_allows[room_id] = room is None or origin_allowed_by_acl(room, self.origin)
+        return self.acl_allows[room_id]
+
+
+def origin_allowed_by_acl(room: MatrixRoom, origin: str) -> bool:
+    """The spec's server ACL check of ``origin`` against the room's current ``m.room.server_acl``.
+
+    Guarantee: True when the room has no ACL event in its current state; otherwise the result of
+    :func:`federation.serving.server_acl_allows` on that event's content (the port never counts).
+    """
+    from federation.serving import server_acl_allows
+
+    acl_id = decode_state(room.current_state).get(("m.room.server_acl", ""))
+    if acl_id is None:
+        return True
+    content = MatrixEvent.objects.filter(event_id=acl_id).values_list("pdu__content", flat=True).first()
+    return server_acl_allows(content if isinstance(content, dict) else {}, origin)
+
+
+ACL_ERROR = "Server is banned from this room by its server ACL (m.room.server_acl)"
 
 
 def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -83,15 +167,23 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
         done = InboundTransaction.objects.filter(origin=origin, txn_id=txn_id).first()
         if done is not None:
             return done.response_code, done.response
+        ctx = _StagingContext(origin)
         results: dict[str, dict[str, Any]] = {}
-        staged_rooms: list[str] = []
+        to_stage: list[StagedPDU] = []
         for pdu in pdus:
-            event_id, room_id, error = stage_pdu(origin, pdu)
+            event_id, row, error = check_pdu_for_staging(ctx, pdu)
             if event_id is None:
                 log.info("dropped a PDU from %s: %s", origin, error)
                 continue
+            if error:
+                log.info("refused PDU %s from %s: %s", event_id, origin, error)
             results[event_id] = {"error": error} if error else {}
-            if room_id and not error and room_id not in staged_rooms:
+            if row is not None:
+                to_stage.append(row)
+        staged_rooms: list[str] = []
+        for event_id, room_id, error in stage_rows(to_stage):
+            results[event_id] = {"error": error} if error else {}
+            if room_id and room_id not in staged_rooms:
                 staged_rooms.append(room_id)
         for room_id in staged_rooms:
             for event_id, error in process_staged(room_id, origin).items():
@@ -99,7 +191,7 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
                     results[event_id] = {"error": error} if error else {}
         from federation.edus import dispatch_edus
 
-        dispatch_edus(origin, edus)
+        dispatch_edus(origin, edus, room_allowed=ctx.origin_allowed_in)
         answer = {"pdus": results}
         try:
             InboundTransaction.objects.create(origin=origin, txn_id=txn_id, response_code=200, response=answer)
@@ -110,7 +202,7 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
         cache.delete(lock)
 
 
-def _room_version_for(pdu: Mapping[str, Any]) -> tuple[MatrixRoom | None, RoomVersion | None, str]:
+def _room_id_of(pdu: Mapping[str, Any]) -> str | None:
     room_id = pdu.get("room_id")
     if room_id is None and pdu.get("type") == "m.room.create" and pdu.get("state_key") == "":
         # Room v12+: the create event has no room_id; the room ID is derived from its event ID.
@@ -124,9 +216,15 @@ def _room_version_for(pdu: Mapping[str, Any]) -> tuple[MatrixRoom | None, RoomVe
                 room_id = "!" + compute_event_id(pdu, rv)[1:]
         except (ProtocolError, TypeError, ValueError, KeyError):
             room_id = None
-    if not isinstance(room_id, str):
+    return room_id if isinstance(room_id, str) else None
+
+
+def _room_version_for(pdu: Mapping[str, Any], ctx: _StagingContext | None = None) -> tuple[
+        MatrixRoom | None, RoomVersion | None, str]:
+    room_id = _room_id_of(pdu)
+    if room_id is None:
         return None, None, "missing room_id"
-    room = MatrixRoom.objects.filter(room_id=room_id).first()
+    room = ctx.room(room_id) if ctx is not None else MatrixRoom.objects.filter(room_id=room_id).first()
     if room is None:
         return None, None, f"this server is not in room {room_id}"
     try:
@@ -135,54 +233,93 @@ def _room_version_for(pdu: Mapping[str, Any]) -> tuple[MatrixRoom | None, RoomVe
         return room, None, str(exc)
 
 
-def check_received_pdu(pdu: Any, rv: RoomVersion) -> Event:
+def check_received_pdu(pdu: Any, rv: RoomVersion, keys: KeyStore | None = None, *,
+                       parsed_strictly: bool = False) -> Event:
     """Steps 1-3 of the checks on receipt: format, signatures, content hash.
+
+    Args:
+        pdu: the PDU as received.
+        rv: the room's version.
+        keys: where to find verify keys (default: :class:`~federation.keys.OrmKeyStore`, fetching).
+        parsed_strictly: True when ``pdu`` came out of the strict parser (``parse_json``), which
+            already refused floats and out-of-range integers; the check is then not repeated.
 
     Returns the event to keep (redacted if its content hash did not match).
 
     Raises:
         ProtocolError: ``InvalidEvent`` (format) or ``SignatureError``: the PDU must be dropped.
     """
-    from federation.keys import OrmKeyStore
+    if keys is None:
+        from federation.keys import OrmKeyStore
 
-    validate_pdu(pdu, rv)
-    checked = verify_event(pdu, rv, OrmKeyStore(), prechecked=True)
+        keys = OrmKeyStore()
+    checked = check_pdu(pdu, rv, keys, parsed_strictly=parsed_strictly)
     if not checked.content_hash_ok:
         log.info("content hash mismatch for %s: keeping the redacted copy", checked.event.event_id)
     return checked.event
 
 
-def stage_pdu(origin: str, pdu: Any) -> tuple[str | None, str | None, str]:
-    """Check a received PDU's format and signatures and stage it.
+def check_pdu_for_staging(ctx: _StagingContext, pdu: Any) -> tuple[str | None, StagedPDU | None, str]:
+    """Check a received PDU (room, server ACL, format, signatures, hash) and build its staging row.
 
     Returns:
-        ``(event_id, room_id, error)``; ``event_id`` None when no ID could be computed (the PDU is
-        dropped silently, as the spec says for malformed PDUs); ``error`` empty when staged.
+        ``(event_id, row, error)``; ``event_id`` None when no ID could be computed (the PDU is
+        dropped silently, as the spec says for malformed PDUs); ``row`` (unsaved) when the PDU
+        passed, else ``error`` says why it is refused. Nothing is written.
     """
     if not isinstance(pdu, dict):
         return None, None, "PDU is not an object"
-    room, rv, error = _room_version_for(pdu)
-    event_id: str | None = None
-    if rv is not None:
-        try:
-            from federation.protocol.hashing import compute_event_id
-
-            event_id = compute_event_id(pdu, rv)
-        except (ProtocolError, TypeError, ValueError, KeyError):
-            event_id = None
+    room, rv, error = _room_version_for(pdu, ctx)
     if room is None or rv is None:
-        return event_id, None, error
+        return _event_id_or_none(pdu, rv), None, error
+    if not ctx.origin_allowed_in(room.room_id):
+        return _event_id_or_none(pdu, rv), None, ACL_ERROR
     try:
-        event = check_received_pdu(pdu, rv)
+        event = check_received_pdu(pdu, rv, ctx.keys)
     except ProtocolError as exc:
-        return event_id, None, f"{exc.__class__.__name__}: {exc}"
-    if MatrixEvent.objects.filter(event_id=event.event_id, outlier=False).exists():
-        return event.event_id, None, ""
+        return _event_id_or_none(pdu, rv), None, f"{exc.__class__.__name__}: {exc}"
+    return event.event_id, StagedPDU(origin=ctx.origin, room_id=room.room_id, event_id=event.event_id,
+                                     pdu=dict(event.pdu)), ""
+
+
+def _event_id_or_none(pdu: Mapping[str, Any], rv: RoomVersion | None) -> str | None:
+    if rv is None:
+        return None
+    from federation.protocol.hashing import compute_event_id
+
     try:
-        StagedPDU.objects.create(origin=origin, room_id=room.room_id, event_id=event.event_id, pdu=dict(event.pdu))
-    except DatabaseError as exc:  # e.g. NUL characters, which PostgreSQL's jsonb cannot store
-        return event.event_id, None, f"cannot store this event: {exc.__class__.__name__}"
-    return event.event_id, room.room_id, ""
+        return compute_event_id(pdu, rv)
+    except (ProtocolError, TypeError, ValueError, KeyError):
+        return None
+
+
+def stage_rows(rows: list[StagedPDU]) -> list[tuple[str, str | None, str]]:
+    """Stage checked PDUs durably, in order; returns ``(event_id, room_id or None, error)`` for each.
+
+    Events already stored (not as outliers) are not staged again (``room_id`` None, no error).
+    Rows PostgreSQL cannot store (e.g. NUL characters in jsonb) are refused one by one.
+    """
+    if not rows:
+        return []
+    known = set(MatrixEvent.objects.filter(event_id__in=[r.event_id for r in rows], outlier=False)
+                .values_list("event_id", flat=True))
+    fresh = [r for r in rows if r.event_id not in known]
+    out: list[tuple[str, str | None, str]] = [(r.event_id, None, "") for r in rows if r.event_id in known]
+    try:
+        with transaction.atomic():
+            StagedPDU.objects.bulk_create(fresh)
+        return out + [(r.event_id, r.room_id, "") for r in fresh]
+    except DatabaseError:
+        pass
+    for r in fresh:
+        try:
+            with transaction.atomic():
+                r.pk = None
+                r.save(force_insert=True)
+            out.append((r.event_id, r.room_id, ""))
+        except DatabaseError as exc:
+            out.append((r.event_id, None, f"cannot store this event: {exc.__class__.__name__}"))
+    return out
 
 
 def process_all_staged() -> int:
@@ -194,29 +331,140 @@ def process_all_staged() -> int:
     return len(rooms)
 
 
+@dataclass
+class _RoomRun:
+    """One run over a room's staged queue: the room's version, an event store whose cache lives
+    from event to event, and the state after each event this run stored (so the next event's
+    state before it needs no query)."""
+
+    room_id: str
+    rv: RoomVersion
+    store: OrmEventStore
+    state_after: dict[str, dict[StateKey, str]] = field(default_factory=dict)
+    # ``event_id -> (outlier, rejected_reason)`` of stored events, prefetched for a chunk; None: ask.
+    stored: dict[str, tuple[bool, str]] | None = None
+    stored_ids: set[str] = field(default_factory=set)
+    # The room row, locked (SELECT ... FOR UPDATE) by the open group transaction.
+    locked_room: MatrixRoom | None = None
+    hold_lock: bool = False
+
+    def stored_status(self, event_id: str) -> tuple[bool, str] | None:
+        """``(outlier, rejected_reason)`` of the stored event, None if not stored."""
+        if self.stored is not None and event_id in self.stored_ids:
+            return self.stored.get(event_id)
+        row = MatrixEvent.objects.filter(event_id=event_id).values_list("outlier", "rejected_reason").first()
+        return (row[0], row[1]) if row is not None else None
+
+
+STAGED_CHUNK = 100
+
+
 def process_staged(room_id: str, origin: str) -> dict[str, str]:
-    """Process the room's staged PDUs in order; returns ``{event_id: error or ""}``."""
+    """Process the room's staged PDUs in order; returns ``{event_id: error or ""}``.
+
+    Guarantees: one processor per room at a time (a cache lock); events in arrival (``id``) order;
+    a staged row is deleted only after its event was stored (accepted, rejected or soft-failed) or
+    its processing failed, so a crash leaves it for the next run, and re-processing a stored event
+    is a no-op that reports its earlier verdict.
+    """
     lock = f"fed:room-lock:{room_id}"
     if not cache.add(lock, 1, timeout=300):
         return {}
     results: dict[str, str] = {}
     try:
-        while True:
-            staged = StagedPDU.objects.filter(room_id=room_id).order_by("id").first()
-            if staged is None:
-                break
+        room = MatrixRoom.objects.filter(room_id=room_id).first()
+        run: _RoomRun | None = None
+        if room is not None:
             try:
-                results[staged.event_id] = _process_one(staged.room_id, staged.pdu, staged.origin or origin)
-            except Exception as exc:  # one broken event must not wedge the room's queue
-                log.exception("processing %s failed", staged.event_id)
-                results[staged.event_id] = f"internal error: {exc.__class__.__name__}"
-            StagedPDU.objects.filter(pk=staged.pk).delete()
+                run = _RoomRun(room_id, get_room_version(room.room_version), OrmEventStore(room))
+            except UnsupportedRoomVersion:
+                run = None
+        while True:
+            chunk = list(StagedPDU.objects.filter(room_id=room_id).order_by("id")[:STAGED_CHUNK])
+            if not chunk:
+                break
+            if run is None:
+                for staged in chunk:
+                    results[staged.event_id] = f"this server cannot process events of room {room_id}"
+                StagedPDU.objects.filter(pk__in=[s.pk for s in chunk]).delete()
+                continue
+            _process_chunk(run, chunk, origin, results)
     finally:
         cache.delete(lock)
     return results
 
 
-def _fetch_missing_prevs(room: MatrixRoom, rv: RoomVersion, event: Event, origin: str) -> None:
+def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: dict[str, str]) -> None:
+    """Process staged rows in order, committing once per group of events rather than per event.
+
+    Design: a commit costs a WAL flush, which is most of an event's cost when each event commits
+    alone. Events whose prev and auth events are all known locally are processed inside one
+    database transaction, each in its own savepoint (a failing event rolls back alone), and the
+    group's staged rows are deleted in that same transaction: a crash loses the group's work and
+    keeps its rows staged, so it is redone (at least once, idempotently). An event that needs a
+    network fetch (missing prev or auth events) first commits the open group, then is processed on
+    its own, so no transaction (nor the room's row lock) is held across a request to another server.
+    Side effects of the bridge (live events, outbound sends) run after their group's commit.
+    """
+    run.stored_ids = {s.event_id for s in chunk}
+    run.stored = {eid: (outlier, reason) for eid, outlier, reason in MatrixEvent.objects.filter(
+        event_id__in=run.stored_ids).values_list("event_id", "outlier", "rejected_reason")}
+    i = 0
+    while i < len(chunk):
+        if _needs_fetch(run, Event(chunk[i].pdu, run.rv)):
+            _process_staged_row(run, chunk[i], origin, results)  # alone, outside any group
+            StagedPDU.objects.filter(pk=chunk[i].pk).delete()
+            i += 1
+            continue
+        try:
+            with transaction.atomic():
+                run.hold_lock = True
+                done: list[int] = []
+                while i < len(chunk) and (not done or not _needs_fetch(run, Event(chunk[i].pdu, run.rv))):
+                    _process_staged_row(run, chunk[i], origin, results)
+                    done.append(chunk[i].pk)
+                    i += 1
+                StagedPDU.objects.filter(pk__in=done).delete()
+        finally:
+            run.hold_lock = False
+            run.locked_room = None
+
+
+def _process_staged_row(run: _RoomRun, staged: StagedPDU, origin: str, results: dict[str, str]) -> None:
+    """Process one staged PDU in its own (sub)transaction; record its verdict in ``results``."""
+    try:
+        with transaction.atomic():
+            results[staged.event_id] = _process_event(run, Event(staged.pdu, run.rv), staged.origin or origin,
+                                                      fetch=True)
+    except Exception as exc:  # one broken event must not wedge the room's queue
+        log.exception("processing %s failed", staged.event_id)
+        results[staged.event_id] = f"internal error: {exc.__class__.__name__}"
+        run.state_after.pop(staged.event_id, None)
+        run.store = OrmEventStore(run.store.room)
+        run.locked_room = None  # its in-memory changes may be those of the failed event
+        run.stored = None
+
+
+def _needs_fetch(run: _RoomRun, event: Event) -> bool:
+    """Whether processing ``event`` may call another server (a prev or auth event is not held)."""
+    if len(_known_prev_states(run, event)) < len(set(event.prev_event_ids)):
+        return True
+    return len(run.store.get_events(event.auth_event_ids)) < len(set(event.auth_event_ids))
+
+
+def _known_prev_states(run: _RoomRun, event: Event) -> dict[str, dict[StateKey, str]]:
+    """The state after each of the event's prev events that we hold with its state (not outliers)."""
+    out = {p: run.state_after[p] for p in event.prev_event_ids if p in run.state_after}
+    rest = [p for p in event.prev_event_ids if p not in out]
+    if rest:
+        for eid, state in MatrixEvent.objects.filter(event_id__in=rest, outlier=False,
+                                                     state_after__isnull=False).values_list(
+                "event_id", "state_after"):
+            out[eid] = run.state_after[eid] = decode_state(state)
+    return out
+
+
+def _fetch_missing_prevs(run: _RoomRun, event: Event, origin: str) -> None:
     """Fill gaps before ``event`` with get_missing_events, then state_ids, from ``origin``."""
     from federation.transport.client import FederationClient, FederationError, encode_path
 
@@ -225,6 +473,8 @@ def _fetch_missing_prevs(room: MatrixRoom, rv: RoomVersion, event: Event, origin
     missing = [p for p in event.prev_event_ids if p not in have]
     if not missing or not origin:
         return
+    room = MatrixRoom.objects.get(room_id=run.room_id)
+    rv = run.rv
     client = FederationClient(timeout=20)
     try:
         answer = client.post_json(origin, encode_path("/_matrix/federation/v1/get_missing_events/{}", room.room_id), {
@@ -239,13 +489,14 @@ def _fetch_missing_prevs(room: MatrixRoom, rv: RoomVersion, event: Event, origin
                 log.info("bad PDU in get_missing_events answer: %s", exc)
         for ev in sorted(fetched, key=lambda e: e.depth):
             if not MatrixEvent.objects.filter(event_id=ev.event_id, outlier=False).exists():
-                _process_event(room, rv, ev, origin, fetch=False)
+                _process_event(run, ev, origin, fetch=False)
     except FederationError as exc:
         log.info("get_missing_events from %s failed: %s", origin, exc)
     have = set(MatrixEvent.objects.filter(event_id__in=event.prev_event_ids, outlier=False)
                .values_list("event_id", flat=True))
     for prev in [p for p in event.prev_event_ids if p not in have]:
         _fetch_state_at(room, rv, prev, origin)
+        run.state_after.pop(prev, None)
 
 
 def _fetch_event(rv: RoomVersion, event_id: str, origin: str) -> Event | None:
@@ -301,8 +552,12 @@ def _fetch_state_at(room: MatrixRoom, rv: RoomVersion, event_id: str, origin: st
     MatrixEvent.objects.filter(event_id=event_id).update(outlier=False)
 
 
-def _fetch_missing_auth(room: MatrixRoom, rv: RoomVersion, event: Event, origin: str, store: OrmEventStore) -> None:
-    missing = [a for a in event.auth_event_ids if store.get_event(a) is None]
+def _fetch_missing_auth(room_id: str, rv: RoomVersion, event: Event, origin: str, store: OrmEventStore) -> None:
+    known = store.get_events(event.auth_event_ids)
+    missing = [a for a in event.auth_event_ids if a not in known]
+    if not missing:
+        return
+    room = MatrixRoom.objects.get(room_id=room_id)
     for aid in missing[:20]:
         ev = _fetch_event(rv, aid, origin) if origin else None
         if ev is None:
@@ -318,35 +573,45 @@ def _fetch_missing_auth(room: MatrixRoom, rv: RoomVersion, event: Event, origin:
         store.remember(ev)
 
 
-def _process_one(room_id: str, pdu: dict[str, Any], origin: str) -> str:
-    room = MatrixRoom.objects.get(room_id=room_id)
-    rv = get_room_version(room.room_version)
-    event = Event(pdu, rv)
-    return _process_event(room, rv, event, origin, fetch=True)
-
-
 def _state_map(store: OrmEventStore, ids: Mapping[StateKey, str]) -> dict[StateKey, Event]:
     events = store.get_events(ids.values())
     return {k: events[v] for k, v in ids.items() if v in events}
 
 
-def _process_event(room: MatrixRoom, rv: RoomVersion, event: Event, origin: str, *, fetch: bool) -> str:
-    """Steps 4-6 for one event, then persist it and update the room. Returns "" or the error."""
-    existing = MatrixEvent.objects.filter(event_id=event.event_id).first()
-    if existing is not None and not existing.outlier:
-        return existing.rejected_reason
-    if fetch:
-        _fetch_missing_prevs(room, rv, event, origin)
-    store = OrmEventStore(room)
-    _fetch_missing_auth(room, rv, event, origin, store)
+def _auth_state(store: OrmEventStore, event: Event, ids: Mapping[StateKey, str]) -> dict[StateKey, Event]:
+    """The events of ``ids`` the auth rules read for ``event`` (what ``auth_state_for`` keeps):
+    only those are loaded, not the whole state."""
+    keys = auth_types_for(event) | {CREATE_KEY, POWER_LEVELS_KEY}
+    return _state_map(store, {k: ids[k] for k in keys if k in ids})
+
+
+def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> str:
+    """Steps 4-6 for one event, then persist it and update the room. Returns "" or the error.
+
+    Every check of the spec runs: auth against its auth events, against the state before it
+    (resolved over its prev events), and against the room's current state (soft-fail). The last
+    one is skipped only when the current state *is* the state before the event (then its answer is
+    the one just computed).
+    """
+    existing = run.stored_status(event.event_id)
+    if existing is not None and not existing[0]:
+        return existing[1]
+    rv = run.rv
+    prev_states = _known_prev_states(run, event)
+    if fetch and len(prev_states) < len(set(event.prev_event_ids)):
+        run.stored = None  # the fetch stores events: the chunk's prefetch is stale from here on
+        _fetch_missing_prevs(run, event, origin)
+        prev_states = _known_prev_states(run, event)
+        existing = run.stored_status(event.event_id)
+    store = run.store
+    _fetch_missing_auth(run.room_id, rv, event, origin, store)
     rejected = ""
     soft_failed = False
     try:
         authorize_event(event, store)
     except (AuthError, ProtocolError) as exc:
         rejected = f"auth events: {exc}"[:255]
-    prev_rows = list(MatrixEvent.objects.filter(event_id__in=event.prev_event_ids, state_after__isnull=False))
-    state_sets = [decode_state(r.state_after) for r in prev_rows]
+    state_sets = [prev_states[p] for p in dict.fromkeys(event.prev_event_ids) if p in prev_states]
     if not state_sets and not (event.type == "m.room.create" and event.state_key == ""):
         rejected = rejected or "state before the event is unknown (missing prev_events)"
         state_before: dict[StateKey, str] = {}
@@ -354,7 +619,7 @@ def _process_event(room: MatrixRoom, rv: RoomVersion, event: Event, origin: str,
         state_before = state_sets[0]
     elif state_sets:
         try:
-            state_before = resolve_state(rv, state_sets, store, room.room_id)
+            state_before = resolve_state(rv, state_sets, store, run.room_id)
         except ProtocolError as exc:
             rejected = rejected or f"state resolution: {exc}"[:255]
             state_before = state_sets[0]
@@ -362,41 +627,51 @@ def _process_event(room: MatrixRoom, rv: RoomVersion, event: Event, origin: str,
         state_before = {}
     if not rejected and state_sets:
         try:
-            check_auth_rules(event, _state_map(store, state_before))
+            check_auth_rules(event, _auth_state(store, event, state_before))
         except AuthError as exc:
             rejected = f"state before: {exc}"[:255]
     state_after = dict(state_before)
     if not rejected and event.is_state:
         state_after[event.state_key_tuple] = event.event_id
     with transaction.atomic():
-        room = MatrixRoom.objects.select_for_update().get(pk=room.pk)
+        room = run.locked_room or MatrixRoom.objects.select_for_update().get(pk=run.room_id)
+        if run.hold_lock:
+            run.locked_room = room
         current = decode_state(room.current_state)
-        if not rejected and current:
+        if not rejected and current and (current != state_before or not state_sets):
             try:
-                check_auth_rules(event, _state_map(store, current))
+                check_auth_rules(event, _auth_state(store, event, current))
             except AuthError as exc:
                 soft_failed = True
                 log.info("soft-failed %s: %s", event.event_id, exc)
-        MatrixEvent.objects.filter(event_id=event.event_id).delete()
+        if existing is not None:
+            MatrixEvent.objects.filter(event_id=event.event_id).delete()
         MatrixEvent.objects.create(
             event_id=event.event_id, room=room, type=event.type, state_key=event.state_key, sender=event.sender,
             origin_server_ts=event.origin_server_ts, depth=event.depth, pdu=dict(event.pdu), outlier=False,
             rejected_reason=rejected, soft_failed=soft_failed, state_after=encode_state(state_after))
+        store.remember(event, rejected=bool(rejected))
+        run.state_after[event.event_id] = state_after
+        if run.stored is not None:
+            run.stored[event.event_id] = (False, rejected)
         if not rejected and not soft_failed:
             extremities = [e for e in room.forward_extremities if e not in event.prev_event_ids]
             extremities.append(event.event_id)
             room.forward_extremities = extremities[-20:]
+            fields = ["forward_extremities"]
             if len(extremities) == 1:
-                room.current_state = encode_state(state_after)
+                new_state = state_after
             else:
-                sets = [decode_state(r.state_after) for r in
-                        MatrixEvent.objects.filter(event_id__in=extremities, state_after__isnull=False)]
-                store.remember(event)
+                sets = [decode_state(r) for r in MatrixEvent.objects.filter(
+                    event_id__in=extremities, state_after__isnull=False).values_list("state_after", flat=True)]
                 try:
-                    room.current_state = encode_state(resolve_state(rv, sets, store, room.room_id))
+                    new_state = resolve_state(rv, sets, store, room.room_id)
                 except ProtocolError:
-                    room.current_state = encode_state(state_after)
-            room.save(update_fields=["forward_extremities", "current_state"])
+                    new_state = state_after
+            if new_state != current:
+                room.current_state = encode_state(new_state)
+                fields.append("current_state")
+            room.save(update_fields=fields)
     if rejected:
         log.info("rejected %s from %s: %s", event.event_id, origin, rejected)
     elif not soft_failed:
