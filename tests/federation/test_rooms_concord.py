@@ -255,3 +255,30 @@ def test_peer_worker_killed_mid_send_delivers_once_in_order(
     assert got == want, got  # all, in order, none twice
     first_txn = seen[0][0]
     assert [t for t, _ in seen].count(first_txn) >= 2, seen  # the killed transaction was retried as is
+
+
+def test_peer_scrolls_back_past_the_join_backfill(
+        fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    """Our server serves ``backfill``; the other Concord fetches older pages as its user scrolls back."""
+    uid = _uid()
+    make_user(f"mh{uid}", name="Main Historian")
+    historian = rc_client(f"mh{uid}")
+    rid, alias = _main_public_room(historian, f"hist{uid}", "12")
+    want = [f"p{i:02d}" for i in range(70)]
+    for text in want:
+        historian.chat_post_message(text, room_id=rid)
+    gus = concord_peer.register(f"pg{uid}")
+    peer_rid = gus.channels_join(alias, None)["channel"]["_id"]
+    held = gus.call_api_get("channels.messages", roomId=peer_rid, count=200)["messages"]  # (no backfill here)
+    assert 0 < len([m for m in held if m["msg"] in want]) < len(want)  # the join brought recent history only
+
+    seen: list[str] = []
+    latest: str | None = None
+    for _ in range(20):
+        page = gus.call_api_get("channels.history", roomId=peer_rid, count=20, **({"latest": latest} if latest else {}))
+        if not page["messages"]:
+            break
+        seen.extend(m["msg"] for m in page["messages"] if not m.get("t"))
+        latest = page["messages"][-1]["ts"]
+    assert [t for t in reversed(seen) if t in want] == want
