@@ -11,6 +11,12 @@ Protocol (JSON text frames):
 
 After a reconnect, clients catch up through the REST API (``subscriptions.get`` with ``updatedSince``
 and ``channels.history`` with ``oldest``) and carry on with live events.
+
+Fan-out cost: every event reaches every connected member's consumer, so the per-event path is kept
+free of thread hops. Channels' default ``dispatch`` runs ``close_old_connections`` through
+``sync_to_async`` before every handler (one hop through a single shared thread, per event, per
+socket); ``live.event`` handlers touch no database, so :meth:`LiveEventsConsumer.dispatch` calls them
+directly. The event's JSON text was made once by the publisher and is forwarded as is.
 """
 
 from __future__ import annotations
@@ -145,6 +151,17 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
             do_set_typing(self.user, room, typing)
         else:
             do_mark_read(self.user, room)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Deliver ``live.event`` messages without Channels' per-message database clean-up hop.
+
+        Guarantee: live events never use the database here; every other message type goes through
+        Channels' ``dispatch`` (and its ``close_old_connections``) unchanged.
+        """
+        if message.get("type") == "live.event":
+            await self.live_event(message)
+            return
+        await super().dispatch(message)
 
     async def live_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
