@@ -120,6 +120,9 @@ def run() -> int:
 
 def test(args: list[str]) -> int:
     cmd = [sys.executable, "-m", "pytest", *args]
+    # Importing this package (its Celery app) defaults DJANGO_SETTINGS_MODULE to the production
+    # settings; pytest must use the test settings named in pyproject.toml instead.
+    os.environ.pop("DJANGO_SETTINGS_MODULE", None)
     if os.environ.get("REDIS_URL"):
         return subprocess.call(cmd, cwd=ROOT)
     data_dir = Path(os.environ.get("CONCORD_TEST_DATA_DIR", ROOT / "data" / "test-redis")).resolve()
