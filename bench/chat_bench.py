@@ -1,20 +1,31 @@
 """Chat benchmark: N REST clients post into one channel while M WebSocket listeners receive.
 
 Starts a real Concord (uvicorn with ``--workers W``) on PostgreSQL + Redis, creates the users and the
-room through the real actions, connects M listeners to ``/websocket``, then has N concurrent clients
-post ``--messages`` messages in total through ``POST /api/v1/chat.postMessage``. It prints:
+room through the real actions, connects M listeners to ``/websocket`` (in ``--listener-procs``
+separate processes, so that decoding their frames does not slow the posting clients), then has N
+concurrent clients post ``--messages`` messages in total through ``POST /api/v1/chat.postMessage``.
+It prints:
 
 * messages/s accepted by the REST API (first request to last answer);
 * delivery latency from the moment a client sent the request to the moment a listener received the
   ``message.new`` frame, p50 / p99 / max over every (message, listener) pair;
-* how many deliveries were missing (should be 0).
+* how many deliveries were missing (should be 0), and the machine's load average.
+
+``--profile N`` instead posts N messages in-process through Django's test client and prints the CPU
+milliseconds and SQL queries per request: figures that do not depend on the machine's load.
 
 Usage::
 
     .venv/bin/python -m bench.chat_bench [--clients 20] [--listeners 50] [--messages 3000] [--workers 2]
-        [--database-url postgres://postgres@127.0.0.1:5432/concord_bench] [--redis-url redis://127.0.0.1:6379/5]
+        [--listener-procs 1] [--database-url postgres://postgres@127.0.0.1:5432/concord_bench]
+        [--redis-url redis://127.0.0.1:6379/5]
+    .venv/bin/python -m bench.chat_bench --profile 500 [--show-queries] [--pyinstrument]
 
-This is a benchmark, not a test: it asserts nothing about speed.
+``--database-url sqlite:////tmp/concord-bench.sqlite3`` runs it on SQLite (the embedded default);
+the database is flushed first either way. The server inherits the environment, so settings such as
+``CONCORD_DB_SYNCHRONOUS_COMMIT=off`` or ``CONCORD_DB_POOL_SIZE`` can be compared.
+
+This is a benchmark, not a test: it asserts nothing about speed. See bench/README.md ("Chat").
 """
 
 from __future__ import annotations
