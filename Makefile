@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench-chat bench-protocol clean-data
+.PHONY: run test lint bench-chat bench-protocol bench-federation
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -28,3 +28,6 @@ bench-chat: $(VENV)/.installed
 
 bench-protocol: $(VENV)/.installed
 	$(PY) -m bench.protocol_bench $(ARGS)
+
+bench-federation: $(VENV)/.installed
+	$(PY) -m bench.federation_bench $(ARGS)
