@@ -6,40 +6,15 @@ Redis (``REDIS_URL``); nothing is mocked.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.servers import UvicornThread
+
 # Per-run isolation (data directory, Redis prefix, no DB pool) is set in chat/settings_test.py,
 # which pytest-django imports before any conftest runs.
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _ServerThread(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.port = _free_port()
-        self.server: Any = None
-
-    def run(self) -> None:
-        import uvicorn
-
-        from chat.asgi import application
-
-        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        asyncio.run(self.server.serve())
 
 
 @pytest.fixture(autouse=True)
@@ -49,26 +24,15 @@ def _fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def _asgi_server() -> Iterator[_ServerThread]:
-    thread = _ServerThread()
-    thread.start()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", thread.port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        raise RuntimeError("the test ASGI server did not start")
+def _asgi_server() -> Iterator[UvicornThread]:
+    thread = UvicornThread()
+    thread.start_and_wait()
     yield thread
-    if thread.server is not None:
-        thread.server.should_exit = True
-    thread.join(timeout=5)
+    thread.stop()
 
 
 @pytest.fixture
-def live_url(_asgi_server: _ServerThread, transactional_db: None) -> str:
+def live_url(_asgi_server: UvicornThread, transactional_db: None) -> str:
     """Base URL of the running Concord (HTTP + WebSocket) on the test database."""
     return f"http://127.0.0.1:{_asgi_server.port}"
 

@@ -6,6 +6,7 @@
 * ``synapse`` (session): a real Synapse (``localhost:<port>``), stopped at the end of the session.
 * ``concord_peer`` (session): a second Concord (web + Celery worker subprocesses, its own data
   directory, database and Redis prefix; ``127.0.0.1:<port>``), stopped at the end of the session.
+* ``peer`` (function): a scripted remote homeserver (``FakePeer``) on its own TLS port.
 * ``fed`` (function): switches federation on for the test (server name, TLS files, CA bundle,
   private peers allowed, short backoff) on a transactional test database, and clears caches.
 
@@ -14,13 +15,9 @@ These fixtures only define things; the protocol tests in ``protocol/`` do not us
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +25,10 @@ from typing import Any
 
 import pytest
 
+from tests.federation.fakepeer import FakePeer
 from tests.federation.peer_concord import ConcordPeer
-from tests.federation.synapse_harness import SynapseServer, TestCA, free_port, make_ca
+from tests.federation.synapse_harness import SynapseServer, TestCA, make_ca
+from tests.servers import UvicornThread
 
 
 @pytest.fixture(scope="session")
@@ -41,24 +40,6 @@ def fed_tmp() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def fed_ca(fed_tmp: Path) -> TestCA:
     return make_ca(fed_tmp / "ca")
-
-
-class _TLSServerThread(threading.Thread):
-    def __init__(self, cert: Path, key: Path) -> None:
-        super().__init__(daemon=True)
-        self.port = free_port()
-        self.cert, self.key = cert, key
-        self.server: Any = None
-
-    def run(self) -> None:
-        import uvicorn
-
-        from chat.asgi import application
-
-        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-                                ssl_certfile=str(self.cert), ssl_keyfile=str(self.key), ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        asyncio.run(self.server.serve())
 
 
 @dataclass
@@ -73,19 +54,10 @@ class ConcordTLS:
 @pytest.fixture(scope="session")
 def concord_tls(fed_ca: TestCA) -> Iterator[ConcordTLS]:
     cert, key = fed_ca.issue("concord")
-    thread = _TLSServerThread(cert, key)
-    thread.start()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", thread.port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.05)
+    thread = UvicornThread(cert, key)
+    thread.start_and_wait()
     yield ConcordTLS(thread.port, f"127.0.0.1:{thread.port}", cert, key, f"https://127.0.0.1:{thread.port}")
-    if thread.server is not None:
-        thread.server.should_exit = True
-    thread.join(timeout=5)
+    thread.stop()
 
 
 @pytest.fixture(scope="session")
@@ -133,6 +105,14 @@ def fed(settings: Any, concord_tls: ConcordTLS, fed_ca: TestCA, transactional_db
     discovery.clear_caches()
     client.close_sessions()
     return concord_tls
+
+
+@pytest.fixture
+def peer(fed_ca: TestCA) -> Iterator[FakePeer]:
+    """A scripted remote homeserver (:class:`~tests.federation.fakepeer.FakePeer`), closed after the test."""
+    p = FakePeer(fed_ca)
+    yield p
+    p.close()
 
 
 @pytest.fixture

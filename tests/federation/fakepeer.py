@@ -23,7 +23,8 @@ from federation.protocol import (
     get_room_version,
     sign_json,
 )
-from tests.federation.synapse_harness import TestCA, free_port
+from tests.federation.synapse_harness import TestCA
+from tests.servers import free_port
 
 
 class FakePeer:

@@ -33,7 +33,8 @@ from urllib.parse import urlparse, urlunparse
 import requests
 from rocketchat_API.rocketchat import RocketChat
 
-from tests.federation.synapse_harness import TestCA, free_port
+from tests.federation.synapse_harness import TestCA
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

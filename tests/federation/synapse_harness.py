@@ -18,7 +18,6 @@ import hmac
 import ipaddress
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.servers import free_port
+
 # Synapse's default blocklist minus 127.0.0.0/8 and ::1 (and without 0.0.0.0/8, which would also
 # block ::1 through Synapse's IPv4-to-IPv6 mapping).
 BLOCKLIST_EXCEPT_LOOPBACK = [
@@ -39,12 +40,6 @@ BLOCKLIST_EXCEPT_LOOPBACK = [
     "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
     "fe80::/10", "fc00::/7", "2001:db8::/32", "ff00::/8", "fec0::/10",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -13,17 +13,9 @@ import pytest
 
 from tests.federation.conftest import ConcordTLS
 from tests.federation.fakepeer import FakePeer, PeerRoom
-from tests.federation.synapse_harness import TestCA
-from tests.federation.test_inbound_and_serving import joined_room, send_txn
+from tests.federation.signed_requests import joined_room, send_txn
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def peer(fed_ca: TestCA) -> Iterator[FakePeer]:
-    p = FakePeer(fed_ca)
-    yield p
-    p.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ room-event endpoints, all over TLS against the running Concord."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -13,50 +12,11 @@ from asgiref.sync import async_to_sync
 
 from federation.protocol import Event
 from tests.federation.conftest import ConcordTLS
-from tests.federation.fakepeer import FakePeer, PeerRoom
+from tests.federation.fakepeer import FakePeer
+from tests.federation.signed_requests import call, joined_room, peer_ca, send_txn, signed_call
 from tests.federation.synapse_harness import TestCA
-from tests.federation.test_synapse_interop import signed_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def peer(fed_ca: TestCA) -> Iterator[FakePeer]:
-    p = FakePeer(fed_ca)
-    yield p
-    p.close()
-
-
-def call(fed: ConcordTLS, peer: FakePeer, method: str, path: str, content: Any = None, **kw: Any) -> Any:
-    return signed_call(fed.base_url, peer_ca(fed), method, path, origin=peer.server_name,
-                       destination=fed.server_name, key=peer.key, content=content, **kw)
-
-
-def peer_ca(fed: ConcordTLS) -> Any:
-    from django.conf import settings
-
-    return settings.CONCORD_FEDERATION_CA_BUNDLE
-
-
-_txn = iter(range(1, 10**6))
-
-
-def send_txn(fed: ConcordTLS, peer: FakePeer, pdus: list[Any], edus: list[Any] | None = None) -> dict[str, Any]:
-    body = {"origin": peer.server_name, "origin_server_ts": 1, "pdus": pdus, "edus": edus or []}
-    r = call(fed, peer, "PUT", f"/_matrix/federation/v1/send/t{next(_txn)}", body)
-    assert r.status_code == 200, r.text
-    return r.json()["pdus"]
-
-
-def joined_room(fed: ConcordTLS, peer: FakePeer, version: str = "10") -> PeerRoom:
-    from federation.models import MatrixRoom
-
-    room = PeerRoom(peer, version)
-    MatrixRoom.objects.create(room_id=room.room_id, room_version=version)
-    evs = room.standard()
-    results = send_txn(fed, peer, [e.pdu for e in evs])
-    assert results == {e.event_id: {} for e in evs}
-    return room
 
 
 @pytest.mark.parametrize("version", ["10", "11", "12"])

@@ -4,7 +4,6 @@ sender's lease, catch-up after a long outage, waking on inbound requests, the be
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,17 +12,9 @@ from django.utils import timezone
 
 from tests.federation.conftest import ConcordTLS
 from tests.federation.fakepeer import FakePeer
-from tests.federation.synapse_harness import TestCA
-from tests.federation.test_synapse_interop import signed_call
+from tests.federation.signed_requests import signed_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def peer(fed_ca: TestCA) -> Iterator[FakePeer]:
-    p = FakePeer(fed_ca)
-    yield p
-    p.close()
 
 
 def fake_pdu(room: str, n: int) -> tuple[str, dict[str, Any]]:

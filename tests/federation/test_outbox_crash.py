@@ -31,7 +31,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from tests.federation.conftest import ConcordTLS
-from tests.federation.synapse_harness import TestCA, free_port
+from tests.federation.synapse_harness import TestCA
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,6 @@ Cases with a real Synapse are marked ``synapse``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ import pytest
 from tests.federation.conftest import ConcordTLS
 from tests.federation.fakepeer import FakePeer
 from tests.federation.rooms_helpers import ConcordApi, SynapseUser
+from tests.federation.signed_requests import signed_call
 from tests.federation.synapse_harness import SynapseServer, TestCA
-from tests.federation.test_synapse_interop import signed_call
 
 
 @pytest.mark.parametrize(("allow", "deny", "server", "expected"), [
@@ -58,13 +57,6 @@ def test_allow_and_deny_patterns(settings: Any, allow: list[str], deny: list[str
     settings.CONCORD_FEDERATION_ALLOWED_SERVERS = allow
     settings.CONCORD_FEDERATION_DENIED_SERVERS = deny
     assert server_allowed(server) is expected
-
-
-@pytest.fixture
-def peer(fed_ca: TestCA) -> Iterator[FakePeer]:
-    p = FakePeer(fed_ca)
-    yield p
-    p.close()
 
 
 @pytest.mark.django_db(transaction=True)

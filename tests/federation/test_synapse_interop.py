@@ -3,18 +3,19 @@ refusals, transactions and the outbox. Marked ``synapse``; one Synapse per sessi
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import requests
+from django.utils import timezone
 
 from federation.protocol.signing import SigningKey
 from federation.transport.auth import sign_request
 from tests.federation.conftest import ConcordTLS
+from tests.federation.rooms_helpers import wait_for
+from tests.federation.signed_requests import signed_call
 from tests.federation.synapse_harness import SynapseServer
 
 pytestmark = [pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
@@ -22,19 +23,6 @@ pytestmark = [pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
 
 def synapse_key(synapse: SynapseServer) -> SigningKey:
     return SigningKey.from_key_file_line((synapse.dir / "signing.key").read_text().strip())
-
-
-def signed_call(base_url: str, ca: Path, method: str, path: str, *, origin: str, destination: str, key: SigningKey,
-                content: Any = None, raw: bytes | None = None, sign_content: Any = None) -> requests.Response:
-    """Send a request to a server as ``origin``, X-Matrix signed with ``key``."""
-    auth = sign_request(method, path, origin, destination, key, sign_content if sign_content is not None else content)
-    body = raw if raw is not None else (json.dumps(content).encode() if content is not None else None)
-    headers = {"Authorization": auth}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    s = requests.Session()
-    s.trust_env = False
-    return s.request(method, base_url + path, data=body, headers=headers, verify=str(ca), timeout=30)
 
 
 def test_synapse_fetches_our_keys_and_reads_a_concord_profile(fed: ConcordTLS, synapse: SynapseServer,
@@ -163,8 +151,12 @@ def test_outbox_delivers_after_synapse_restarts(fed: ConcordTLS, synapse: Synaps
         assert d.next_attempt_at is not None and d.failing_since is not None
         txn_id = OutboundEDU.objects.get(destination=d).txn_id
         assert txn_id
-        time.sleep(1.5)  # backoff (shortened for tests) elapses; still down: same txnId kept
+        # The backoff (shortened for tests) elapses; the retry really goes out (it moves the next
+        # attempt on), Synapse is still down, and the transaction keeps its txnId.
+        wait_for(lambda: timezone.now() >= d.next_attempt_at, timeout=10, what="the backoff to elapse")
         assert send_pending(dest) == 0
+        retried = Destination.objects.get(server_name=dest)
+        assert retried.next_attempt_at is not None and retried.next_attempt_at > d.next_attempt_at
         assert OutboundEDU.objects.get(destination=d).txn_id == txn_id
     finally:
         synapse.start()
