@@ -107,7 +107,6 @@ def test_signature_check_fallback() -> None:
 
 
 def test_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("synapse")
     from bench.protocol_bench import main
 
     assert main(["--events", "20", "--state", "60", "--conflicts", "10", "--repeat", "1", "--versions", "12"]) == 0
