@@ -42,6 +42,9 @@ async def connect(user: Any) -> tuple[WebsocketCommunicator, dict[str, Any]]:
     assert connected
     ready = await comm.receive_json_from(timeout=TIMEOUT)
     assert ready["type"] == "ready", ready
+    # A fresh backlog: ``id()`` of a communicator from an earlier test can be reused by this one, and
+    # that test's unread events must not satisfy this one's expectations.
+    _backlog[id(comm)] = []
     return comm, ready
 
 
@@ -52,7 +55,7 @@ async def expect(comm: WebsocketCommunicator, kind: str, pred: Callable[[dict[st
                  ) -> dict[str, Any]:
     """The first event of type ``kind`` matching ``pred``; other events are kept for later calls,
     since the order between room and user events of one action is not part of the protocol."""
-    backlog = _backlog.setdefault(id(comm), [])
+    backlog = _backlog[id(comm)]
     for event in backlog:
         if event.get("type") == kind and pred(event):
             backlog.remove(event)

@@ -13,7 +13,7 @@ from PIL import Image
 from rooms.actions.memberships import do_set_muted
 from rooms.actions.rooms import do_create_room
 from rooms.models import Upload
-from tests.rooms.test_chat_api import api_error
+from tests.rooms.room_helpers import api_error
 
 
 def png_bytes(size: tuple[int, int] = (800, 600)) -> bytes:

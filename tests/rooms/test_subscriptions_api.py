@@ -12,7 +12,7 @@ import requests
 
 from rooms.actions.memberships import do_kick
 from rooms.actions.rooms import do_change_room_setting, do_create_room
-from tests.rooms.test_chat_api import api_error
+from tests.rooms.room_helpers import api_error
 
 
 @pytest.fixture
