@@ -6,7 +6,7 @@ import json
 
 import requests
 
-from tests.rooms.room_helpers import api_error, fast_password_hashing, membership, post  # noqa: F401 (autouse)
+from tests.rooms.room_helpers import api_error, membership, post
 
 
 def test_create_info_list_and_membership_rows(live_url, make_user, rc_client):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.rooms.room_helpers import api_error, fast_password_hashing, membership, post  # noqa: F401 (autouse)
+from tests.rooms.room_helpers import api_error, membership, post
 
 
 def _uid(username: str) -> str:

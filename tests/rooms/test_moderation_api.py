@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat.api_errors import NotAllowed
-from tests.rooms.room_helpers import api_error, fast_password_hashing, membership, post  # noqa: F401 (autouse)
+from tests.rooms.room_helpers import api_error, membership, post
 
 
 def _uid(username: str) -> str:
