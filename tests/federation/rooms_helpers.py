@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
@@ -72,7 +73,7 @@ class LiveSocket:
         try:
             for frame in self.conn:
                 self.events.append(json.loads(frame))
-        except Exception:  # closed
+        except ConnectionClosed:  # closed by the test (or the server); anything else is a failure to see
             pass
 
     def messages(self, rid: str) -> list[str]:
