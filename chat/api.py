@@ -17,6 +17,9 @@ from rest_framework.views import APIView
 from chat.api_errors import ApiError
 
 MAX_COUNT = 500
+#: The largest ``offset`` accepted: JavaScript's largest safe integer, far below the 64-bit
+#: ``OFFSET`` limit of SQLite and PostgreSQL (a larger one is refused by the database).
+MAX_OFFSET = 2**53 - 1
 
 
 def ok(_status: int = 200, **data: Any) -> Response:
@@ -99,7 +102,10 @@ def json_param(request: Request, name: str) -> Any:
 
 
 def pagination(request: Request, default_count: int = 50) -> tuple[int, int]:
-    """``(offset, count)`` from the query, bounded; Rocket.Chat's ``count=0`` means the maximum."""
+    """``(offset, count)`` from the query, bounded; Rocket.Chat's ``count=0`` means the maximum.
+
+    An offset above :data:`MAX_OFFSET` is an ``error-invalid-params`` (the database cannot take it).
+    """
     try:
         offset = int(request.query_params.get("offset", 0))
         count = int(request.query_params.get("count", default_count))
@@ -107,6 +113,8 @@ def pagination(request: Request, default_count: int = 50) -> tuple[int, int]:
         raise ApiError("offset and count must be integers", "error-invalid-params") from exc
     if offset < 0 or count < 0:
         raise ApiError("offset and count must not be negative", "error-invalid-params")
+    if offset > MAX_OFFSET:
+        raise ApiError(f"offset must not be larger than {MAX_OFFSET}", "error-invalid-params")
     if count == 0 or count > MAX_COUNT:
         count = MAX_COUNT
     return offset, count

@@ -152,3 +152,13 @@ def test_nul_character_and_oversized_body_get_json_errors(live_url, make_user, r
                       data=b'{"message": "' + b"x" * (11 * 1024 * 1024) + b'"}')
     assert r.status_code in (400, 413)
     assert r.json()["success"] is False
+
+
+def test_users_list_offset_too_large_is_a_rocketchat_error(live_url, make_user, rc_client):
+    make_user("alice")
+    rc = rc_client("alice")
+    with pytest.raises(RocketApiException) as err:
+        rc.call_api_get("users.list", offset="9" * 30)
+    assert err.value.status_code == 400
+    assert err.value.response_json["errorType"] == "error-invalid-params"
+    assert rc.call_api_get("users.list", offset=2**53 - 1)["users"] == []

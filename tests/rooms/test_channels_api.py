@@ -342,3 +342,24 @@ def test_no_call_answers_500(live_url, make_user, rc_client):
         for query in queries:
             r = session.get(f"{url}?{query}", headers=rc.headers)
             assert r.status_code < 500 and "success" in r.json(), (url, query, r.status_code, r.text[:300])
+
+
+def test_offset_beyond_the_database_limit_is_a_rocketchat_error(live_url, make_user, rc_client):
+    """An offset past 64 bits used to reach the database and answer 500 ("datatype mismatch")."""
+    from chat.api import MAX_OFFSET
+
+    make_user("alice")
+    rc = rc_client("alice")
+    rid = rc.channels_create("paged")["channel"]["_id"]
+    post("alice", rid, "hello")
+    huge = "9" * 30
+    for call, params in [("channels.history", {"roomId": rid}), ("channels.messages", {"roomId": rid}),
+                         ("channels.list", {}), ("groups.list", {}),
+                         ("chat.search", {"roomId": rid, "searchText": "h"}),
+                         ("chat.getDeletedMessages", {"roomId": rid, "since": "2020-01-01T00:00:00Z"})]:
+        _, body = api_error(rc.call_api_get, call, offset=huge, **params)
+        assert body["errorType"] == "error-invalid-params", (call, body)
+        api_error(rc.call_api_get, call, offset=MAX_OFFSET + 1, **params)
+        page = rc.call_api_get(call, offset=MAX_OFFSET, **params)
+        assert page["success"] is True and page.get("offset", MAX_OFFSET) == MAX_OFFSET, (call, page)
+        assert not any(isinstance(v, list) and v for v in page.values()), (call, page)  # past the end: empty
