@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.api_errors import ApiError
+from chat.api_parsers import json_problem
 
 MAX_COUNT = 500
 #: The largest ``offset`` accepted: JavaScript's largest safe integer, far below the 64-bit
@@ -96,9 +97,13 @@ def json_param(request: Request, name: str) -> Any:
     if raw is None:
         return None
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise ApiError(f'The "{name}" param is not valid JSON.', "error-invalid-params") from exc
+    problem = json_problem(value)
+    if problem is not None:
+        raise ApiError(f'The "{name}" param is not usable JSON: {problem}.', "error-invalid-params")
+    return value
 
 
 def pagination(request: Request, default_count: int = 50) -> tuple[int, int]:

@@ -69,7 +69,7 @@ def check_attachments(attachments: Any) -> list[dict[str, Any]]:
     if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
         raise ApiError("attachments must be a list of objects", "error-invalid-attachment")
     try:
-        size = len(json.dumps(attachments))
+        size = len(json.dumps(attachments, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ApiError("attachments must be JSON", "error-invalid-attachment") from exc
     if size > MAX_ATTACHMENTS_BYTES:

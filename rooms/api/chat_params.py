@@ -30,7 +30,7 @@ def parse_date(value: Any, name: str) -> datetime:
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     if isinstance(value, dict) and "$date" in value:
         value = value["$date"]

@@ -302,3 +302,49 @@ def test_attachments_are_stored_when_safe(trio: dict[str, Any]) -> None:
             "attachments": [{"image_url": "/file-upload/x/y.png"}]}]
     msg = trio["rc_alice"].chat_post_message("", room_id=trio["general"].id, attachments=att)["message"]
     assert msg["attachments"] == att
+
+
+def test_unusable_json_is_a_json_4xx_and_stores_nothing(trio: dict[str, Any], live_url: str) -> None:
+    """JSON that parses but cannot be used used to answer 500: nesting past the recursion limit
+    (RecursionError in the parser), a lone surrogate escape (UnicodeEncodeError when rendering or
+    storing), a number too large for a float (``inf``, refused by the database's JSON check)."""
+    rc, rid = trio["rc_alice"], trio["general"].id
+    headers = {**rc.headers, "Content-Type": "application/json"}
+    before = Message.objects.filter(room_id=rid).count()
+    deep = "[" * 100_000 + "]" * 100_000
+    for call, body in [
+        ("chat.postMessage", deep),
+        ("chat.postMessage", '{"roomId": "RID", "text": ' + '{"a":' * 50_000 + "1" + "}" * 50_000 + "}"),
+        ("chat.postMessage", '{"roomId": "RID", "text": "x", "attachments": ' + "[" * 500 + "]" * 500 + "}"),
+        ("chat.postMessage", '{"roomId": "RID", "text": "\\ud83d"}'),
+        ("chat.update", '{"roomId": "RID", "msgId": "x", "text": "\\udfff"}'),
+        ("chat.sendMessage", '{"message": {"rid": "RID", "msg": "a\\ud800b"}}'),
+        ("subscriptions.read", '{"rid": "\\ud800"}'),
+        ("chat.postMessage", '{"roomId": "RID", "text": "x", "attachments": [{"title": "t", "n": 1e400}]}'),
+        ("channels.create", '{"name": "fine", "members": ["\\ud800"]}'),
+    ]:
+        data = body.replace("RID", rid).encode()
+        r = requests.post(f"{live_url}/api/v1/{call}", data=data, headers=headers, timeout=30)
+        assert r.status_code == 400, (call, body[:80], r.status_code, r.text[:300])
+        assert r.json()["success"] is False and r.json()["errorType"] == "error-invalid-params"
+    assert Message.objects.filter(room_id=rid).count() == before
+    # The same in JSON query parameters and EJSON dates.
+    for call, params in [("channels.messages", {"roomId": rid, "query": '{"msg": "\\ud800"}'}),
+                         ("channels.messages", {"roomId": rid, "sort": "[" * 1500}),
+                         ("users.list", {"query": '{"username": "\\udc00"}'}),
+                         ("chat.syncMessages", {"roomId": rid, "lastUpdate": '{"$date":' + "[" * 1500})]:
+        r = raw(live_url, rc, "GET", call, params=params)
+        assert r.status_code == 400 and r.json()["errorType"] == "error-invalid-params", (call, r.text[:300])
+    # Well-formed unicode (a real emoji, astral plane) still goes through.
+    emoji = '{"roomId": "RID", "text": "\\ud83d\\udca5"}'.replace("RID", rid)
+    r = requests.post(f"{live_url}/api/v1/chat.postMessage", data=emoji, headers=headers, timeout=10)
+    assert r.status_code == 200 and r.json()["message"]["msg"] == "\U0001f4a5"
+
+
+def test_attachments_refuse_non_finite_numbers() -> None:
+    from chat.api_errors import ApiError
+    from rooms.actions.messages import check_attachments
+
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(ApiError):
+            check_attachments([{"title": "t", "n": bad}])
