@@ -153,6 +153,8 @@ def do_set_permission_roles(updates: list[dict[str, object]]) -> list[Permission
             raise ApiError(f"Unknown permission {item['_id']}", "error-invalid-permissions")
         role_ids = item["roles"]
         assert isinstance(role_ids, list)
+        if not all(isinstance(role, str) for role in role_ids):
+            raise ApiError("Invalid permissions: roles must be a list of role names", "error-invalid-permissions")
         found = set(Role.objects.filter(id__in=role_ids).values_list("id", flat=True))
         if found != set(role_ids):
             raise ApiError("Unknown roles: " + ", ".join(sorted(set(map(str, role_ids)) - found)),

@@ -162,3 +162,19 @@ def test_users_list_offset_too_large_is_a_rocketchat_error(live_url, make_user, 
     assert err.value.status_code == 400
     assert err.value.response_json["errorType"] == "error-invalid-params"
     assert rc.call_api_get("users.list", offset=2**53 - 1)["users"] == []
+
+
+def test_permissions_update_with_non_string_roles_is_refused_whole(live_url, admin_user, rc_client):
+    """Roles given as lists or objects used to reach ``set()`` / the query and answer 500."""
+    from accounts.models import Permission
+
+    admin = rc_client("admin")
+    before = sorted(Permission.objects.get(id="create-c").roles.values_list("id", flat=True))
+    for roles in ([[]], [["admin"]], [{}], [{"_id": "admin"}], ["admin", 5], [None]):
+        with pytest.raises(RocketApiException) as err:
+            admin.permissions_update(permissions=[{"_id": "create-c", "roles": ["user"]},
+                                                  {"_id": "create-c", "roles": roles}])
+        assert err.value.status_code == 400, roles
+        assert err.value.response_json["errorType"] in ("error-invalid-permissions", "error-invalid-role")
+    # All-or-nothing: the valid first item was not applied either.
+    assert sorted(Permission.objects.get(id="create-c").roles.values_list("id", flat=True)) == before
