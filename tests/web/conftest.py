@@ -22,7 +22,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium not installed at {CHROMIUM}")
+        # `make test` installs it (tests/install-browser.sh); in CI a missing browser is a failure.
+        message = f"Chromium not installed at {CHROMIUM} (run tests/install-browser.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
