@@ -126,13 +126,19 @@ class UsersListView(ApiView):
         return ok(users=users, count=len(users), offset=offset, total=total)
 
 
+def _avatar_target(request: Request) -> User:
+    """The user whose avatar changes: the caller, or (with ``edit-other-user-avatar``) the one named."""
+    if not (param(request, "userId") or param(request, "username")):
+        return request.user
+    target = find_user(request)
+    if target != request.user:
+        check_admin(request.user, "edit-other-user-avatar")
+    return target
+
+
 class UsersSetAvatarView(ApiView):
     def post(self, request: Request) -> Response:
-        target = request.user
-        if param(request, "userId") or param(request, "username"):
-            target = find_user(request)
-            if target != request.user:
-                check_admin(request.user, "edit-other-user-avatar")
+        target = _avatar_target(request)
         image = request.FILES.get("image")
         if image is None:
             if param(request, "avatarUrl"):
@@ -145,11 +151,7 @@ class UsersSetAvatarView(ApiView):
 
 class UsersResetAvatarView(ApiView):
     def post(self, request: Request) -> Response:
-        target = request.user
-        if param(request, "userId") or param(request, "username"):
-            target = find_user(request)
-            if target != request.user:
-                check_admin(request.user, "edit-other-user-avatar")
+        target = _avatar_target(request)
         actions.do_reset_avatar(target)
         return ok()
 
