@@ -3,8 +3,12 @@
 import { h, $, clear, fmtTime } from "./dom.js";
 import { get, post, prefix, upload } from "./api.js";
 import { state, toast, attempt, roomTitle, roomType, canModerate, isAdmin } from "./state.js";
-import { openRoom, renderSidebar } from "./main.js";
-import { showPanel, closePanel } from "./room.js";
+import { emit, request } from "./bus.js";
+import { showPanel, closePanel } from "./panels.js";
+
+// The app shell lives in main.js, which nobody imports: reach it through the bus.
+const renderSidebar = () => emit("sidebar:refresh");
+const openRoom = (rid, opts) => request("navigate", rid, opts);
 
 function modal(title, body, { actions = [], onClose, cls = "" } = {}) {
   const dlg = h("dialog", { class: `modal ${cls}`, "aria-label": title });

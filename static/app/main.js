@@ -1,11 +1,14 @@
+// Entry module (loaded by templates/app.html): nothing imports it; other modules reach it through bus.js.
 // Concord web client: app shell, sidebar, routing and the live-event dispatcher.
 // Modules: api.js (REST), live.js (WebSocket), room.js (room view, composer, thread panel),
 // dialogs.js (create room, DM, directory, profile, settings, members), commands.js (slash commands),
+// panels.js (show/close the side panel), bus.js (events and requests to this module),
 // messages.js (message DOM), dom.js (safe DOM helpers), state.js (shared state, toasts).
 import { h, $, clear } from "./dom.js";
 import { get, post } from "./api.js";
 import { Live } from "./live.js";
 import { state, toast, attempt, roomTitle } from "./state.js";
+import { on, answer } from "./bus.js";
 import * as room from "./room.js";
 import * as dialogs from "./dialogs.js";
 
@@ -36,7 +39,7 @@ function shell() {
 
 const SECTIONS = [["c", "Channels"], ["p", "Private groups"], ["d", "Direct messages"]];
 
-export function renderSidebar() {
+function renderSidebar() {
   const list = $("#room-list");
   if (!list) return;
   const filter = ($("#room-filter")?.value || "").toLowerCase();
@@ -63,7 +66,7 @@ export function renderSidebar() {
   document.title = `${[...state.subs.values()].some((s) => s.unread && s.rid !== state.current) ? "• " : ""}${state.current ? roomTitle(state.current) + " · " : ""}${root.dataset.siteName || "Concord"}`;
 }
 
-export async function openRoom(rid, { push = true, msgId = null } = {}) {
+async function openRoom(rid, { push = true, msgId = null } = {}) {
   if (push) history.pushState({ rid }, "", room.roomPath(rid) + (msgId ? `?msg=${encodeURIComponent(msgId)}` : ""));
   document.body.classList.add("in-room");
   await room.open(rid, { msgId });
@@ -77,7 +80,7 @@ async function loadSubscriptions() {
   for (const r of rooms.update || []) state.rooms.set(r._id, r);
 }
 
-export async function ensureRoom(rid) {
+async function ensureRoom(rid) {
   if (state.rooms.has(rid)) return state.rooms.get(rid);
   const r = await get("rooms.info", { roomId: rid });
   if (r.room) state.rooms.set(rid, r.room);
@@ -205,6 +208,11 @@ async function boot() {
   window.addEventListener("unhandledrejection", (e) => { toast(e.reason && e.reason.message ? e.reason.message : "Something went wrong."); });
   await routeFromLocation();
 }
+
+// What the other modules ask of the shell (see bus.js).
+answer("navigate", openRoom);
+answer("room:ensure", ensureRoom);
+on("sidebar:refresh", renderSidebar);
 
 window.concord = { state, openRoom }; // for debugging and tests
 boot();

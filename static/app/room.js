@@ -5,9 +5,15 @@ import { get, post, prefix, upload } from "./api.js";
 import { state, toast, attempt, roomTitle, roomType, canModerate, permalink } from "./state.js";
 import { renderMessage } from "./messages.js";
 import { EMOJI } from "./emoji.js";
-import { renderSidebar, openRoom, ensureRoom } from "./main.js";
+import { on, emit, request } from "./bus.js";
+import { showPanel, closePanel } from "./panels.js";
 import * as dialogs from "./dialogs.js";
 import { runCommand, COMMANDS } from "./commands.js";
+
+// The app shell lives in main.js, which nobody imports: reach it through the bus.
+const renderSidebar = () => emit("sidebar:refresh");
+const openRoom = (rid, opts) => request("navigate", rid, opts);
+const ensureRoom = (rid) => request("room:ensure", rid);
 
 const PAGE = 50;
 const GROUP_MS = 5 * 60 * 1000;
@@ -475,19 +481,13 @@ export function emojiPicker(anchor, onPick) {
   document.addEventListener("keydown", esc);
 }
 
-// ---- side panel (thread / members) ----
-export function closePanel() {
-  state.panel = null; state.thread = null; threadComposer = null;
-  const p = $("#side-panel"); if (p) { clear(p); p.classList.add("hidden"); }
-  document.body.classList.remove("panel-open");
-}
+// ---- side panel (thread / members); showPanel and closePanel are in panels.js ----
+on("panel:closed", () => { threadComposer = null; });
 
 function togglePanel(kind) {
   if (state.panel === kind) { closePanel(); return; }
   if (kind === "members") { closePanel(); state.panel = "members"; showPanel(); dialogs.renderMembersPanel(state.current, true); }
 }
-
-export function showPanel() { const p = $("#side-panel"); p.classList.remove("hidden"); document.body.classList.add("panel-open"); return p; }
 
 export async function openThread(tmid, refresh = false) {
   const rid = state.current;
@@ -663,4 +663,3 @@ class Composer {
   }
 }
 
-export { openRoom };
