@@ -22,6 +22,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy accounts rooms chat federation
+	$(VENV)/bin/lint-imports
 
 bench-chat: $(VENV)/.installed
 	$(PY) -m bench.chat_bench $(ARGS)

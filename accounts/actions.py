@@ -76,6 +76,36 @@ def do_create_user(username: object, email: object, password: object, name: obje
     return user
 
 
+def do_get_or_create_puppet(mxid: str, name: str) -> User:
+    """The local stand-in of a remote Matrix user (``is_remote``, no password, role ``user``),
+    created on first use; a concurrent creation of the same puppet is tolerated (the winner's row)."""
+    user = User.objects.filter(username=mxid).first()
+    if user is not None:
+        return user
+    try:
+        with transaction.atomic():
+            user = User(username=mxid, name=name[:255], is_remote=True, email="")
+            user.set_unusable_password()
+            user.save()
+            user.roles.set(Role.objects.filter(id="user"))
+    except Exception:  # a concurrent creation won: use it
+        user = User.objects.get(username=mxid)
+    return user
+
+
+def do_set_remote_profile(user: User, *, name: str | None = None, status: str | None = None) -> None:
+    """Update what a remote server says about its user (display name, presence status); puppets only."""
+    if not user.is_remote:
+        return
+    fields: dict[str, str] = {}
+    if name is not None and name[:255] != user.name:
+        fields["name"] = user.name = name[:255]
+    if status is not None and status != user.status:
+        fields["status"] = user.status = status
+    if fields:
+        User.objects.filter(id=user.id).update(**fields)
+
+
 def do_login(user: User, name: str = "") -> str:
     """Issue a new API token for ``user``; only its hash is stored."""
     token = secrets.token_urlsafe(32)

@@ -493,7 +493,7 @@ def prepare_database(url: str) -> None:
     call_command("migrate", verbosity=0)
     call_command("flush", "--noinput", verbosity=0)
     from accounts.defaults import ensure_default_roles_and_permissions
-    from federation.keys import get_signing_key
+    from federation.signing_key import get_signing_key
 
     ensure_default_roles_and_permissions()
     get_signing_key()

@@ -2,12 +2,19 @@ from django.apps import AppConfig
 
 
 class FederationConfig(AppConfig):
-    """Matrix federation. ``federation.protocol`` is the pure protocol core (no Django)."""
+    """Matrix federation, in layers (see ``federation/__init__.py``).
+
+    ``ready`` is the composition root: it connects the layers that must not import each other.
+    """
 
     name = "federation"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from federation.edus import register_builtin_handlers
+        # Imported here, not at module level: Django loads app configs before models are ready.
+        from federation.bridge.connect import connect_bridge
+        from federation.store.outbox import register_scheduler
+        from federation.tasks import schedule_send
 
-        register_builtin_handlers()
+        connect_bridge()
+        register_scheduler(schedule_send)

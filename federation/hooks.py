@@ -1,117 +1,156 @@
 """What chat actions call so that their changes reach Matrix: one line per action.
 
+The hooks know nothing of how a change becomes a Matrix event: they forward to the
+:class:`FederationSink` that :mod:`federation.bridge.outgoing` registers at start-up
+(``FederationConfig.ready``), so ``rooms.actions`` never imports the bridge and the bridge may
+import the actions without a cycle.
+
 Guarantees
-    * A no-op (one settings check, nothing imported from the rest of federation) when federation
-      is off, and inside :func:`federation.bridge.applying_remote` (changes that came from Matrix
-      must not echo back).
+    * A no-op (one settings check) when federation is off, when no sink is registered, and inside
+      :func:`applying_remote` (changes that came from Matrix must not echo back).
     * Nothing is sent before the action's transaction commits (``transaction.on_commit``); a
       rolled-back action sends nothing. Callbacks run in commit order, so a room's events go out in
       the order the chat made them.
-    * A failure here never fails the chat action: it is logged (see :func:`federation.bridge._send`).
+    * A failure in the sink never fails the chat action: it is logged.
 
 Trade-off: the Matrix event is built just after the chat commit rather than inside it, so a
 process killed between the two loses that one event on the Matrix side. Building it inside the
 action's transaction would make chat writes wait on signing and hold the room lock longer; the
 outbox itself is durable from the moment the event exists.
+
+Layer: bottom (imports :mod:`federation.config` only); the chat side's types are named for the
+type checker alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
-from django.conf import settings
 from django.db import transaction
 
-if TYPE_CHECKING:
+from federation import config
+
+if TYPE_CHECKING:  # names for annotations only; never imported at run time
     from accounts.models import User
     from rooms.models import Membership, Message, Room
 
-
-def _active() -> bool:
-    if not getattr(settings, "CONCORD_SERVER_NAME", "") or not getattr(settings, "CONCORD_FEDERATION_ENABLED", True):
-        return False
-    from federation.bridge import is_applying_remote
-
-    return not is_applying_remote()
+log = logging.getLogger(__name__)
 
 
-def _later(fn: Callable[..., None], *args: Any) -> None:
+class FederationSink(Protocol):
+    """Where chat changes go after commit (implemented by :mod:`federation.bridge.outgoing`).
+
+    Every method takes IDs, never model instances: it runs after the action's commit.
+    """
+
+    def member_joined(self, room_id: str, user_id: str) -> None: ...
+
+    def member_left(self, room_id: str, user_id: str, by_id: str | None, membership: str) -> None: ...
+
+    def message_sent(self, message_id: str) -> None: ...
+
+    def message_deleted(self, message_id: str, by_id: str) -> None: ...
+
+    def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None: ...
+
+    def room_role_changed(self, room_id: str, user_id: str, by_id: str) -> None: ...
+
+    def history_page_short(self, room_id: str) -> bool: ...
+
+
+_sink: FederationSink | None = None
+_applying_remote: contextvars.ContextVar[bool] = contextvars.ContextVar("fed_applying_remote", default=False)
+
+
+def register_sink(sink: FederationSink | None) -> None:
+    """Install (or, with None, remove) the sink the hooks forward to."""
+    global _sink
+    _sink = sink
+
+
+@contextlib.contextmanager
+def applying_remote() -> Iterator[None]:
+    """Chat actions run inside this block come from Matrix: their hooks must not send anything."""
+    token = _applying_remote.set(True)
+    try:
+        yield
+    finally:
+        _applying_remote.reset(token)
+
+
+def is_applying_remote() -> bool:
+    """Whether the current code runs inside :func:`applying_remote`."""
+    return _applying_remote.get()
+
+
+def _active_sink() -> FederationSink | None:
+    if _sink is None or not config.enabled() or is_applying_remote():
+        return None
+    return _sink
+
+
+def _later(fn: Callable[..., Any], *args: Any) -> None:
     def run() -> None:
-        import logging
-
         try:
             fn(*args)
         except Exception:
-            logging.getLogger(__name__).exception("federation hook %s failed", fn.__name__)
+            log.exception("federation hook %s failed", getattr(fn, "__name__", fn))
 
     transaction.on_commit(run)
 
 
 def member_joined(sub: Membership) -> None:
     """``do_add_member``: a user is now joined."""
-    if _active():
-        from federation import bridge
-
-        _later(bridge.on_member_joined, sub.room_id, sub.user_id)
+    if (sink := _active_sink()) is not None:
+        _later(sink.member_joined, sub.room_id, sub.user_id)
 
 
 def member_left(room: Room, user: User, by: User | None = None, membership: str = "leave") -> None:
     """``do_leave`` / ``do_kick`` / ``do_ban`` / a revoked or declined invite."""
-    if _active():
-        from federation import bridge
-
-        _later(bridge.on_member_left, room.id, user.id, by.id if by is not None else None, membership)
+    if (sink := _active_sink()) is not None:
+        _later(sink.member_left, room.id, user.id, by.id if by is not None else None, membership)
 
 
 def message_sent(msg: Message) -> None:
     """``do_send_message``."""
-    if _active():
-        from federation import bridge
-
-        _later(bridge.on_message, msg.id)
+    if (sink := _active_sink()) is not None:
+        _later(sink.message_sent, msg.id)
 
 
 def message_deleted(msg: Message, by: User) -> None:
     """``do_delete_message``."""
-    if _active():
-        from federation import bridge
-
-        _later(bridge.on_message_deleted, msg.id, by.id)
+    if (sink := _active_sink()) is not None:
+        _later(sink.message_deleted, msg.id, by.id)
 
 
 def room_setting_changed(room: Room, field: str, by: User) -> None:
     """``do_change_room_setting`` (name, topic) and ``do_set_room_type`` (``type``)."""
-    if _active():
-        from federation import bridge
-
-        _later(bridge.on_room_setting, room.id, field, by.id)
+    if (sink := _active_sink()) is not None:
+        _later(sink.room_setting_changed, room.id, field, by.id)
 
 
 def room_role_changed(room: Room, user: User, by: User) -> None:
     """``do_set_room_role``: power levels follow owner/moderator."""
-    if _active():
-        from federation import bridge
-
-        _later(bridge.on_room_role, room.id, user.id, by.id)
+    if (sink := _active_sink()) is not None:
+        _later(sink.room_role_changed, room.id, user.id, by.id)
 
 
 def history_page_short(room: Room) -> bool:
     """``*.history`` answered fewer messages than asked while scrolling back: fetch older history of
-    a federated room from another server (synchronously, bounded; see :mod:`federation.history`).
+    a federated room from another server (synchronously, bounded; see :mod:`federation.handlers.backfill`).
 
     Returns whether anything new was stored (then the caller reads the page again). False at once
     when federation is off or the room is not federated; never raises.
     """
-    if not _active():
+    sink = _active_sink()
+    if sink is None:
         return False
     try:
-        from federation.history import backfill_older
-
-        return backfill_older(room)
+        return sink.history_page_short(room.id)
     except Exception:
-        import logging
-
-        logging.getLogger(__name__).exception("scroll-back backfill of %s failed", room.id)
+        log.exception("scroll-back backfill of %s failed", room.id)
         return False
-

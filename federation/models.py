@@ -117,6 +117,10 @@ class MatrixEvent(models.Model):
     soft_failed = models.BooleanField(default=False)
     state_after = models.JSONField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+    # How it arrived ("live" / "history") while its listeners (the chat mirror) have not run yet;
+    # "" once they have. Set in the transaction that stores the event, cleared after commit, so a
+    # crash in between leaves it for the re-drive (see federation.store.events).
+    pending_arrival = models.CharField(max_length=16, blank=True, default="", db_index=True)
 
     class Meta:
         indexes = [models.Index(fields=["room", "depth"], name="fed_event_room_depth")]

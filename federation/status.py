@@ -13,8 +13,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import DatabaseError
+
+from federation import config
+from federation.models import Destination
+from federation.protocol.errors import InvalidIdentifier
+from federation.protocol.ids import ServerName
+from federation.signing_key import get_signing_key
 
 DISABLED, COULD_NOT_ENABLE, BOOTING, RUNNING = "Disabled", "Could not enable", "Booting", "Running"
 
@@ -33,11 +38,8 @@ class FederationStatus:
 
 def federation_status() -> FederationStatus:
     """Compute the current status (cheap: no network)."""
-    from federation.protocol.errors import InvalidIdentifier
-    from federation.protocol.ids import ServerName
-
-    name = getattr(settings, "CONCORD_SERVER_NAME", "")
-    if not name or not getattr(settings, "CONCORD_FEDERATION_ENABLED", True):
+    name = config.server_name()
+    if not config.enabled():
         return FederationStatus(DISABLED, ["CONCORD_SERVER_NAME is not set" if not name
                                            else "CONCORD_FEDERATION_ENABLED=0"])
     problems: list[str] = []
@@ -45,27 +47,23 @@ def federation_status() -> FederationStatus:
         ServerName.parse(name)
     except InvalidIdentifier:
         problems.append(f"CONCORD_SERVER_NAME {name!r} is not a valid server name")
-    cert, key = settings.CONCORD_TLS_CERT, settings.CONCORD_TLS_KEY
+    cert, key = config.tls_files()
     if not cert or not key:
         problems.append("CONCORD_TLS_CERT and CONCORD_TLS_KEY must both be set: federation is HTTPS only")
     else:
         for label, path in (("CONCORD_TLS_CERT", cert), ("CONCORD_TLS_KEY", key)):
             if not os.access(path, os.R_OK):
                 problems.append(f"{label} file {path} cannot be read")
-    bundle = settings.CONCORD_FEDERATION_CA_BUNDLE
+    bundle = config.ca_bundle()
     if bundle and not os.access(bundle, os.R_OK):
         problems.append(f"CONCORD_FEDERATION_CA_BUNDLE file {bundle} cannot be read")
     try:
-        from federation.keys import get_signing_key
-
         get_signing_key()
     except Exception as exc:  # any failure here means we cannot sign: report it, do not crash
-        problems.append(f"the signing key in {settings.DATA_DIR} is unusable: {exc}")
+        problems.append(f"the signing key in {config.data_dir()} is unusable: {exc}")
     if problems:
         return FederationStatus(COULD_NOT_ENABLE, problems)
     try:
-        from federation.models import Destination
-
         Destination.objects.exists()
     except DatabaseError:
         return FederationStatus(BOOTING, ["database migrations are not applied yet"])
@@ -73,10 +71,5 @@ def federation_status() -> FederationStatus:
 
 
 def federation_serving() -> bool:
-    """Whether ``/_matrix`` endpoints answer (configured with a server name and enabled).
-
-    TLS problems do not turn the endpoints off (a TLS-terminating proxy may be in front); they are
-    reported by the status.
-    """
-    return bool(getattr(settings, "CONCORD_SERVER_NAME", "")) and bool(
-        getattr(settings, "CONCORD_FEDERATION_ENABLED", True))
+    """Whether ``/_matrix`` endpoints answer: :func:`federation.config.enabled` (kept for callers)."""
+    return config.enabled()

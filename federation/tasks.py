@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers around :mod:`federation.outbound` and :mod:`federation.inbound`.
+"""Celery tasks: thin wrappers around :mod:`federation.handlers` and :mod:`federation.store`.
 
 They take server names, hold no logic, and may be lost or run twice without harm: the outbox is
 in the database and the beat task :func:`redrive_due_destinations` finds due work again.
@@ -8,26 +8,32 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from federation.status import federation_serving
+from federation import config
+from federation.handlers.receive import process_all_staged
+from federation.handlers.sender import send_pending
+from federation.store.events import redeliver_pending
+from federation.store.outbox import redrive_due
 
 
 @shared_task(ignore_result=True)
 def send_to_destination(server_name: str) -> int:
     """Send what is queued for ``server_name`` (no-op while another sender holds it)."""
-    if not federation_serving():
+    if not config.enabled():
         return 0
-    from federation.outbound import send_pending
-
     return send_pending(server_name)
+
+
+def schedule_send(server_name: str) -> None:
+    """The outbox's scheduler: a send to ``server_name`` as a Celery task."""
+    send_to_destination.delay(server_name)
 
 
 @shared_task(ignore_result=True)
 def redrive_due_destinations() -> int:
-    """Beat: queue sends for due destinations and process staged inbound PDUs left by a crash."""
-    if not federation_serving():
+    """Beat: process staged inbound PDUs left by a crash, run event listeners a crash cut short,
+    and queue sends for due destinations."""
+    if not config.enabled():
         return 0
-    from federation.inbound import process_all_staged
-    from federation.outbound import redrive_due
-
     process_all_staged()
+    redeliver_pending()
     return redrive_due()

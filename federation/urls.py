@@ -6,7 +6,8 @@ anything else under ``/_matrix`` is 404 ``M_UNRECOGNIZED``.
 
 from django.urls import re_path
 
-from federation import membership, serving, views
+from federation.api import membership, serving
+from federation.api import server as views
 
 F = r"^_matrix/federation/v1/"
 F2 = r"^_matrix/federation/v2/"

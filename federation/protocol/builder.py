@@ -79,7 +79,7 @@ def select_auth_event_ids(
     return out
 
 
-def build_event(
+def event_template(
     room_version: RoomVersion,
     *,
     room_id: str,
@@ -89,13 +89,14 @@ def build_event(
     prev_events: Sequence[Event],
     state: Mapping[StateKey, str],
     origin_server_ts: int,
-    server_name: str,
-    signing_key: SigningKey,
     state_key: str | None = None,
     redacts: str | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> Event:
-    """Build, hash and sign a new event in an existing room.
+) -> dict[str, Any]:
+    """The unsigned PDU of a new event in an existing room (no ``hashes``, no ``signatures``).
+
+    The one place a PDU's fields are put together: :func:`build_event` hashes and signs it, a
+    ``make_join``/``make_leave`` answer sends it as the template the joining server signs.
 
     Args:
         room_version: the room's version.
@@ -105,8 +106,6 @@ def build_event(
         state: the room state before this event (key -> event ID); the
             auth events are selected from it.
         origin_server_ts: milliseconds since the epoch.
-        server_name: our server name (the signer; normally the sender's domain).
-        signing_key: our signing key.
         redacts: for ``m.room.redaction``: placed at the top level in v10 and
             in ``content`` from v11.
         extra: further top-level keys (e.g. ``unsigned``); never ``event_id``.
@@ -142,6 +141,36 @@ def build_event(
         pdu["state_key"] = state_key
     if extra:
         pdu.update({k: v for k, v in extra.items() if k != "event_id"})
+    return pdu
+
+
+def build_event(
+    room_version: RoomVersion,
+    *,
+    room_id: str,
+    event_type: str,
+    sender: str,
+    content: Mapping[str, Any],
+    prev_events: Sequence[Event],
+    state: Mapping[StateKey, str],
+    origin_server_ts: int,
+    server_name: str,
+    signing_key: SigningKey,
+    state_key: str | None = None,
+    redacts: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Event:
+    """Build, hash and sign a new event in an existing room: :func:`event_template`, then the
+    content hash and our signature (``server_name`` signs with ``signing_key``).
+
+    Raises:
+        InvalidEvent: if there are no prev events or more than 20.
+    """
+    pdu = event_template(
+        room_version, room_id=room_id, event_type=event_type, sender=sender, content=content,
+        prev_events=prev_events, state=state, origin_server_ts=origin_server_ts,
+        state_key=state_key, redacts=redacts, extra=extra,
+    )
     signed = hash_and_sign_event(pdu, room_version, server_name, signing_key)
     return Event(signed, room_version)
 

@@ -17,7 +17,7 @@ future), since old keys only serve for old events, not requests.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.http import HttpRequest
@@ -26,7 +26,8 @@ from unpaddedbase64 import decode_base64, encode_base64
 from federation.protocol.canonical_json import encode_canonical_json
 from federation.protocol.errors import CanonicalJsonError, InvalidIdentifier, SignatureError
 from federation.protocol.ids import ServerName
-from federation.protocol.signing import SigningKey
+from federation.protocol.signing import SigningKey, VerifyKey
+from federation.transport.errors import KeyFetchError
 
 MAX_AUTH_HEADER = 4096
 _PARAM = re.compile(r'\s*([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*(?:,|$)')
@@ -99,20 +100,24 @@ def raw_request_uri(request: HttpRequest) -> str:
     return f"{path}?{query}" if query else path
 
 
-def authenticate_request(request: HttpRequest, content: Any, our_server_name: str) -> str:
+KeyLookup = Callable[[str, Sequence[str]], Mapping[str, VerifyKey]]
+"""``(server_name, key_ids) -> {key_id: VerifyKey}``: the origin's *current* keys valid now; raises
+:class:`~federation.transport.errors.KeyFetchError` when they cannot be had."""
+
+
+def authenticate_request(request: HttpRequest, content: Any, our_server_name: str, keys: KeyLookup) -> str:
     """Verify an inbound request's X-Matrix signature; return the origin server name.
 
     Args:
         request: the Django request.
         content: the parsed JSON body, or None when there is none.
         our_server_name: our server name (the ``destination`` the request must name).
+        keys: where the origin's verify keys come from (the key store; it may fetch them).
 
     Raises:
         AuthFailure: on a missing/malformed header, wrong destination, unknown or expired key, or a
             signature that does not verify.
     """
-    from federation.keys import KeyFetchError, get_server_verify_keys_now
-
     header = request.headers.get("Authorization", "")
     if not header:
         raise AuthFailure("Missing Authorization headers")
@@ -128,10 +133,10 @@ def authenticate_request(request: HttpRequest, content: Any, our_server_name: st
     if destination is not None and destination != our_server_name:
         raise AuthFailure(f"Request is addressed to {destination!r}, not to this server")
     try:
-        keys = get_server_verify_keys_now(origin, [key_id])
+        found = keys(origin, [key_id])
     except KeyFetchError as exc:
         raise AuthFailure(f"Could not get a valid key {key_id} of {origin}: {exc}")
-    vk = keys.get(key_id)
+    vk = found.get(key_id)
     if vk is None:
         raise AuthFailure(f"No valid key {key_id} of {origin}")
     try:

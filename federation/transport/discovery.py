@@ -32,10 +32,11 @@ from dataclasses import dataclass
 import dns.exception
 import dns.resolver
 import requests
-from django.conf import settings
 
+from federation import config
 from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.ids import ServerName
+from federation.transport.sessions import session_for
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def check_addresses(addresses: list[str], what: str) -> tuple[str, ...]:
     """Drop blocked addresses (unless private peers are allowed); raise if none remains."""
     if not addresses:
         raise DiscoveryError(f"{what}: no address")
-    if getattr(settings, "CONCORD_FEDERATION_ALLOW_PRIVATE", False):
+    if config.allow_private_addresses():
         return tuple(addresses)
     allowed = [a for a in addresses if not _is_blocked(a)]
     if not allowed:
@@ -101,7 +102,7 @@ def check_addresses(addresses: list[str], what: str) -> tuple[str, ...]:
 def _lookup_host(host: str, port: int) -> list[str]:
     """A/AAAA addresses of ``host``: ``getaddrinfo`` (so /etc/hosts applies), or the configured
     nameservers (``CONCORD_FEDERATION_DNS_SERVERS``) for names other than ``localhost``."""
-    if getattr(settings, "CONCORD_FEDERATION_DNS_SERVERS", []) and host != "localhost":
+    if config.dns_servers() and host != "localhost":
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
@@ -124,7 +125,7 @@ def _lookup_host(host: str, port: int) -> list[str]:
 
 
 def _resolver() -> dns.resolver.Resolver:
-    servers = getattr(settings, "CONCORD_FEDERATION_DNS_SERVERS", [])
+    servers = config.dns_servers()
     if not servers:
         return dns.resolver.Resolver()
     res = dns.resolver.Resolver(configure=False)
@@ -169,10 +170,7 @@ def _fetch_well_known(host: str) -> str | None:
     ttl: float = WELL_KNOWN_ERROR_TTL
     try:
         addrs = check_addresses(_lookup_host(host, 443), host)
-        from federation.transport.client import _session_for
-
-        target = ResolvedServer(host, addrs, 443, host, host)
-        resp = _session_for(target).get(
+        resp = session_for(addrs[0], 443, host).get(
             f"https://{_url_host(addrs[0])}:443/.well-known/matrix/server",
             headers={"Host": host}, timeout=10, allow_redirects=False, stream=True,
         )

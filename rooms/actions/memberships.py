@@ -161,11 +161,14 @@ def _ensure_not_last_owner(room: Room, user: User, *, removed_by_other: bool = F
 
 
 @transaction.atomic
-def do_leave(room: Room, user: User) -> None:
+def do_leave(room: Room, user: User, *, enforce_last_owner: bool = True) -> None:
+    """Leave a room. ``enforce_last_owner=False`` is for a leave that already happened elsewhere
+    (on another Matrix server, which has no "last owner" rule): it cannot be refused here."""
     sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
     if sub is None or sub.state != Membership.JOINED:
         raise ApiError("You are not in this room", "error-user-not-in-room")
-    _ensure_not_last_owner(room, user)
+    if enforce_last_owner:
+        _ensure_not_last_owner(room, user)
     sub.state = Membership.LEFT
     sub.roles = []
     sub.save(update_fields=["state", "roles", "updated_at"])
@@ -177,12 +180,14 @@ def do_leave(room: Room, user: User) -> None:
 
 
 @transaction.atomic
-def do_kick(room: Room, user: User, *, by: User) -> None:
-    """Remove a member (they may rejoin a public channel). The last owner cannot be kicked."""
+def do_kick(room: Room, user: User, *, by: User, enforce_last_owner: bool = True) -> None:
+    """Remove a member (they may rejoin a public channel). The last owner cannot be kicked, unless
+    the kick already happened on another Matrix server (``enforce_last_owner=False``)."""
     sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
     if sub is None or sub.state != Membership.JOINED:
         raise ApiError(f"User {user.username} is not in this room", "error-user-not-in-room")
-    _ensure_not_last_owner(room, user, removed_by_other=True)
+    if enforce_last_owner:
+        _ensure_not_last_owner(room, user, removed_by_other=True)
     sub.state = Membership.LEFT
     sub.roles = []
     sub.save(update_fields=["state", "roles", "updated_at"])

@@ -54,6 +54,35 @@ def do_create_room(creator: User, room_type: str, name: str, *, members: Iterabl
 
 
 @transaction.atomic
+def do_create_portal_room(room_type: str, *, creator: User, name: str = "", fname: str = "", topic: str = "",
+                          dm_key: str = "") -> Room:
+    """The chat room that mirrors a Matrix room from another server (no members yet: the
+    federation bridge adds them with :func:`do_add_member` as the Matrix room says). ``name`` must
+    already be free (see :func:`free_room_name`)."""
+    if room_type not in (Room.CHANNEL, Room.GROUP, Room.DIRECT):
+        raise ApiError("Invalid room type", "error-invalid-room-type")
+    return Room.objects.create(type=room_type, name=name, fname=fname[:255], topic=topic, creator=creator,
+                               dm_key=dm_key)
+
+
+def free_room_name(base: str) -> str:
+    """``base`` or ``base-2``, ``base-3``...: the first name no channel or group has."""
+    candidate, n = base, 1
+    while Room.objects.filter(name=candidate).exclude(type=Room.DIRECT).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+@transaction.atomic
+def do_set_display_name(room: Room, fname: str) -> None:
+    """Set the name shown for a room (``fname``) without touching its handle (a portal's Matrix name)."""
+    Room.objects.filter(id=room.id).update(fname=fname[:255])
+    room.fname = fname[:255]
+    _room_updated(room)
+
+
+@transaction.atomic
 def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
     """The DM between ``creator`` and ``others`` (1:1 or multi-user), created when missing.
 

@@ -233,7 +233,7 @@ class JoinView(RoomApiView):
     """``channels.join``: join a public channel (refused while banned)."""
 
     def post(self, request: Request) -> Response:
-        from federation.api import is_matrix_room_ref, join_matrix_room, via_param
+        from federation.api.rest import is_matrix_room_ref, join_matrix_room, via_param
 
         target = str_param(request, "roomId") or str_param(request, "roomName")
         if is_matrix_room_ref(target):
@@ -274,7 +274,7 @@ class InviteView(RoomApiView):
         room = room_for_read(request, self.kind)
         users = target_users(request)
         check_can_add_users(request.user, room)
-        from federation.api import invite_remote
+        from federation.api.rest import invite_remote
 
         with transaction.atomic():
             for user in users:
@@ -293,7 +293,7 @@ class KickView(RoomApiView):
         room = room_for_read(request, self.kind)
         user = target_user(request)
         check_permission(request.user, "remove-user", room)
-        from federation.api import revoke_if_invited
+        from federation.api.rest import revoke_if_invited
 
         if not revoke_if_invited(room, user, request.user):
             do_kick(room, user, by=request.user)

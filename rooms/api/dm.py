@@ -30,7 +30,7 @@ class DmCreateView(RoomApiView):
             raise ApiError('Body param "username" or "usernames" is required', "error-invalid-params")
         others = users_by_names(names)
         room, _created = do_get_or_create_dm(request.user, others)
-        from federation.api import invite_remote
+        from federation.api.rest import invite_remote
         from rooms.models import Membership
 
         for other in others:

@@ -132,7 +132,7 @@ def joined_room(request: Request, kind: RoomKind) -> tuple[Room, Membership]:
 
 def target_user(request: Request) -> User:
     """The user acted upon: ``userId`` or ``username`` (or a Matrix ID, with federation on)."""
-    from federation.api import user_for_matrix_id
+    from federation.api.rest import user_for_matrix_id
 
     remote = user_for_matrix_id(str_param(request, "username") or str_param(request, "user") or "")
     return remote if remote is not None else find_user(request)
@@ -151,7 +151,7 @@ def target_users(request: Request) -> list[User]:
 
 def users_by_names(names: Sequence[str]) -> list[User]:
     """Users by username (a leading ``@`` is ignored); an unknown name is an ``error-invalid-user``."""
-    from federation.api import user_for_matrix_id
+    from federation.api.rest import user_for_matrix_id
 
     remote: list[User] = []
     wanted: set[str] = set()

@@ -3,7 +3,7 @@
 
 from django.urls import include, path
 
-from federation.api import InviteAnswerView, RoomFederationView
+from federation.api.rest import InviteAnswerView, RoomFederationView
 
 urlpatterns = [
     path("rooms.invite", InviteAnswerView.as_view()),

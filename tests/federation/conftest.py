@@ -89,8 +89,8 @@ def concord_peer(fed_tmp: Path, fed_ca: TestCA) -> Iterator[ConcordPeer]:
 @pytest.fixture
 def fed(settings: Any, concord_tls: ConcordTLS, fed_ca: TestCA, transactional_db: None) -> ConcordTLS:
     """Federation on, for this test, as ``127.0.0.1:<port>``."""
-    from federation import keys
-    from federation.transport import client, discovery
+    from federation.handlers import keys
+    from federation.transport import discovery, sessions
 
     settings.CONCORD_SERVER_NAME = concord_tls.server_name
     settings.CONCORD_FEDERATION_ENABLED = True
@@ -103,7 +103,7 @@ def fed(settings: Any, concord_tls: ConcordTLS, fed_ca: TestCA, transactional_db
     settings.CONCORD_FEDERATION_TIMEOUT = 10
     keys.clear_fetch_failures()
     discovery.clear_caches()
-    client.close_sessions()
+    sessions.close_sessions()
     return concord_tls
 
 

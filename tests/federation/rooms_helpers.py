@@ -168,7 +168,8 @@ class OutboxPump(threading.Thread):
     def run(self) -> None:
         from django.db import close_old_connections
 
-        from federation.outbound import due_destinations, send_pending
+        from federation.handlers.sender import send_pending
+        from federation.store.outbox import due_destinations
 
         while not self.stopped.is_set():
             try:

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def edu_spy() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
     """Replace the typing/receipt handlers with recorders for the test; restore the real ones after."""
-    from federation.edus import register_builtin_handlers, register_edu_handler
+    from federation.bridge.edus import register_edu_handlers
+    from federation.handlers.edus import register_edu_handler
 
     seen: list[tuple[str, str, dict[str, Any]]] = []
     for edu_type in ("m.typing", "m.receipt"):
@@ -29,7 +30,7 @@ def edu_spy() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
     try:
         yield seen
     finally:
-        register_builtin_handlers()
+        register_edu_handlers()
 
 
 def msg(room: PeerRoom, body: str) -> Any:
@@ -90,9 +91,9 @@ def test_lifting_the_ban_lets_the_origin_back_in(fed: ConcordTLS, peer: FakePeer
     # server of the room would have, directly in our store's current state.
     lift = room.send("m.room.server_acl", {"allow": ["*"]}, state_key="")
     assert "error" in send_txn(fed, peer, [lift.pdu])[lift.event_id]
-    from federation.inbound import origin_allowed_by_acl
+    from federation.store.room_state import origin_allowed_by_acl
     from federation.models import MatrixEvent, MatrixRoom
-    from federation.store import decode_state, encode_state
+    from federation.store.events import decode_state, encode_state
 
     mroom = MatrixRoom.objects.get(room_id=room.room_id)
     assert not origin_allowed_by_acl(mroom, peer.server_name)
@@ -107,7 +108,7 @@ def test_lifting_the_ban_lets_the_origin_back_in(fed: ConcordTLS, peer: FakePeer
 
 
 def test_acl_filter_of_edus_unit() -> None:
-    from federation.edus import acl_filtered
+    from federation.handlers.edus import acl_filtered
 
     def only_a(room_id: str) -> bool:
         return room_id == "!a:x"

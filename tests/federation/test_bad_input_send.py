@@ -52,7 +52,7 @@ def test_pdus_breaking_the_format_are_refused_one_by_one(fed: ConcordTLS, peer: 
     missing_fields = {k: v for k, v in good.pdu.items() if k not in ("sender", "auth_events")}
     not_an_object = ["m.room.message"]
     bad = [long_type.pdu, long_sender.pdu, too_deep, many_prevs, missing_fields, not_an_object]
-    with caplog.at_level(logging.INFO, logger="federation.inbound"):
+    with caplog.at_level(logging.INFO, logger="federation.handlers.receive"):
         results = send_txn(fed, peer, [*bad, good.pdu])
     assert results[good.event_id] == {}
     assert all("error" in v for k, v in results.items() if k != good.event_id)

@@ -114,9 +114,9 @@ def well_known(fed_ca: TestCA, settings: Any) -> Iterator[dict[str, Any]]:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     settings.CONCORD_FEDERATION_CA_BUNDLE = str(fed_ca.ca_cert)
-    from federation.transport import client
+    from federation.transport import sessions
 
-    client.close_sessions()
+    sessions.close_sessions()
     yield state
     httpd.shutdown()
     httpd.server_close()

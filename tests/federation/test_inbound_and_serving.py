@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("version", ["10", "11", "12"])
 def test_pdus_accepted_in_order_and_bad_ones_rejected(fed: ConcordTLS, peer: FakePeer, version: str) -> None:
     from federation.models import MatrixEvent, MatrixRoom
-    from federation.store import decode_state
+    from federation.store.events import decode_state
 
     room = joined_room(fed, peer, version)
     msg = room.send("m.room.message", {"msgtype": "m.text", "body": "hello"})

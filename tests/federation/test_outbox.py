@@ -22,7 +22,8 @@ def fake_pdu(room: str, n: int) -> tuple[str, dict[str, Any]]:
 
 
 def test_batches_of_50_pdus_and_100_edus_in_order(fed: ConcordTLS, peer: FakePeer) -> None:
-    from federation.outbound import enqueue_edu, enqueue_pdu, send_pending
+    from federation.handlers.sender import send_pending
+    from federation.store.outbox import enqueue_edu, enqueue_pdu
 
     for n in range(120):
         eid, pdu = fake_pdu("a", n)
@@ -40,7 +41,8 @@ def test_batches_of_50_pdus_and_100_edus_in_order(fed: ConcordTLS, peer: FakePee
 
 def test_retry_reuses_the_txn_id_with_jittered_backoff(fed: ConcordTLS, peer: FakePeer, settings: Any) -> None:
     from federation.models import Destination
-    from federation.outbound import enqueue_edu, send_pending
+    from federation.handlers.sender import send_pending
+    from federation.store.outbox import enqueue_edu
 
     settings.CONCORD_FEDERATION_BACKOFF_MIN = 10
     settings.CONCORD_FEDERATION_BACKOFF_MAX = 25
@@ -66,13 +68,14 @@ def test_a_crashed_sender_loses_and_duplicates_nothing(fed: ConcordTLS, peer: Fa
     """A worker killed after stamping a transaction and taking the lease: the lease runs out, the
     next run sends exactly that transaction under the same txnId, then the rest."""
     from federation.models import Destination, OutboundPDU
-    from federation.outbound import _build_transaction, enqueue_pdu, send_pending
+    from federation.handlers.sender import send_pending
+    from federation.store.outbox import build_transaction, enqueue_pdu
 
     for n in range(60):
         eid, pdu = fake_pdu("b", n)
         enqueue_pdu([peer.server_name], "!b:x", eid, pdu)
     dest = Destination.objects.get(pk=peer.server_name)
-    stamped = _build_transaction(dest)
+    stamped = build_transaction(dest)
     Destination.objects.filter(pk=peer.server_name).update(lease_until=timezone.now() + timedelta(seconds=60),
                                                            lease_token="dead-worker")
     assert send_pending(peer.server_name) == 0  # someone (the dead worker) holds the lease
@@ -86,7 +89,8 @@ def test_a_crashed_sender_loses_and_duplicates_nothing(fed: ConcordTLS, peer: Fa
 
 def test_catch_up_after_a_long_outage_sends_newest_per_room(fed: ConcordTLS, peer: FakePeer) -> None:
     from federation.models import Destination
-    from federation.outbound import enqueue_edu, enqueue_pdu, send_pending
+    from federation.handlers.sender import send_pending
+    from federation.store.outbox import enqueue_edu, enqueue_pdu
 
     for room in ("r1", "r2"):
         for n in range(5):
@@ -103,7 +107,8 @@ def test_catch_up_after_a_long_outage_sends_newest_per_room(fed: ConcordTLS, pee
 def test_inbound_request_wakes_the_queue_and_beat_redrives(fed: ConcordTLS, peer: FakePeer, make_user: Any,
                                                           settings: Any) -> None:
     from federation.models import Destination
-    from federation.outbound import due_destinations, enqueue_edu, send_pending
+    from federation.handlers.sender import send_pending
+    from federation.store.outbox import due_destinations, enqueue_edu
 
     settings.CONCORD_FEDERATION_BACKOFF_MIN = 3600
     settings.CONCORD_FEDERATION_BACKOFF_MAX = 7200

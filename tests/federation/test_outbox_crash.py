@@ -171,9 +171,9 @@ def test_killing_the_worker_mid_send_loses_and_duplicates_nothing(
         fed: ConcordTLS, fed_ca: TestCA, workers: list[Worker], tmp_path: Path, stall_txn_number: int) -> None:
     from django.utils import timezone
 
-    from federation.keys import get_signing_key
+    from federation.signing_key import get_signing_key
     from federation.models import Destination, OutboundEDU, OutboundPDU
-    from federation.outbound import enqueue_edu, enqueue_pdu
+    from federation.store.outbox import enqueue_edu, enqueue_pdu
     from federation.tasks import send_to_destination
 
     get_signing_key()  # the worker must sign with the same key: make sure the key file exists first

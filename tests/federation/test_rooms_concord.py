@@ -75,8 +75,8 @@ def _main_public_room(rc: RocketChat, name: str, version: str) -> tuple[str, str
 def test_peer_joins_public_room_messages_both_ways_name_topic_leave(
         version: str, fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
         rc_client: Callable[..., RocketChat], live_url: str) -> None:
-    from federation.bridge import portal_of
-    from federation.room_events import joined_servers
+    from federation.bridge.portals import portal_of
+    from federation.store.room_state import joined_servers
     from rooms.models import Room
 
     uid = _uid()
@@ -210,7 +210,7 @@ def test_peer_worker_killed_mid_send_delivers_once_in_order(
         fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
         rc_client: Callable[..., RocketChat], monkeypatch: pytest.MonkeyPatch) -> None:
     """The peer's Celery worker is SIGKILLed while our server holds its first transaction open."""
-    import federation.inbound as inbound
+    import federation.api.server as inbound  # the /send endpoint's binding of receive_transaction
     from rooms.models import Message
 
     uid = _uid()

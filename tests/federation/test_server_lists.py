@@ -51,7 +51,7 @@ from tests.federation.synapse_harness import SynapseServer, TestCA
 ])
 def test_allow_and_deny_patterns(settings: Any, allow: list[str], deny: list[str], server: str,
                                  expected: bool) -> None:
-    from federation.bridge import server_allowed
+    from federation.config import server_allowed
 
     settings.CONCORD_SERVER_NAME = "concord.test"
     settings.CONCORD_FEDERATION_ALLOWED_SERVERS = allow
@@ -92,9 +92,9 @@ def test_our_users_cannot_reach_refused_servers(fed: ConcordTLS, settings: Any, 
     """Invites and joins towards a refused server fail at once; nothing is sent there (no network)."""
     from django.db import transaction
 
-    from federation.bridge import ensure_portal
+    from federation.bridge.portals import ensure_portal
     from federation.models import OutboundEDU, OutboundPDU
-    from federation.outbound import enqueue_edu, enqueue_pdu
+    from federation.store.outbox import enqueue_edu, enqueue_pdu
     from rooms.models import Room
 
     make_user("olga")

@@ -36,7 +36,7 @@ def test_synapse_fetches_our_keys_and_reads_a_concord_profile(fed: ConcordTLS, s
 
 
 def test_we_fetch_synapse_keys_and_read_a_synapse_profile(fed: ConcordTLS, synapse: SynapseServer) -> None:
-    from federation.keys import fetch_server_keys
+    from federation.handlers.keys import fetch_server_keys
     from federation.models import RemoteServerKey
     from federation.transport.client import FederationClient
 
@@ -53,7 +53,7 @@ def test_we_fetch_synapse_keys_and_read_a_synapse_profile(fed: ConcordTLS, synap
 
 
 def test_notary_serves_synapse_keys_countersigned(fed: ConcordTLS, synapse: SynapseServer) -> None:
-    from federation.keys import get_signing_key
+    from federation.signing_key import get_signing_key
     from federation.protocol.signing import verify_json_signature
 
     s = requests.Session()
@@ -67,7 +67,7 @@ def test_notary_serves_synapse_keys_countersigned(fed: ConcordTLS, synapse: Syna
 
 
 def test_synapse_refuses_bad_signature_and_wrong_destination(fed: ConcordTLS, synapse: SynapseServer) -> None:
-    from federation.keys import get_signing_key
+    from federation.signing_key import get_signing_key
 
     synapse.register("bob2")
 
@@ -140,7 +140,8 @@ def test_transactions_replayed_and_oversized(fed: ConcordTLS, synapse: SynapseSe
 
 def test_outbox_delivers_after_synapse_restarts(fed: ConcordTLS, synapse: SynapseServer) -> None:
     from federation.models import Destination, OutboundEDU
-    from federation.outbound import enqueue_edu, send_pending
+    from federation.handlers.sender import send_pending
+    from federation.store.outbox import enqueue_edu
 
     dest = synapse.server_name
     synapse.stop()

@@ -13,8 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from federation import config
+from federation.handlers.keys import fetch_server_keys
+from federation.signing_key import get_signing_key
+from federation.status import RUNNING, federation_status
+from federation.store.keys import check_key_response
+from federation.transport.client import FederationClient, FederationError
+from federation.transport.discovery import clear_caches, resolve_server
 
 
 class Command(BaseCommand):
@@ -24,9 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("server_name", nargs="?", help="another server to check (default: this server)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from federation.status import RUNNING, federation_status
-
-        target = options.get("server_name") or settings.CONCORD_SERVER_NAME
+        target = options.get("server_name") or config.server_name()
         failures = 0
 
         def step(label: str, fn: Callable[[], str]) -> bool:
@@ -49,11 +54,6 @@ class Command(BaseCommand):
         if status.state != RUNNING:
             failures += 1
         self.stdout.write(f"Checking {target}:")
-
-        from federation.keys import check_key_response, fetch_server_keys, get_signing_key
-        from federation.transport.client import FederationClient
-        from federation.transport.discovery import clear_caches, resolve_server
-
         clear_caches()
         resolved: dict[str, Any] = {}
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
         client = FederationClient(timeout=15)
 
         def keys() -> str:
-            if target == settings.CONCORD_SERVER_NAME:
+            if target == config.server_name():
                 resp = client.get_json(target, "/_matrix/key/v2/server", sign=False)
                 check_key_response(resp, target)
                 if get_signing_key().key_id not in resp["verify_keys"]:
@@ -87,8 +87,6 @@ class Command(BaseCommand):
         step("federation API (/version)", version)
 
         def signed_round_trip() -> str:
-            from federation.transport.client import FederationError
-
             try:
                 client.query_profile(target, f"@federation-check:{target}")
             except FederationError as exc:

@@ -6,19 +6,22 @@ room's ``m.room.history_visibility`` is ``world_readable``; ``shared`` additiona
 read events sent while one of its users was joined at the event. Server ACLs
 (``m.room.server_acl``) are enforced on every endpoint here. Unknown rooms and events: 404
 ``M_NOT_FOUND``; refused: 403 ``M_FORBIDDEN``.
+
+The functions take the authenticated origin and the request's parameters and return the answer's
+body; :mod:`federation.api.serving` holds the thin endpoints.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
-from django.conf import settings
-from django.http import HttpRequest
-
+from federation import config
+from federation.clock import now_ms
 from federation.models import MatrixEvent, MatrixRoom
-from federation.store import OrmEventStore, auth_chain_ids, create_event_id_of, decode_state, pdus_for
-from federation.views import MatrixError, matrix_endpoint
+from federation.protocol.room_servers import server_acl_allows
+from federation.store.events import auth_chain_ids, decode_state, pdus_for
+from federation.store.room_state import create_event_id_of, server_joined, state_content
+from federation.transport.errors import MatrixError
 
 MAX_BACKFILL = 100
 MAX_MISSING = 20
@@ -31,62 +34,27 @@ def _room(room_id: str) -> MatrixRoom:
     return room
 
 
-def _content(room: MatrixRoom, state: dict[tuple[str, str], str], key: tuple[str, str]) -> dict[str, Any]:
-    eid = state.get(key)
-    if not eid:
-        return {}
-    ev = OrmEventStore(room).get_event(eid)
-    return dict(ev.content) if ev is not None else {}
-
-
-def server_acl_allows(acl: dict[str, Any], server: str) -> bool:
-    """The ``m.room.server_acl`` check (IP literals, deny, then allow; globs on the host, no port)."""
-    host = server.rsplit(":", 1)[0] if not server.endswith("]") else server
-    if not acl.get("allow_ip_literals", True):
-        import ipaddress
-
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-            return False
-        except ValueError:
-            pass
-    deny = acl.get("deny", [])
-    allow = acl.get("allow", [])
-    if any(isinstance(p, str) and fnmatch.fnmatchcase(host, p) for p in deny if isinstance(deny, list)):
-        return False
-    return any(isinstance(p, str) and fnmatch.fnmatchcase(host, p) for p in allow if isinstance(allow, list))
-
-
-def _server_joined(room: MatrixRoom, state: dict[tuple[str, str], str], server: str) -> bool:
-    ids = [eid for (t, sk), eid in state.items() if t == "m.room.member" and sk.endswith(":" + server)]
-    return any(ev.membership == "join" for ev in OrmEventStore(room).get_events(ids).values())
-
-
 def check_access(room: MatrixRoom, origin: str, at_event: MatrixEvent | None = None) -> None:
     """Raise 403 unless ``origin`` may read the room (see the module docstring)."""
-    state = decode_state(room.current_state)
-    acl = _content(room, state, ("m.room.server_acl", ""))
+    acl = state_content(room, ("m.room.server_acl", ""))
     if acl and not server_acl_allows(acl, origin):
         raise MatrixError(403, "M_FORBIDDEN", "Server is banned from this room by its ACL")
-    if _server_joined(room, state, origin):
+    if server_joined(room, origin):
         return
-    vis = _content(room, state, ("m.room.history_visibility", "")).get("history_visibility", "shared")
+    vis = (state_content(room, ("m.room.history_visibility", "")) or {}).get("history_visibility", "shared")
     if vis == "world_readable":
         return
-    if at_event is not None and vis == "shared" and at_event.state_after is not None and _server_joined(
-            room, decode_state(at_event.state_after), origin):
+    if at_event is not None and vis == "shared" and at_event.state_after is not None and server_joined(
+            room, origin, decode_state(at_event.state_after)):
         return
     raise MatrixError(403, "M_FORBIDDEN", "Server is not in the room")
 
 
 def _txn_wrap(pdus: list[dict[str, Any]]) -> dict[str, Any]:
-    from federation.keys import now_ms
-
-    return {"origin": settings.CONCORD_SERVER_NAME, "origin_server_ts": now_ms(), "pdus": pdus}
+    return {"origin": config.server_name(), "origin_server_ts": now_ms(), "pdus": pdus}
 
 
-@matrix_endpoint(("GET",))
-def get_event(request: HttpRequest, body: Any, origin: str, event_id: str) -> dict[str, Any]:
+def get_event(origin: str, event_id: str) -> dict[str, Any]:
     """``GET /event/{eventId}``."""
     row = MatrixEvent.objects.filter(event_id=event_id).select_related("room").first()
     if row is None or row.rejected_reason:
@@ -95,14 +63,13 @@ def get_event(request: HttpRequest, body: Any, origin: str, event_id: str) -> di
     return _txn_wrap([row.pdu])
 
 
-def _state_at(room: MatrixRoom, request: HttpRequest) -> tuple[list[str], list[str]]:
-    event_id = request.GET.get("event_id")
+def _state_at(room: MatrixRoom, origin: str, event_id: str | None) -> tuple[list[str], list[str]]:
     if not event_id:
         raise MatrixError(400, "M_MISSING_PARAM", "event_id is required")
     row = MatrixEvent.objects.filter(event_id=event_id, room=room).first()
     if row is None or row.state_after is None:
         raise MatrixError(404, "M_NOT_FOUND", "Event not found or state unknown")
-    check_access(room, request.federation_origin, row)  # type: ignore[attr-defined]
+    check_access(room, origin, row)
     state = decode_state(row.state_after)
     # The state *before* the event: undo the event's own change if it is a state event.
     if row.state_key is not None and state.get((row.type, row.state_key)) == row.event_id:
@@ -123,24 +90,19 @@ def _state_at(room: MatrixRoom, request: HttpRequest) -> tuple[list[str], list[s
     return pdu_ids, chain
 
 
-@matrix_endpoint(("GET",))
-def get_state_ids(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+def get_state_ids(origin: str, room_id: str, event_id: str | None) -> dict[str, Any]:
     """``GET /state_ids/{roomId}?event_id=``: the state before the event, and its auth chain."""
-    request.federation_origin = origin  # type: ignore[attr-defined]
-    pdu_ids, chain = _state_at(_room(room_id), request)
+    pdu_ids, chain = _state_at(_room(room_id), origin, event_id)
     return {"pdu_ids": pdu_ids, "auth_chain_ids": chain}
 
 
-@matrix_endpoint(("GET",))
-def get_state(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+def get_state(origin: str, room_id: str, event_id: str | None) -> dict[str, Any]:
     """``GET /state/{roomId}?event_id=``: as ``state_ids`` with whole PDUs."""
-    request.federation_origin = origin  # type: ignore[attr-defined]
-    pdu_ids, chain = _state_at(_room(room_id), request)
+    pdu_ids, chain = _state_at(_room(room_id), origin, event_id)
     return {"pdus": pdus_for(pdu_ids), "auth_chain": pdus_for(chain)}
 
 
-@matrix_endpoint(("GET",))
-def get_event_auth(request: HttpRequest, body: Any, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
+def get_event_auth(origin: str, room_id: str, event_id: str) -> dict[str, Any]:
     """``GET /event_auth/{roomId}/{eventId}``: the event's full auth chain."""
     room = _room(room_id)
     row = MatrixEvent.objects.filter(event_id=event_id, room=room).first()
@@ -162,8 +124,7 @@ def _bounded_int(value: Any, default: int, top: int) -> int:
     return max(0, min(int(value), top))
 
 
-@matrix_endpoint(("POST",))
-def get_missing_events(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+def get_missing_events(origin: str, room_id: str, body: Any) -> dict[str, Any]:
     """``POST /get_missing_events/{roomId}``: walk back from ``latest_events`` to ``earliest_events``."""
     room = _room(room_id)
     check_access(room, origin)
@@ -200,14 +161,12 @@ def get_missing_events(request: HttpRequest, body: Any, origin: str, room_id: st
     return {"events": [r.pdu for r in out]}
 
 
-@matrix_endpoint(("GET",))
-def backfill(request: HttpRequest, body: Any, origin: str, room_id: str) -> dict[str, Any]:
+def backfill(origin: str, room_id: str, starts: list[str], limit_param: str | None) -> dict[str, Any]:
     """``GET /backfill/{roomId}?v=..&limit=``: events before ``v`` (included), newest first, at most 100."""
     room = _room(room_id)
-    starts = request.GET.getlist("v")
     if not starts:
         raise MatrixError(400, "M_MISSING_PARAM", "v is required")
-    limit = _bounded_int(request.GET.get("limit"), 10, MAX_BACKFILL)
+    limit = _bounded_int(limit_param, 10, MAX_BACKFILL)
     seen: set[str] = set()
     frontier = list(starts)
     out: list[MatrixEvent] = []

@@ -17,23 +17,32 @@ the invite; ``channels.join`` with a ``roomId`` that is a Matrix room ID or alia
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import User
 from chat.api import ApiView, list_param, ok, str_param
 from chat.api_errors import ApiError, NotAllowed
-from federation.status import federation_serving
-
-if TYPE_CHECKING:
-    from accounts.models import User
-    from rooms.models import Room
+from federation import config
+from federation.bridge.memberships import (
+    MembershipError,
+    accept_invite,
+    decline_invite,
+    invite_remote_user,
+    join_remote_room,
+    revoke_invite,
+)
+from federation.bridge.portals import ensure_portal, portal_of
+from federation.bridge.users import looks_like_matrix_id, may_federate, user_for_mxid
+from federation.protocol.room_versions import SUPPORTED_ROOM_VERSIONS
+from rooms.access import access_room_for_read
+from rooms.models import Membership, Room
+from rooms.serialization import room_json
 
 
 def federation_on() -> bool:
     """Whether Matrix IDs mean anything here."""
-    return federation_serving()
+    return config.enabled()
 
 
 def user_for_matrix_id(value: str) -> User | None:
@@ -42,14 +51,12 @@ def user_for_matrix_id(value: str) -> User | None:
     Returns None when ``value`` is not a Matrix ID or federation is off, so callers fall back to
     usernames. Raises ``error-invalid-user`` for an invalid ID or an unknown local one.
     """
-    from federation.bridge import looks_like_matrix_id, server_allowed, user_for_mxid
-
     value = value.strip()
     if not federation_on() or not looks_like_matrix_id(value):
         return None
     try:
         server = value.split(":", 1)[1]
-        if not server_allowed(server):
+        if not config.server_allowed(server):
             raise NotAllowed(f"Federation with {server} is not allowed", "error-not-allowed")
         return user_for_mxid(value)
     except ValueError as exc:
@@ -58,8 +65,6 @@ def user_for_matrix_id(value: str) -> User | None:
 
 def invite_remote(room: Room, user: User, by: User) -> None:
     """``*.invite`` of a remote user: a federated invite (pending on their side)."""
-    from federation.membership import MembershipError, invite_remote_user
-
     try:
         invite_remote_user(room, user, by=by)
     except MembershipError as exc:
@@ -68,9 +73,6 @@ def invite_remote(room: Room, user: User, by: User) -> None:
 
 def revoke_if_invited(room: Room, user: User, by: User) -> bool:
     """``*.kick`` of a user whose invitation is pending: withdraw it. Returns whether it did."""
-    from federation.membership import revoke_invite
-    from rooms.models import Membership
-
     if not Membership.objects.filter(room=room, user=user, state=Membership.INVITED).exists():
         return False
     revoke_invite(room, user, by=by)
@@ -84,8 +86,6 @@ def is_matrix_room_ref(value: str | None) -> bool:
 
 def join_matrix_room(user: User, target: str, via: list[str]) -> Room:
     """``channels.join`` of a remote room by ID or alias."""
-    from federation.membership import MembershipError, join_remote_room
-
     if not federation_on():
         raise ApiError("Federation is not enabled on this server", "error-federation-disabled")
     try:
@@ -98,10 +98,6 @@ class InviteAnswerView(ApiView):
     """``rooms.invite``: ``{roomId, action: accept|reject}``."""
 
     def post(self, request: Request) -> Response:
-        from federation.membership import MembershipError, accept_invite, decline_invite
-        from rooms.models import Membership, Room
-        from rooms.serialization import room_json
-
         room_id = str_param(request, "roomId") or ""
         action = str_param(request, "action") or ""
         if action not in ("accept", "reject"):
@@ -125,13 +121,9 @@ class RoomFederationView(ApiView):
     """``rooms.federation``: read (GET) or create (POST) the Matrix side of a chat room."""
 
     def _room(self, request: Request) -> Room:
-        from rooms.access import access_room_for_read
-
         return access_room_for_read(request.user, str_param(request, "roomId"), None, ("c", "p", "d"))
 
     def get(self, request: Request) -> Response:
-        from federation.bridge import portal_of
-
         room = self._room(request)
         mroom = portal_of(room)
         if mroom is None:
@@ -140,9 +132,6 @@ class RoomFederationView(ApiView):
         return ok(federation={"roomId": mroom.room_id, "roomVersion": mroom.room_version, "alias": alias})
 
     def post(self, request: Request) -> Response:
-        from federation.bridge import ensure_portal, may_federate
-        from federation.protocol.room_versions import SUPPORTED_ROOM_VERSIONS
-
         if not federation_on():
             raise ApiError("Federation is not enabled on this server", "error-federation-disabled")
         if not may_federate(request.user):

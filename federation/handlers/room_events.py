@@ -17,6 +17,8 @@ Design notes
 * **Events that arrive through membership handshakes** (``send_join``/``send_leave``/invites) are
   stored by :func:`store_accepted_event`, which does the same bookkeeping for an event someone
   else signed once it has passed the checks.
+* Both store through :func:`federation.store.events.persist_event` (``Arrival.LIVE``), so the
+  chat mirror hears of handshake events exactly as of events received in a transaction.
 """
 
 from __future__ import annotations
@@ -26,17 +28,20 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
-from federation.models import MatrixEvent, MatrixRoom
+from federation import config
+from federation.clock import now_ms
+from federation.models import MatrixRoom, MatrixRoomAlias
 from federation.protocol.auth_rules import check_auth_rules
 from federation.protocol.builder import build_create_event, build_event
 from federation.protocol.errors import AuthError, ProtocolError
 from federation.protocol.events import Event, StateKey
-from federation.protocol.ids import server_name_of
 from federation.protocol.room_versions import DEFAULT_ROOM_VERSION, RoomVersion, get_room_version
-from federation.store import OrmEventStore, decode_state, encode_state
+from federation.signing_key import get_signing_key
+from federation.store.events import Arrival, OrmEventStore, decode_state, encode_state, persist_event
+from federation.store.outbox import enqueue_pdu
+from federation.store.room_state import joined_servers, state_events
 
 log = logging.getLogger(__name__)
 
@@ -45,57 +50,12 @@ class EventRefused(Exception):
     """Our own event would break the room's auth rules; nothing was stored or sent."""
 
 
-def now_ms() -> int:
-    """Milliseconds since the epoch."""
-    from federation.keys import now_ms as _now
-
-    return _now()
-
-
-def me() -> str:
-    """Our server name."""
-    return str(settings.CONCORD_SERVER_NAME)
-
-
-def state_events(room: MatrixRoom, state: Mapping[StateKey, str] | None = None) -> dict[StateKey, Event]:
-    """The room's current state (or the given state map) as events."""
-    ids = decode_state(room.current_state) if state is None else dict(state)
-    events = OrmEventStore(room).get_events(ids.values())
-    return {k: events[v] for k, v in ids.items() if v in events}
-
-
-def membership_of(room: MatrixRoom, user_id: str) -> str | None:
-    """The user's membership in the room's current state (None: no member event)."""
-    ev = state_events(room).get(("m.room.member", user_id))
-    return ev.membership if ev is not None else None
-
-
-def joined_servers(room: MatrixRoom, state: Mapping[StateKey, str] | None = None) -> list[str]:
-    """Servers with at least one joined member (in the given state, default the current one)."""
-    servers: list[str] = []
-    for (t, sk), ev in state_events(room, state).items():
-        if t == "m.room.member" and ev.membership == "join":
-            s = server_name_of(sk)
-            if s not in servers:
-                servers.append(s)
-    return servers
-
-
-def _row_for(room: MatrixRoom, event: Event, state_after: Mapping[StateKey, str] | None, *,
-             outlier: bool = False) -> MatrixEvent:
-    return MatrixEvent(event_id=event.event_id, room=room, type=event.type, state_key=event.state_key,
-                       sender=event.sender, origin_server_ts=event.origin_server_ts, depth=event.depth,
-                       pdu=dict(event.pdu), outlier=outlier,
-                       state_after=encode_state(state_after) if state_after is not None else None)
-
-
 def _advance(room: MatrixRoom, event: Event, state_before: dict[StateKey, str]) -> dict[StateKey, str]:
     """Store ``event`` (accepted) and make it the room's only forward extremity."""
     after = dict(state_before)
     if event.is_state:
         after[event.state_key_tuple] = event.event_id
-    MatrixEvent.objects.filter(event_id=event.event_id).delete()
-    _row_for(room, event, after).save()
+    persist_event(room, event, arrival=Arrival.LIVE, state_after=after)
     room.current_state = encode_state(after)
     room.forward_extremities = [event.event_id]
     room.save(update_fields=["current_state", "forward_extremities"])
@@ -104,9 +64,7 @@ def _advance(room: MatrixRoom, event: Event, state_before: dict[StateKey, str]) 
 
 def _fan_out(room: MatrixRoom, event: Event, before: Mapping[StateKey, str], after: Mapping[StateKey, str],
              extra: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
-    from federation.outbound import enqueue_pdu
-
-    skip = set(exclude) | {me()}
+    skip = set(exclude) | {config.server_name()}
     dests: list[str] = []
     for s in [*joined_servers(room, before), *joined_servers(room, after), *extra]:
         if s not in skip and s not in dests:
@@ -124,8 +82,6 @@ def send_event(room_id: str, event_type: str, sender: str, content: Mapping[str,
     :class:`EventRefused` and nothing changes); it is stored, becomes the room's forward extremity
     and is queued for every server joined before or after it, in one transaction.
     """
-    from federation.keys import get_signing_key
-
     with transaction.atomic():
         room = MatrixRoom.objects.select_for_update().get(room_id=room_id)
         rv = get_room_version(room.room_version)
@@ -134,7 +90,7 @@ def send_event(room_id: str, event_type: str, sender: str, content: Mapping[str,
         prevs = list(store.get_events(room.forward_extremities).values())
         event = build_event(rv, room_id=room.room_id, event_type=event_type, sender=sender, content=content,
                             prev_events=prevs[-20:], state=state, origin_server_ts=now_ms(),
-                            server_name=me(), signing_key=get_signing_key(), state_key=state_key,
+                            server_name=config.server_name(), signing_key=get_signing_key(), state_key=state_key,
                             redacts=redacts)
         try:
             check_auth_rules(event, state_events(room, state))
@@ -164,8 +120,7 @@ def store_accepted_event(room_id: str, event: Event, *, exclude: Iterable[str] =
         after = dict(state)
         if event.is_state:
             after[event.state_key_tuple] = event.event_id
-        MatrixEvent.objects.filter(event_id=event.event_id).delete()
-        _row_for(room, event, after).save()
+        persist_event(room, event, arrival=Arrival.LIVE, state_after=after)
         room.current_state = encode_state(after)
         room.forward_extremities = [e for e in room.forward_extremities if e not in event.prev_event_ids] + [
             event.event_id]
@@ -190,14 +145,12 @@ def create_room(creator: str, *, version: str | None = None, join_rule: str = "i
 
     Returns the stored room; its events are stored (nobody else is in it yet, so nothing is sent).
     """
-    from federation.keys import get_signing_key
-    from federation.models import MatrixRoomAlias
-
     rv = get_room_version(version or DEFAULT_ROOM_VERSION.identifier)
     key = get_signing_key()
     with transaction.atomic():
-        room_id = None if rv.room_id_is_create_hash else f"!{secrets.token_urlsafe(18)}:{me()}"
-        create = build_create_event(rv, sender=creator, origin_server_ts=now_ms(), server_name=me(),
+        me = config.server_name()
+        room_id = None if rv.room_id_is_create_hash else f"!{secrets.token_urlsafe(18)}:{me}"
+        create = build_create_event(rv, sender=creator, origin_server_ts=now_ms(), server_name=me,
                                     signing_key=key, room_id=room_id)
         room = MatrixRoom.objects.create(room_id=create.room_id, room_version=rv.identifier,
                                          chat_room_id=chat_room_id, published=published)
@@ -218,14 +171,3 @@ def create_room(creator: str, *, version: str | None = None, join_rule: str = "i
             send_event(room.room_id, "m.room.topic", creator, {"topic": topic}, state_key="")
         room.refresh_from_db()
     return room
-
-
-def stripped_state(room: MatrixRoom, *extra: Event) -> list[dict[str, Any]]:
-    """Stripped state for invites: create, join rules, name, topic, avatar, canonical alias, encryption."""
-    keep = {"m.room.create", "m.room.join_rules", "m.room.name", "m.room.topic", "m.room.avatar",
-            "m.room.canonical_alias", "m.room.encryption"}
-    out = [{"type": ev.type, "state_key": ev.state_key, "sender": ev.sender, "content": dict(ev.content)}
-           for (t, _), ev in state_events(room).items() if t in keep]
-    for ev in extra:
-        out.append({"type": ev.type, "state_key": ev.state_key, "sender": ev.sender, "content": dict(ev.content)})
-    return out

@@ -11,12 +11,14 @@ Fetching
     :func:`backfill_from` asks one server ``GET /backfill/{roomId}?v=<extremities>&limit=N`` (the
     answer starts at those events and goes back), checks every PDU (format, signatures, hashes)
     and authorizes it against its own auth events, oldest first; accepted events are stored as
-    outliers and their messages mirrored into the chat room with their original time, so they
-    fall into place in the chat history. Events we already hold and messages already mirrored
-    are skipped, so a backfill repeated or raced by another process adds nothing twice.
+    outliers through :func:`~federation.store.events.persist_event` as ``Arrival.HISTORY``: the
+    chat mirror (a listener) puts their timeline events (messages, redactions...) into the chat
+    room with their original time, so they fall into place in the chat history. Events we already
+    hold are skipped, so a backfill repeated or raced by another process adds nothing twice.
 
 Scroll back
-    :func:`backfill_older` is what the history endpoint calls when a page comes back short: it
+    :func:`backfill_older` is what the history endpoint (through the bridge) calls when a page
+    comes back short: it
     tries the servers in the room (the room's creator's server first), bounded by a short
     timeout, at most one backfill per room at a time (a cache lock), and remembers for
     :data:`EXHAUSTED_TTL` seconds when there is nothing more to fetch (:data:`UNREACHABLE_TTL`
@@ -31,12 +33,19 @@ from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 
+from federation import config
+from federation.handlers.pdu_checks import check_received_pdu
 from federation.models import MatrixEvent, MatrixRoom
+from federation.protocol.auth_rules import authorize_event
+from federation.protocol.errors import AuthError, ProtocolError
+from federation.protocol.room_versions import get_room_version
+from federation.store.events import Arrival, OrmEventStore, persist_event
+from federation.store.room_state import creator_server, joined_servers
+from federation.transport.client import FederationClient, FederationError, encode_path
 
 if TYPE_CHECKING:
     from federation.protocol.events import Event
     from federation.protocol.room_versions import RoomVersion
-    from rooms.models import Room
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +76,6 @@ def backfill_from(server: str, mroom: MatrixRoom, rv: RoomVersion, from_ids: Ite
     Raises:
         FederationError: the server did not answer (the caller may try another).
     """
-    from federation.bridge import apply_remote_event
-    from federation.inbound import check_received_pdu
-    from federation.protocol.auth_rules import authorize_event
-    from federation.protocol.errors import AuthError, ProtocolError
-    from federation.store import OrmEventStore
-    from federation.transport.client import FederationClient, encode_path
-
     answer = FederationClient(timeout=timeout).get_json(
         server, encode_path("/_matrix/federation/v1/backfill/{}", mroom.room_id), {"v": list(from_ids), "limit": limit})
     pdus = answer.get("pdus") if isinstance(answer, dict) else None
@@ -97,57 +99,38 @@ def backfill_from(server: str, mroom: MatrixRoom, rv: RoomVersion, from_ids: Ite
         except (AuthError, ProtocolError) as exc:
             log.info("backfilled %s from %s refused: %s", ev.event_id, server, exc)
             continue
-        _, created = MatrixEvent.objects.get_or_create(event_id=ev.event_id, defaults=dict(
-            room=mroom, type=ev.type, state_key=ev.state_key, sender=ev.sender,
-            origin_server_ts=ev.origin_server_ts, depth=ev.depth, pdu=dict(ev.pdu), outlier=True))
-        if not created:
+        if not persist_event(mroom, ev, arrival=Arrival.HISTORY, if_exists="keep"):
             continue
         store.remember(ev)
         known.add(ev.event_id)
         added += 1
-        if ev.type == "m.room.message":
-            apply_remote_event(mroom.room_id, ev)
     return added
 
 
 def _servers_to_ask(mroom: MatrixRoom) -> list[str]:
-    from federation.bridge import me, server_allowed
-    from federation.protocol.ids import server_name_of
-    from federation.room_events import joined_servers
-    from federation.store import create_event_id_of
-
-    first: list[str] = []
-    create_id = create_event_id_of(mroom)
-    row = MatrixEvent.objects.filter(event_id=create_id).values_list("sender", flat=True).first() \
-        if create_id else None
-    if row:
-        first.append(server_name_of(row))
+    """The creator's server first, then the joined servers; never us, never a refused server."""
+    first = creator_server(mroom)
     out: list[str] = []
-    for s in [*first, *joined_servers(mroom)]:
-        if s != me() and s not in out and server_allowed(s):
+    for s in [*([first] if first else []), *joined_servers(mroom)]:
+        if s != config.server_name() and s not in out and config.server_allowed(s):
             out.append(s)
     return out
 
 
-def backfill_older(room: Room, *, limit: int = SCROLL_BACK_LIMIT) -> bool:
-    """The user scrolled back past the oldest message we hold: fetch older history of the portal's
-    Matrix room from another server. Returns whether anything new was stored.
+def backfill_older(mroom: MatrixRoom, *, limit: int = SCROLL_BACK_LIMIT) -> bool:
+    """A user scrolled back past the oldest event we hold: fetch older history of the room from
+    another server. Returns whether anything new was stored.
 
-    A no-op (False) for rooms that are not portals, rooms whose history we hold from the start,
-    while another backfill of the same room runs, and for :data:`EXHAUSTED_TTL` seconds after a
+    A no-op (False) for rooms we are not in, rooms whose history we hold from the start, while
+    another backfill of the same room runs, and for :data:`EXHAUSTED_TTL` seconds after a
     backfill found nothing more.
     """
-    from federation.bridge import portal_of
-    from federation.protocol.room_versions import get_room_version
-    from federation.transport.client import FederationError
-
-    done_key = f"fed:backfill-done:{room.id}"
+    done_key = f"fed:backfill-done:{mroom.room_id}"
     if cache.get(done_key):
         return False
-    mroom = portal_of(room)
-    if mroom is None or not mroom.current_state:
+    if not mroom.current_state:
         return False
-    lock_key = f"fed:backfill-lock:{room.id}"
+    lock_key = f"fed:backfill-lock:{mroom.room_id}"
     if not cache.add(lock_key, 1, int(SCROLL_BACK_TIMEOUT * 3)):
         return False
     try:

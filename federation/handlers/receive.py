@@ -25,23 +25,26 @@ room or by the beat task (``process_all_staged``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 
+from federation.handlers.edus import dispatch_edus
+from federation.handlers.keys import TransactionKeyStore
+from federation.handlers.pdu_checks import check_received_pdu, event_id_or_none, room_id_of
 from federation.models import InboundTransaction, MatrixEvent, MatrixRoom, StagedPDU
 from federation.protocol.auth_rules import auth_types_for, authorize_event, check_auth_rules
-from federation.protocol.errors import AuthError, ProtocolError, SignatureError, UnsupportedRoomVersion
+from federation.protocol.errors import AuthError, ProtocolError, UnsupportedRoomVersion
 from federation.protocol.events import CREATE_KEY, POWER_LEVELS_KEY, Event, StateKey
-from federation.protocol.receipt import check_pdu
 from federation.protocol.room_versions import RoomVersion, get_room_version
-from federation.protocol.signing import VerifyKey
 from federation.protocol.state_res import resolve_state
-from federation.protocol.store import KeyStore
-from federation.store import OrmEventStore, decode_state, encode_state
+from federation.store.events import Arrival, OrmEventStore, decode_state, encode_state, persist_event
+from federation.store.room_state import origin_allowed_by_acl
+from federation.store.staging import stage_rows
+from federation.transport.client import FederationClient, FederationError, encode_path
 
 log = logging.getLogger(__name__)
 
@@ -59,51 +62,12 @@ class TransactionRefused(Exception):
         self.errcode = errcode
 
 
-class _TransactionKeyStore:
-    """The ``KeyStore`` for one transaction: each origin's cached keys are read from the database
-    once, then answered from memory; a miss falls through to :class:`~federation.keys.OrmKeyStore`
-    (which fetches) and drops the snapshot.
-
-    Guarantee: the same answers as ``OrmKeyStore`` (a key counts only if its ``valid_until_ts`` is
-    at least the event's ``origin_server_ts``), with one query per server instead of one per PDU.
-    """
-
-    def __init__(self) -> None:
-        from federation.keys import OrmKeyStore
-
-        self._orm = OrmKeyStore()
-        self._rows: dict[str, dict[str, tuple[VerifyKey, int]]] = {}
-
-    def get_verify_keys(self, server_name: str, key_ids: Sequence[str], at_ts: int | None) -> Mapping[str, VerifyKey]:
-        from federation.keys import our_server_name
-        from federation.models import RemoteServerKey
-
-        if server_name == our_server_name():
-            return self._orm.get_verify_keys(server_name, key_ids, at_ts)
-        rows = self._rows.get(server_name)
-        if rows is None:
-            rows = {}
-            for key_id, key, until in RemoteServerKey.objects.filter(server_name=server_name).values_list(
-                    "key_id", "key", "valid_until_ts"):
-                try:
-                    rows[key_id] = (VerifyKey.decode(key_id, key), until)
-                except SignatureError:
-                    continue
-            self._rows[server_name] = rows
-        min_ts = at_ts if at_ts is not None else 0
-        found = {k: rows[k][0] for k in key_ids if k in rows and rows[k][1] >= min_ts}
-        if len(found) < len(set(key_ids)):
-            self._rows.pop(server_name, None)
-            return self._orm.get_verify_keys(server_name, key_ids, at_ts)
-        return found
-
-
 @dataclass
 class _StagingContext:
     """What the PDUs and EDUs of one transaction share: rooms, their versions and ACLs, keys."""
 
     origin: str
-    keys: _TransactionKeyStore = field(default_factory=_TransactionKeyStore)
+    keys: TransactionKeyStore = field(default_factory=TransactionKeyStore)
     rooms: dict[str, MatrixRoom | None] = field(default_factory=dict)
     acl_allows: dict[str, bool] = field(default_factory=dict)
 
@@ -121,21 +85,6 @@ class _StagingContext:
             room = self.room(room_id)
             self.acl_allows[room_id] = room is None or origin_allowed_by_acl(room, self.origin)
         return self.acl_allows[room_id]
-
-
-def origin_allowed_by_acl(room: MatrixRoom, origin: str) -> bool:
-    """The spec's server ACL check of ``origin`` against the room's current ``m.room.server_acl``.
-
-    Guarantee: True when the room has no ACL event in its current state; otherwise the result of
-    :func:`federation.serving.server_acl_allows` on that event's content (the port never counts).
-    """
-    from federation.serving import server_acl_allows
-
-    acl_id = decode_state(room.current_state).get(("m.room.server_acl", ""))
-    if acl_id is None:
-        return True
-    content = MatrixEvent.objects.filter(event_id=acl_id).values_list("pdu__content", flat=True).first()
-    return server_acl_allows(content if isinstance(content, dict) else {}, origin)
 
 
 ACL_ERROR = "Server is banned from this room by its server ACL (m.room.server_acl)"
@@ -189,8 +138,6 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
             for event_id, error in process_staged(room_id, origin).items():
                 if event_id in results:
                     results[event_id] = {"error": error} if error else {}
-        from federation.edus import dispatch_edus
-
         dispatch_edus(origin, edus, room_allowed=ctx.origin_allowed_in)
         answer = {"pdus": results}
         try:
@@ -202,26 +149,9 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
         cache.delete(lock)
 
 
-def _room_id_of(pdu: Mapping[str, Any]) -> str | None:
-    room_id = pdu.get("room_id")
-    if room_id is None and pdu.get("type") == "m.room.create" and pdu.get("state_key") == "":
-        # Room v12+: the create event has no room_id; the room ID is derived from its event ID.
-        content = pdu.get("content")
-        version = content.get("room_version") if isinstance(content, dict) else None
-        try:
-            rv = get_room_version(version)
-            if rv.room_id_is_create_hash:
-                from federation.protocol.hashing import compute_event_id
-
-                room_id = "!" + compute_event_id(pdu, rv)[1:]
-        except (ProtocolError, TypeError, ValueError, KeyError):
-            room_id = None
-    return room_id if isinstance(room_id, str) else None
-
-
 def _room_version_for(pdu: Mapping[str, Any], ctx: _StagingContext | None = None) -> tuple[
         MatrixRoom | None, RoomVersion | None, str]:
-    room_id = _room_id_of(pdu)
+    room_id = room_id_of(pdu)
     if room_id is None:
         return None, None, "missing room_id"
     room = ctx.room(room_id) if ctx is not None else MatrixRoom.objects.filter(room_id=room_id).first()
@@ -231,32 +161,6 @@ def _room_version_for(pdu: Mapping[str, Any], ctx: _StagingContext | None = None
         return room, get_room_version(room.room_version), ""
     except UnsupportedRoomVersion as exc:
         return room, None, str(exc)
-
-
-def check_received_pdu(pdu: Any, rv: RoomVersion, keys: KeyStore | None = None, *,
-                       parsed_strictly: bool = False) -> Event:
-    """Steps 1-3 of the checks on receipt: format, signatures, content hash.
-
-    Args:
-        pdu: the PDU as received.
-        rv: the room's version.
-        keys: where to find verify keys (default: :class:`~federation.keys.OrmKeyStore`, fetching).
-        parsed_strictly: True when ``pdu`` came out of the strict parser (``parse_json``), which
-            already refused floats and out-of-range integers; the check is then not repeated.
-
-    Returns the event to keep (redacted if its content hash did not match).
-
-    Raises:
-        ProtocolError: ``InvalidEvent`` (format) or ``SignatureError``: the PDU must be dropped.
-    """
-    if keys is None:
-        from federation.keys import OrmKeyStore
-
-        keys = OrmKeyStore()
-    checked = check_pdu(pdu, rv, keys, parsed_strictly=parsed_strictly)
-    if not checked.content_hash_ok:
-        log.info("content hash mismatch for %s: keeping the redacted copy", checked.event.event_id)
-    return checked.event
 
 
 def check_pdu_for_staging(ctx: _StagingContext, pdu: Any) -> tuple[str | None, StagedPDU | None, str]:
@@ -271,55 +175,15 @@ def check_pdu_for_staging(ctx: _StagingContext, pdu: Any) -> tuple[str | None, S
         return None, None, "PDU is not an object"
     room, rv, error = _room_version_for(pdu, ctx)
     if room is None or rv is None:
-        return _event_id_or_none(pdu, rv), None, error
+        return event_id_or_none(pdu, rv), None, error
     if not ctx.origin_allowed_in(room.room_id):
-        return _event_id_or_none(pdu, rv), None, ACL_ERROR
+        return event_id_or_none(pdu, rv), None, ACL_ERROR
     try:
         event = check_received_pdu(pdu, rv, ctx.keys)
     except ProtocolError as exc:
-        return _event_id_or_none(pdu, rv), None, f"{exc.__class__.__name__}: {exc}"
+        return event_id_or_none(pdu, rv), None, f"{exc.__class__.__name__}: {exc}"
     return event.event_id, StagedPDU(origin=ctx.origin, room_id=room.room_id, event_id=event.event_id,
                                      pdu=dict(event.pdu)), ""
-
-
-def _event_id_or_none(pdu: Mapping[str, Any], rv: RoomVersion | None) -> str | None:
-    if rv is None:
-        return None
-    from federation.protocol.hashing import compute_event_id
-
-    try:
-        return compute_event_id(pdu, rv)
-    except (ProtocolError, TypeError, ValueError, KeyError):
-        return None
-
-
-def stage_rows(rows: list[StagedPDU]) -> list[tuple[str, str | None, str]]:
-    """Stage checked PDUs durably, in order; returns ``(event_id, room_id or None, error)`` for each.
-
-    Events already stored (not as outliers) are not staged again (``room_id`` None, no error).
-    Rows PostgreSQL cannot store (e.g. NUL characters in jsonb) are refused one by one.
-    """
-    if not rows:
-        return []
-    known = set(MatrixEvent.objects.filter(event_id__in=[r.event_id for r in rows], outlier=False)
-                .values_list("event_id", flat=True))
-    fresh = [r for r in rows if r.event_id not in known]
-    out: list[tuple[str, str | None, str]] = [(r.event_id, None, "") for r in rows if r.event_id in known]
-    try:
-        with transaction.atomic():
-            StagedPDU.objects.bulk_create(fresh)
-        return out + [(r.event_id, r.room_id, "") for r in fresh]
-    except DatabaseError:
-        pass
-    for r in fresh:
-        try:
-            with transaction.atomic():
-                r.pk = None
-                r.save(force_insert=True)
-            out.append((r.event_id, r.room_id, ""))
-        except DatabaseError as exc:
-            out.append((r.event_id, None, f"cannot store this event: {exc.__class__.__name__}"))
-    return out
 
 
 def process_all_staged() -> int:
@@ -466,8 +330,6 @@ def _known_prev_states(run: _RoomRun, event: Event) -> dict[str, dict[StateKey, 
 
 def _fetch_missing_prevs(run: _RoomRun, event: Event, origin: str) -> None:
     """Fill gaps before ``event`` with get_missing_events, then state_ids, from ``origin``."""
-    from federation.transport.client import FederationClient, FederationError, encode_path
-
     have = set(MatrixEvent.objects.filter(event_id__in=event.prev_event_ids, outlier=False)
                .values_list("event_id", flat=True))
     missing = [p for p in event.prev_event_ids if p not in have]
@@ -500,8 +362,6 @@ def _fetch_missing_prevs(run: _RoomRun, event: Event, origin: str) -> None:
 
 
 def _fetch_event(rv: RoomVersion, event_id: str, origin: str) -> Event | None:
-    from federation.transport.client import FederationClient, FederationError, encode_path
-
     try:
         answer = FederationClient(timeout=20).get_json(origin, encode_path("/_matrix/federation/v1/event/{}", event_id))
         pdus = answer.get("pdus", []) if isinstance(answer, dict) else []
@@ -514,17 +374,12 @@ def _fetch_event(rv: RoomVersion, event_id: str, origin: str) -> Event | None:
     return None
 
 
-def _store_outlier(room: MatrixRoom, ev: Event, state_after: dict[StateKey, str] | None = None) -> None:
-    MatrixEvent.objects.get_or_create(event_id=ev.event_id, defaults=dict(
-        room=room, type=ev.type, state_key=ev.state_key, sender=ev.sender, origin_server_ts=ev.origin_server_ts,
-        depth=ev.depth, pdu=dict(ev.pdu), outlier=state_after is None,
-        state_after=encode_state(state_after) if state_after is not None else None))
+def _store_outlier(room: MatrixRoom, ev: Event) -> None:
+    persist_event(room, ev, arrival=Arrival.OUTLIER, if_exists="keep")
 
 
 def _fetch_state_at(room: MatrixRoom, rv: RoomVersion, event_id: str, origin: str) -> None:
     """state_ids fallback: learn the state at ``event_id`` and store it (and it) without its history."""
-    from federation.transport.client import FederationClient, FederationError, encode_path
-
     try:
         answer = FederationClient(timeout=30).get_json(
             origin, encode_path("/_matrix/federation/v1/state_ids/{}", room.room_id), {"event_id": event_id})
@@ -547,9 +402,8 @@ def _fetch_state_at(room: MatrixRoom, rv: RoomVersion, event_id: str, origin: st
     after = dict(state)
     if prev.is_state:
         after[prev.state_key_tuple] = prev.event_id
-    MatrixEvent.objects.filter(event_id=event_id).delete()
-    _store_outlier(room, prev, after)
-    MatrixEvent.objects.filter(event_id=event_id).update(outlier=False)
+    # Its history stays unknown, but the state at it is now known: not an outlier any more.
+    persist_event(room, prev, arrival=Arrival.OUTLIER, state_after=after, outlier=False)
 
 
 def _fetch_missing_auth(room_id: str, rv: RoomVersion, event: Event, origin: str, store: OrmEventStore) -> None:
@@ -566,10 +420,7 @@ def _fetch_missing_auth(room_id: str, rv: RoomVersion, event: Event, origin: str
             authorize_event(ev, store)
             _store_outlier(room, ev)
         except AuthError:
-            MatrixEvent.objects.get_or_create(event_id=ev.event_id, defaults=dict(
-                room=room, type=ev.type, state_key=ev.state_key, sender=ev.sender,
-                origin_server_ts=ev.origin_server_ts, depth=ev.depth, pdu=dict(ev.pdu), outlier=True,
-                rejected_reason="auth"))
+            persist_event(room, ev, arrival=Arrival.OUTLIER, rejected_reason="auth", if_exists="keep")
         store.remember(ev)
 
 
@@ -644,12 +495,8 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
             except AuthError as exc:
                 soft_failed = True
                 log.info("soft-failed %s: %s", event.event_id, exc)
-        if existing is not None:
-            MatrixEvent.objects.filter(event_id=event.event_id).delete()
-        MatrixEvent.objects.create(
-            event_id=event.event_id, room=room, type=event.type, state_key=event.state_key, sender=event.sender,
-            origin_server_ts=event.origin_server_ts, depth=event.depth, pdu=dict(event.pdu), outlier=False,
-            rejected_reason=rejected, soft_failed=soft_failed, state_after=encode_state(state_after))
+        persist_event(room, event, arrival=Arrival.LIVE, state_after=state_after, outlier=False,
+                      rejected_reason=rejected, soft_failed=soft_failed)
         store.remember(event, rejected=bool(rejected))
         run.state_after[event.event_id] = state_after
         if run.stored is not None:
@@ -674,8 +521,4 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
             room.save(update_fields=fields)
     if rejected:
         log.info("rejected %s from %s: %s", event.event_id, origin, rejected)
-    elif not soft_failed:
-        from federation.bridge import apply_remote_event
-
-        apply_remote_event(room.room_id, event)
     return rejected

@@ -1,15 +1,18 @@
-"""The durable per-destination outbox.
+"""The durable per-destination outbox: what is queued for whom, leases, transaction IDs, backoff.
+
+This module holds the queue's state only (no HTTP): :mod:`federation.handlers.sender` sends.
 
 Queue
     Everything to send lives in the database: :class:`~federation.models.OutboundPDU` and
     :class:`~federation.models.OutboundEDU` rows per :class:`~federation.models.Destination`.
     :func:`enqueue_pdu` / :func:`enqueue_edu` add rows inside the caller's DB transaction and ask
-    for a send *after commit* (a Celery task; if the message is lost, the beat task
+    for a send *after commit* through the scheduler registered at start-up
+    (:func:`register_scheduler`: a Celery task; if the message is lost, the beat task
     :func:`redrive_due` finds the destination anyway, because nothing depends on Redis).
 
 One transaction in flight per destination
-    :func:`send_pending` first takes the destination's lease with one conditional UPDATE
-    (``lease_until`` in the past -> now + :func:`lease_seconds`); only the holder sends. The lease
+    The sender first takes the destination's lease (:func:`take_lease`) with one conditional UPDATE
+    (``lease_until`` in the past -> now + :func:`federation.config.lease_seconds`); only the holder sends. The lease
     is renewed before each transaction and always outlasts one request (the request timeout plus a
     margin), so a live sender never loses it mid-request. A killed worker's lease expires, then the
     next run (the beat re-drive, or any inbound request from the peer) resumes.
@@ -40,14 +43,15 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from federation import config
 from federation.models import Destination, OutboundEDU, OutboundPDU
 
 log = logging.getLogger(__name__)
@@ -56,11 +60,25 @@ MAX_PDUS = 50
 MAX_EDUS = 100
 
 
-def lease_seconds() -> float:
-    """How long a sender holds a destination: ``CONCORD_FEDERATION_LEASE_SECONDS`` (default 120),
-    never less than the request timeout plus 5 s."""
-    configured = float(getattr(settings, "CONCORD_FEDERATION_LEASE_SECONDS", 120))
-    return max(configured, float(getattr(settings, "CONCORD_FEDERATION_TIMEOUT", 30)) + 5)
+Scheduler = Callable[[str], None]
+_scheduler: Scheduler | None = None
+
+
+def register_scheduler(scheduler: Scheduler | None) -> None:
+    """Install what starts a send to a server (``FederationConfig.ready``: the Celery task)."""
+    global _scheduler
+    _scheduler = scheduler
+
+
+def schedule_now(server_name: str) -> None:
+    """Ask for a send to ``server_name`` now; a lost request is harmless (the beat re-drives)."""
+    if _scheduler is None:
+        log.warning("no outbox scheduler registered; the beat task will send to %s", server_name)
+        return
+    try:
+        _scheduler(server_name)
+    except Exception:  # the beat task re-drives; a broker hiccup must not fail the caller
+        log.warning("could not queue a send to %s; the beat task will", server_name)
 
 
 def _destination(server_name: str) -> Destination:
@@ -71,25 +89,15 @@ def _destination(server_name: str) -> Destination:
 
 
 def _schedule(server_name: str) -> None:
-    def go() -> None:
-        try:
-            from federation.tasks import send_to_destination
-
-            send_to_destination.delay(server_name)
-        except Exception:  # the beat task re-drives; a broker hiccup must not fail the caller
-            log.warning("could not queue a send to %s; the beat task will", server_name)
-
-    transaction.on_commit(go)
+    transaction.on_commit(lambda: schedule_now(server_name))
 
 
 def enqueue_pdu(destinations: list[str], room_id: str, event_id: str, pdu: dict[str, Any]) -> None:
     """Queue a PDU for each destination (ours and servers refused by the allow/deny lists excluded);
     sending starts after commit."""
-    from federation.bridge import server_allowed
-
-    me = settings.CONCORD_SERVER_NAME
+    me = config.server_name()
     for server in destinations:
-        if server == me or not server_allowed(server):
+        if server == me or not config.server_allowed(server):
             continue
         dest = _destination(server)
         OutboundPDU.objects.get_or_create(destination=dest, event_id=event_id,
@@ -99,11 +107,9 @@ def enqueue_pdu(destinations: list[str], room_id: str, event_id: str, pdu: dict[
 
 def enqueue_edu(destinations: list[str], edu_type: str, content: dict[str, Any]) -> None:
     """Queue an EDU for each destination (ours and refused servers excluded); sending starts after commit."""
-    from federation.bridge import server_allowed
-
-    me = settings.CONCORD_SERVER_NAME
+    me = config.server_name()
     for server in destinations:
-        if server == me or not server_allowed(server):
+        if server == me or not config.server_allowed(server):
             continue
         OutboundEDU.objects.create(destination=_destination(server), edu_type=edu_type, content=content)
         _schedule(server)
@@ -123,22 +129,22 @@ def has_pending(server_name: str) -> bool:
         destination_id=server_name).exists()
 
 
-def _take_lease(server_name: str) -> str | None:
+def take_lease(server_name: str) -> str | None:
     now = timezone.now()
     token = secrets.token_hex(8)
     n = Destination.objects.filter(server_name=server_name).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).update(
-        lease_until=now + timedelta(seconds=lease_seconds()), lease_token=token)
+        lease_until=now + timedelta(seconds=config.lease_seconds()), lease_token=token)
     return token if n else None
 
 
-def _release(server_name: str, token: str, **fields: Any) -> None:
+def release_lease(server_name: str, token: str, **fields: Any) -> None:
     Destination.objects.filter(server_name=server_name, lease_token=token).update(
         lease_until=None, lease_token="", **fields)
 
 
-def _compact_for_catch_up(dest: Destination) -> None:
+def compact_for_catch_up(dest: Destination) -> None:
     """Drop EDUs and all but the newest unsent PDU per room (see the module docstring)."""
     OutboundEDU.objects.filter(destination=dest, txn_id="").delete()
     newest = (OutboundPDU.objects.filter(destination=dest, txn_id="").values("room_id")
@@ -148,7 +154,7 @@ def _compact_for_catch_up(dest: Destination) -> None:
         log.info("catch-up for %s: %d older PDUs left for the peer to fetch", dest.server_name, dropped)
 
 
-def _build_transaction(dest: Destination) -> str | None:
+def build_transaction(dest: Destination) -> str | None:
     """The txn_id to send: the pending stamped one, or a newly stamped batch; None if nothing queued."""
     pending = (OutboundPDU.objects.filter(destination=dest).exclude(txn_id="").values_list("txn_id", flat=True)
                .first()) or (OutboundEDU.objects.filter(destination=dest).exclude(txn_id="")
@@ -171,68 +177,12 @@ def _build_transaction(dest: Destination) -> str | None:
     return txn_id
 
 
-def _backoff(dest: Destination) -> tuple[float, Any]:
-    lo = float(settings.CONCORD_FEDERATION_BACKOFF_MIN)
-    hi = float(settings.CONCORD_FEDERATION_BACKOFF_MAX)
+def next_backoff(dest: Destination) -> tuple[float, Any]:
+    """``(interval, next attempt time)`` after one more failure (see the module docstring)."""
+    lo, hi = config.backoff_bounds()
     interval = min(hi, lo if dest.retry_interval <= 0 else dest.retry_interval * 2)
     delay = interval * random.uniform(0.8, 1.4)
     return interval, timezone.now() + timedelta(seconds=delay)
-
-
-def send_pending(server_name: str, *, max_transactions: int = 50) -> int:
-    """Send what is queued for a destination, one transaction at a time. Returns transactions sent.
-
-    Safe to call from anywhere at any time: without the lease, or while backing off, it does nothing.
-    """
-    from federation.keys import now_ms
-    from federation.transport.client import FederationClient, FederationError, encode_path
-
-    token = _take_lease(server_name)
-    if token is None:
-        return 0
-    sent = 0
-    try:
-        dest = Destination.objects.get(server_name=server_name)
-        if dest.failing_since and (timezone.now() - dest.failing_since).total_seconds() >= float(
-                settings.CONCORD_FEDERATION_CATCHUP_AFTER):
-            _compact_for_catch_up(dest)
-        client = FederationClient()
-        while sent < max_transactions:
-            txn_id = _build_transaction(dest)
-            if txn_id is None:
-                break
-            pdus = list(OutboundPDU.objects.filter(destination=dest, txn_id=txn_id).order_by("id"))
-            edus = list(OutboundEDU.objects.filter(destination=dest, txn_id=txn_id).order_by("id"))
-            body = {"origin": settings.CONCORD_SERVER_NAME, "origin_server_ts": now_ms(),
-                    "pdus": [p.pdu for p in pdus],
-                    "edus": [{"edu_type": e.edu_type, "content": e.content} for e in edus]}
-            Destination.objects.filter(pk=server_name, lease_token=token).update(
-                lease_until=timezone.now() + timedelta(seconds=lease_seconds()))
-            try:
-                answer = client.put_json(server_name, encode_path("/_matrix/federation/v1/send/{}", txn_id), body)
-            except FederationError as exc:
-                dest.refresh_from_db()
-                interval, next_at = _backoff(dest)
-                log.info("send to %s failed (%s); retry in ~%.0fs", server_name, exc, interval)
-                _release(server_name, token, retry_interval=interval, next_attempt_at=next_at,
-                          failing_since=dest.failing_since or timezone.now(), last_error=str(exc)[:1000])
-                token = ""
-                return sent
-            results = answer.get("pdus", {}) if isinstance(answer, dict) else {}
-            for event_id, result in (results.items() if isinstance(results, dict) else []):
-                if isinstance(result, dict) and result.get("error"):
-                    log.info("%s refused %s: %s", server_name, event_id, result["error"])
-            with transaction.atomic():
-                OutboundPDU.objects.filter(destination=dest, txn_id=txn_id).delete()
-                OutboundEDU.objects.filter(destination=dest, txn_id=txn_id).delete()
-                Destination.objects.filter(pk=server_name).update(
-                    retry_interval=0, next_attempt_at=None, failing_since=None, last_success_at=timezone.now(),
-                    last_error="")
-            sent += 1
-    finally:
-        if token:
-            _release(server_name, token)
-    return sent
 
 
 def due_destinations() -> list[str]:
@@ -247,9 +197,44 @@ def due_destinations() -> list[str]:
 
 def redrive_due() -> int:
     """Queue a send for every due destination (the beat task). Returns how many."""
-    from federation.tasks import send_to_destination
-
     due = due_destinations()
     for server in due:
-        send_to_destination.delay(server)
+        schedule_now(server)
     return len(due)
+
+
+def renew_lease(server_name: str, token: str) -> None:
+    """Extend the holder's lease by :func:`federation.config.lease_seconds` (before each transaction)."""
+    Destination.objects.filter(pk=server_name, lease_token=token).update(
+        lease_until=timezone.now() + timedelta(seconds=config.lease_seconds()))
+
+
+def queued_for(dest: Destination, txn_id: str) -> tuple[list[OutboundPDU], list[OutboundEDU]]:
+    """The rows stamped with ``txn_id``, oldest first."""
+    return (list(OutboundPDU.objects.filter(destination=dest, txn_id=txn_id).order_by("id")),
+            list(OutboundEDU.objects.filter(destination=dest, txn_id=txn_id).order_by("id")))
+
+
+def transaction_failed(server_name: str, token: str, error: str) -> float:
+    """Record a failed send: back off, remember the error, release the lease. Returns the interval."""
+    dest = Destination.objects.get(server_name=server_name)
+    interval, next_at = next_backoff(dest)
+    release_lease(server_name, token, retry_interval=interval, next_attempt_at=next_at,
+                  failing_since=dest.failing_since or timezone.now(), last_error=error[:1000])
+    return interval
+
+
+def transaction_delivered(dest: Destination, txn_id: str) -> None:
+    """The peer took the transaction: drop its rows and clear the failure state, in one commit."""
+    with transaction.atomic():
+        OutboundPDU.objects.filter(destination=dest, txn_id=txn_id).delete()
+        OutboundEDU.objects.filter(destination=dest, txn_id=txn_id).delete()
+        Destination.objects.filter(pk=dest.pk).update(
+            retry_interval=0, next_attempt_at=None, failing_since=None, last_success_at=timezone.now(),
+            last_error="")
+
+
+def catching_up(dest: Destination) -> bool:
+    """Whether the destination has been failing for longer than the catch-up threshold."""
+    return bool(dest.failing_since) and (timezone.now() - dest.failing_since).total_seconds() >= \
+        config.catch_up_after()

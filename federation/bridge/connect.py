@@ -1,0 +1,17 @@
+"""Plugging the bridge in (called once from ``FederationConfig.ready``): the event store's listener,
+the hooks' sink and the EDU handlers. Idempotent."""
+
+from __future__ import annotations
+
+from federation import hooks
+from federation.bridge.edus import register_edu_handlers
+from federation.bridge.incoming import on_persisted, wants
+from federation.bridge.outgoing import ChatToMatrix
+from federation.store.events import register_listener
+
+
+def connect_bridge() -> None:
+    """Register the chat mirror with the event store, the outgoing sink with the hooks, and the EDU handlers."""
+    register_listener(on_persisted, wants)
+    hooks.register_sink(ChatToMatrix())
+    register_edu_handlers()

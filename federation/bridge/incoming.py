@@ -1,0 +1,172 @@
+"""Matrix -> chat: a table from event type to one small handler, fed by the event store.
+
+:func:`on_persisted` is the listener the bridge registers with
+:func:`federation.store.events.register_listener` (``FederationConfig.ready``). It runs after the
+event's commit, for accepted events of other servers' users in rooms linked to a chat room,
+whichever way they arrived: live (a transaction, a join or leave handshake) or from history
+(backfill). Handlers run inside :func:`federation.hooks.applying_remote`, so the chat actions they
+call do not echo the change back to Matrix, and inside a savepoint: a handler that fails is
+logged and leaves nothing half-written.
+
+History
+    Backfilled events are from the past: only timeline handlers (:data:`TIMELINE`: messages and
+    redactions) apply them; state handlers (membership, name, topic) would turn today's chat
+    state back into yesterday's, so they see live events only.
+
+Idempotence
+    The store may hand an event over twice (after a crash, see :mod:`federation.store.events`):
+    messages are linked to their event (:class:`~federation.models.BridgedMessage`) and skipped
+    when already linked; memberships, names and topics are compared with the chat's before
+    anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from accounts.models import User
+from chat.api_errors import ApiError
+from federation.bridge import convert
+from federation.bridge.portals import matrix_room, portal_name
+from federation.bridge.users import is_ours, local_user_for, puppet_for, user_for_mxid
+from federation.hooks import applying_remote
+from federation.models import BridgedMessage, MatrixRoom
+from federation.protocol.events import Event
+from federation.store.events import Arrival, PersistedEvent
+from rooms.actions.memberships import do_add_member, do_ban, do_decline_invite, do_invite, do_kick, do_leave
+from rooms.actions.messages import do_delete_message, do_send_message
+from rooms.actions.rooms import do_change_room_setting, do_set_display_name
+from rooms.models import Membership, Message, Room
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One event to mirror: the portal, its chat room, the event and the chat user who sent it."""
+
+    mroom: MatrixRoom
+    room: Room
+    event: Event
+    sender: User
+
+
+Handler = Callable[[Incoming], None]
+
+
+def on_member(ev: Incoming) -> None:
+    """``m.room.member``: join / invite / leave (own leave, decline or kick) / ban."""
+    event, room = ev.event, ev.room
+    if not event.state_key:
+        return
+    displayname = convert.string_field(event.content, "displayname")
+    target = (local_user_for(event.state_key) if is_ours(event.state_key)
+              else puppet_for(event.state_key, fetch_profile=displayname is None, displayname=displayname))
+    if target is None:
+        return
+    sub = Membership.objects.filter(room=room, user=target).first()
+    m = event.membership
+    if m == "join":
+        if sub is None or sub.state != Membership.JOINED:
+            do_add_member(room, target, system_message=room.type != Room.DIRECT)
+    elif m == "invite":
+        if not target.is_remote and (sub is None or sub.state == Membership.LEFT):
+            do_invite(room, target, by=ev.sender)
+    elif m == "ban":
+        if sub is None or not sub.banned:
+            do_ban(room, target, by=ev.sender)
+    elif m == "leave":
+        if sub is None or sub.state == Membership.LEFT:
+            return
+        if sub.state == Membership.INVITED:
+            do_decline_invite(sub)
+        elif event.sender == event.state_key:
+            # Matrix has no "last owner" rule: the leave happened, the chat follows.
+            do_leave(room, target, enforce_last_owner=False)
+        else:
+            do_kick(room, target, by=ev.sender, enforce_last_owner=False)
+
+
+def on_message(ev: Incoming) -> None:
+    """``m.room.message``: a chat message with the event's time (thread replies in their thread)."""
+    if BridgedMessage.objects.filter(event_id=ev.event.event_id).exists():
+        return
+    incoming = convert.incoming_message(ev.event.content, ev.sender.display_name)
+    if incoming is None or not incoming.text.strip():
+        return
+    if incoming.replaces_event_id:
+        return  # edits: the original stays (edits are not mirrored yet)
+    thread_root_id = None
+    if incoming.thread_root_event_id:
+        root = BridgedMessage.objects.filter(event_id=incoming.thread_root_event_id).first()
+        thread_root_id = root.message_id if root is not None else None
+    msg = do_send_message(ev.sender, ev.room, incoming.text, thread_root_id=thread_root_id, skip_post_check=True,
+                          created_at=convert.sent_at(ev.event.origin_server_ts))
+    BridgedMessage.objects.get_or_create(event_id=ev.event.event_id, defaults={"message_id": msg.id})
+
+
+def on_redaction(ev: Incoming) -> None:
+    """``m.room.redaction`` of a bridged message: the chat message is deleted."""
+    target_id = ev.event.redacts or ev.event.content.get("redacts")
+    link = BridgedMessage.objects.filter(event_id=target_id).first()
+    msg = Message.objects.filter(id=link.message_id).first() if link is not None else None
+    if msg is not None and not msg.deleted_at:
+        with contextlib.suppress(ApiError):
+            do_delete_message(ev.sender, msg)
+
+
+def on_name(ev: Incoming) -> None:
+    """``m.room.name``: the chat room's handle (made unique) and its shown name."""
+    name = convert.string_field(ev.event.content, "name")
+    room = ev.room
+    if ev.event.state_key != "" or room.type == Room.DIRECT or not name or not name.strip() or name == room.fname:
+        return
+    do_change_room_setting(room, "name", portal_name(name, ev.mroom.room_id), by=ev.sender)
+    do_set_display_name(room, name)
+
+
+def on_topic(ev: Incoming) -> None:
+    """``m.room.topic``."""
+    topic = convert.string_field(ev.event.content, "topic")
+    if ev.event.state_key == "" and topic is not None and topic != ev.room.topic:
+        do_change_room_setting(ev.room, "topic", topic[:convert.MAX_TOPIC], by=ev.sender)
+
+
+INCOMING: dict[str, Handler] = {
+    "m.room.member": on_member,
+    "m.room.message": on_message,
+    "m.room.redaction": on_redaction,
+    "m.room.name": on_name,
+    "m.room.topic": on_topic,
+}
+TIMELINE = frozenset({"m.room.message", "m.room.redaction"})
+
+
+def wants(p: PersistedEvent) -> bool:
+    """The listener's filter: accepted live or history events of other servers with a handler."""
+    if not p.accepted or p.arrival is Arrival.OUTLIER or p.event.type not in INCOMING:
+        return False
+    if p.arrival is Arrival.HISTORY and p.event.type not in TIMELINE:
+        return False
+    return not is_ours(p.event.sender)
+
+
+def on_persisted(p: PersistedEvent) -> None:
+    """Mirror one persisted event in the linked chat room (no-op without a portal)."""
+    if not wants(p):
+        return
+    mroom = matrix_room(p.room_id)
+    if mroom is None or mroom.chat_room is None:
+        return
+    handler = INCOMING[p.event.type]
+    try:
+        with applying_remote(), transaction.atomic():
+            sender = user_for_mxid(p.event.sender, fetch_profile=False)
+            handler(Incoming(mroom, mroom.chat_room, p.event, sender))
+    except Exception:  # one odd event must not stop the room's processing
+        log.exception("could not mirror %s in chat room %s", p.event.event_id, mroom.chat_room_id)

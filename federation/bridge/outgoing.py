@@ -1,0 +1,133 @@
+"""Chat -> Matrix: what a chat change becomes in the portal's Matrix room.
+
+:class:`ChatToMatrix` is the :class:`~federation.hooks.FederationSink` registered at start-up;
+the hooks call it after the chat action's commit, with IDs. Each method loads what it needs,
+skips rooms that are not portals (or that we are no longer in) and sends through
+:func:`federation.handlers.room_events.send_event`; a refused or failed send is logged, never
+raised into the chat.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from accounts.models import User
+from federation.bridge import convert
+from federation.bridge.portals import portal_of, update_power_levels
+from federation.bridge.users import mxid_of
+from federation.handlers.backfill import backfill_older
+from federation.handlers.room_events import EventRefused, send_event
+from federation.models import BridgedMessage, MatrixRoom
+from federation.protocol.events import Event
+from federation.protocol.ids import server_name_of
+from federation.store.room_state import membership_of
+from rooms.models import Membership, Message, Room
+
+log = logging.getLogger(__name__)
+
+
+def _send(room_id: str, event_type: str, sender: str, content: dict[str, Any], **kw: Any) -> Event | None:
+    try:
+        return send_event(room_id, event_type, sender, content, **kw)
+    except EventRefused as exc:
+        log.warning("not sending %s by %s in %s: %s", event_type, sender, room_id, exc)
+    except Exception:
+        log.exception("sending %s by %s in %s failed", event_type, sender, room_id)
+    return None
+
+
+def _live_portal(room: Room | None) -> MatrixRoom | None:
+    """The portal's Matrix room when we are still in it (it has a current state)."""
+    mroom = portal_of(room) if room is not None else None
+    return mroom if mroom is not None and mroom.current_state else None
+
+
+class ChatToMatrix:
+    """The sink of :mod:`federation.hooks` (see the module docstring)."""
+
+    def member_joined(self, room_id: str, user_id: str) -> None:
+        """A local user joined a portal: their ``m.room.member`` join."""
+        room = Room.objects.filter(id=room_id).first()
+        user = User.objects.filter(id=user_id, is_remote=False).first()
+        mroom = portal_of(room) if room is not None else None
+        if mroom is None or user is None:
+            return
+        mxid = mxid_of(user)
+        if membership_of(mroom, mxid) == "join":
+            return
+        if not mroom.current_state:
+            log.warning("%s joined %s, which we are not in any more: not sent", mxid, mroom.room_id)
+            return
+        _send(mroom.room_id, "m.room.member", mxid, {"membership": "join", "displayname": user.display_name},
+              state_key=mxid)
+
+    def member_left(self, room_id: str, user_id: str, by_id: str | None, membership: str = "leave") -> None:
+        """A member left, was kicked or banned (``by`` someone else), or an invite was revoked."""
+        mroom = _live_portal(Room.objects.filter(id=room_id).first())
+        user = User.objects.filter(id=user_id).first()
+        by = User.objects.filter(id=by_id).first() if by_id else user
+        if mroom is None or user is None or by is None or by.is_remote:
+            return
+        target = mxid_of(user)
+        if membership == "leave" and membership_of(mroom, target) in (None, "leave", "ban"):
+            return
+        extra = [server_name_of(target)] if user.is_remote else []
+        _send(mroom.room_id, "m.room.member", mxid_of(by), {"membership": membership}, state_key=target,
+              extra_destinations=extra)
+
+    def message_sent(self, message_id: str) -> None:
+        """A local user's message in a portal: ``m.room.message`` (markdown body + sanitized HTML)."""
+        msg = Message.objects.filter(id=message_id).select_related("user", "room").first()
+        if msg is None or msg.type or msg.user is None or msg.user.is_remote:
+            return
+        mroom = _live_portal(msg.room)
+        if mroom is None:
+            return
+        root = BridgedMessage.objects.filter(message_id=msg.thread_root_id).first() if msg.thread_root_id else None
+        content = convert.message_content(msg.text, msg.html,
+                                          thread_root_event_id=root.event_id if root is not None else None)
+        event = _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
+        if event is not None:
+            BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
+
+    def message_deleted(self, message_id: str, by_id: str) -> None:
+        """A bridged message was deleted: ``m.room.redaction``."""
+        link = BridgedMessage.objects.filter(message_id=message_id).first()
+        msg = Message.objects.filter(id=message_id).select_related("room").first()
+        by = User.objects.filter(id=by_id, is_remote=False).first()
+        if link is None or msg is None or by is None:
+            return
+        mroom = _live_portal(msg.room)
+        if mroom is not None:
+            _send(mroom.room_id, "m.room.redaction", mxid_of(by), {}, redacts=link.event_id)
+
+    def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None:
+        """Name, topic or type changed by a local user: ``m.room.name`` / ``m.room.topic`` / join rules."""
+        room = Room.objects.filter(id=room_id).first()
+        by = User.objects.filter(id=by_id, is_remote=False).first()
+        mroom = _live_portal(room)
+        if room is None or mroom is None or by is None:
+            return
+        if field == "name":
+            _send(mroom.room_id, "m.room.name", mxid_of(by), {"name": room.fname or room.name}, state_key="")
+        elif field == "topic":
+            _send(mroom.room_id, "m.room.topic", mxid_of(by), {"topic": room.topic}, state_key="")
+        elif field == "type":
+            _send(mroom.room_id, "m.room.join_rules", mxid_of(by),
+                  {"join_rule": convert.join_rule_for(room.type == Room.CHANNEL)}, state_key="")
+
+    def room_role_changed(self, room_id: str, user_id: str, by_id: str) -> None:
+        """Owner -> power 100, moderator -> 50, neither -> 0."""
+        mroom = _live_portal(Room.objects.filter(id=room_id).first())
+        sub = Membership.objects.filter(room_id=room_id, user_id=user_id).select_related("user").first()
+        by = User.objects.filter(id=by_id, is_remote=False).first()
+        if mroom is None or sub is None or by is None:
+            return
+        update_power_levels(mroom, mxid_of(by), {mxid_of(sub.user): convert.power_level_for_roles(sub.roles)})
+
+    def history_page_short(self, room_id: str) -> bool:
+        """Scroll back past what we hold: fetch older history of the portal from another server."""
+        room = Room.objects.filter(id=room_id).first()
+        mroom = portal_of(room) if room is not None else None
+        return mroom is not None and backfill_older(mroom)

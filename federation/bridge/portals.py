@@ -1,0 +1,107 @@
+"""Portals: chat rooms that exist on both sides (a :class:`~rooms.models.Room` linked to a
+:class:`~federation.models.MatrixRoom`).
+
+* :func:`ensure_portal` federates a chat room: the Matrix room is created with its joined local
+  members and their power levels (public channels get ``join_rule: public``, the alias
+  ``#name:<server>`` and a directory entry; groups and DMs are invite-only).
+* :func:`create_portal_room` makes the chat room for a Matrix room from elsewhere, through
+  ``rooms.actions`` (no members yet; the callers add them).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.models import User
+from federation import config
+from federation.bridge import convert
+from federation.bridge.users import mxid_of
+from federation.handlers.room_events import create_room, send_event
+from federation.models import MatrixRoom
+from federation.store.room_state import state_events
+from rooms.actions.rooms import do_create_portal_room, free_room_name
+from rooms.models import Membership, Room
+
+
+def portal_of(room: Room) -> MatrixRoom | None:
+    """The Matrix room linked to a chat room, if any."""
+    return MatrixRoom.objects.filter(chat_room=room).first()
+
+
+def matrix_room(room_id: str) -> MatrixRoom | None:
+    """A Matrix room we hold, with its chat room loaded."""
+    return MatrixRoom.objects.filter(room_id=room_id).select_related("chat_room").first()
+
+
+def ensure_portal(room: Room, *, version: str | None = None, by: User | None = None) -> MatrixRoom:
+    """The Matrix room of a chat room, created (with its joined local members) when missing."""
+    existing = portal_of(room)
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        Room.objects.select_for_update().filter(id=room.id).first()
+        existing = MatrixRoom.objects.filter(chat_room=room).first()
+        if existing is not None:
+            return existing
+        members = list(Membership.objects.filter(room=room, state=Membership.JOINED, user__is_remote=False)
+                       .select_related("user").order_by("joined_at"))
+        creator = room.creator if room.creator is not None and not room.creator.is_remote else (
+            by if by is not None else (members[0].user if members else None))
+        if creator is None:
+            raise ValueError("a room needs a local member to be federated")
+        public = room.type == Room.CHANNEL
+        me = config.server_name()
+        mroom = create_room(mxid_of(creator), version=version or config.room_version_default(),
+                            join_rule=convert.join_rule_for(public),
+                            name=room.fname or room.name if room.type != Room.DIRECT else "", topic=room.topic,
+                            chat_room_id=room.id, alias=f"#{room.name}:{me}" if public and room.name else None,
+                            published=public)
+        pl_users: dict[str, int] = {}
+        for sub in members:
+            if sub.user_id == creator.id:
+                continue
+            send_event(mroom.room_id, "m.room.member", mxid_of(sub.user), {"membership": "join",
+                       "displayname": sub.user.display_name}, state_key=mxid_of(sub.user))
+            level = convert.power_level_for_roles(sub.roles)
+            if level:
+                pl_users[mxid_of(sub.user)] = level
+        if pl_users:
+            update_power_levels(mroom, mxid_of(creator), pl_users)
+        mroom.refresh_from_db()
+    return mroom
+
+
+def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int]) -> None:
+    """Send ``m.room.power_levels`` with ``users`` merged into the current ones."""
+    pl = state_events(mroom).get(("m.room.power_levels", ""))
+    content = dict(pl.content) if pl is not None else {}
+    current = dict(content.get("users") or {})
+    current.update(users)
+    content["users"] = current
+    send_event(mroom.room_id, "m.room.power_levels", sender, content, state_key="")
+
+
+def portal_name(name: str, matrix_room_id: str) -> str:
+    """A free chat handle for a remote room called ``name``."""
+    return free_room_name(convert.portal_name_base(name, matrix_room_id))
+
+
+def create_portal_room(mroom: MatrixRoom, *, name: str, topic: str, join_rule: str, is_direct: bool,
+                       creator: User, dm_users: list[User] | None = None) -> Room:
+    """The chat room that mirrors a remote Matrix room (no members yet; callers add them)."""
+    with transaction.atomic():
+        room: Room | None = None
+        if is_direct and dm_users:
+            key = ",".join(sorted({u.id for u in dm_users}))
+            room = Room.objects.filter(type=Room.DIRECT, dm_key=key).first()
+            if room is not None and portal_of(room) is not None:
+                key = ""
+            if room is None or not key:
+                room = do_create_portal_room(Room.DIRECT, creator=creator, dm_key=key)
+        else:
+            room_type = Room.CHANNEL if join_rule == "public" else Room.GROUP
+            room = do_create_portal_room(room_type, creator=creator, name=portal_name(name, mroom.room_id),
+                                         fname=name, topic=topic)
+        MatrixRoom.objects.filter(room_id=mroom.room_id).update(chat_room=room)
+        mroom.chat_room = room
+    return room

@@ -1,0 +1,130 @@
+"""The one reader of the federation settings (``CONCORD_*``, see :mod:`chat.settings_federation`).
+
+Every module of :mod:`federation` asks here instead of reading ``django.conf.settings``: values are
+read at call time (so tests and a settings reload take effect at once) and defaults live in one
+place. The server allow/deny rule is here too, because it is a pure function of two settings.
+
+Layer: the bottom of the package beside :mod:`federation.protocol`; imports only Django settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(settings, name, default)
+
+
+def server_name() -> str:
+    """``CONCORD_SERVER_NAME``: our Matrix server name (empty when federation is not configured)."""
+    return str(_get("CONCORD_SERVER_NAME", "") or "")
+
+
+def enabled() -> bool:
+    """Whether federation is on: a server name is set and ``CONCORD_FEDERATION_ENABLED`` is not 0.
+
+    TLS problems do not turn it off (a TLS-terminating proxy may be in front); they are reported
+    by :func:`federation.status.federation_status`.
+    """
+    return bool(server_name()) and bool(_get("CONCORD_FEDERATION_ENABLED", True))
+
+
+def data_dir() -> Path:
+    """Where our signing key lives (``CONCORD_DATA_DIR``)."""
+    return Path(settings.DATA_DIR)
+
+
+def tls_files() -> tuple[str, str]:
+    """``(CONCORD_TLS_CERT, CONCORD_TLS_KEY)``; empty strings when unset."""
+    return str(_get("CONCORD_TLS_CERT", "") or ""), str(_get("CONCORD_TLS_KEY", "") or "")
+
+
+def ca_bundle() -> str:
+    """Extra CA certificates trusted for outbound requests (``CONCORD_FEDERATION_CA_BUNDLE``)."""
+    return str(_get("CONCORD_FEDERATION_CA_BUNDLE", "") or "")
+
+
+def allow_private_addresses() -> bool:
+    """``CONCORD_FEDERATION_ALLOW_PRIVATE``: peers on loopback/private addresses are allowed."""
+    return bool(_get("CONCORD_FEDERATION_ALLOW_PRIVATE", False))
+
+
+def dns_servers() -> list[str]:
+    """``CONCORD_FEDERATION_DNS_SERVERS``: nameservers for lookups (empty: the system resolver)."""
+    return list(_get("CONCORD_FEDERATION_DNS_SERVERS", []) or [])
+
+
+def well_known_server() -> str:
+    """``CONCORD_WELL_KNOWN_SERVER``: the delegation target we serve, if any."""
+    return str(_get("CONCORD_WELL_KNOWN_SERVER", "") or "")
+
+
+def request_timeout() -> float:
+    """Seconds for an outbound request (``CONCORD_FEDERATION_TIMEOUT``, default 30)."""
+    return float(_get("CONCORD_FEDERATION_TIMEOUT", 30))
+
+
+def lease_seconds() -> float:
+    """How long a sender holds a destination: ``CONCORD_FEDERATION_LEASE_SECONDS`` (default 120),
+    never less than the request timeout plus 5 s (a live sender never loses it mid-request)."""
+    return max(float(_get("CONCORD_FEDERATION_LEASE_SECONDS", 120)), request_timeout() + 5)
+
+
+def backoff_bounds() -> tuple[float, float]:
+    """``(CONCORD_FEDERATION_BACKOFF_MIN, CONCORD_FEDERATION_BACKOFF_MAX)`` in seconds."""
+    return float(_get("CONCORD_FEDERATION_BACKOFF_MIN", 60)), float(_get("CONCORD_FEDERATION_BACKOFF_MAX",
+                                                                            86400 * 7))
+
+
+def catch_up_after() -> float:
+    """Seconds of failures after which a destination switches to catch-up (default 3600)."""
+    return float(_get("CONCORD_FEDERATION_CATCHUP_AFTER", 3600))
+
+
+def key_validity_ms() -> int:
+    """How long our key responses are valid (``CONCORD_FEDERATION_KEY_VALIDITY`` seconds), in ms."""
+    return int(_get("CONCORD_FEDERATION_KEY_VALIDITY", 7 * 86400)) * 1000
+
+
+def room_version_default() -> str:
+    """The room version of rooms we create (``CONCORD_FEDERATION_ROOM_VERSION``, default 12)."""
+    return str(_get("CONCORD_FEDERATION_ROOM_VERSION", "12"))
+
+
+def allowed_servers() -> list[str]:
+    """``CONCORD_FEDERATION_ALLOWED_SERVERS`` (empty: everyone not denied)."""
+    return list(_get("CONCORD_FEDERATION_ALLOWED_SERVERS", []) or [])
+
+
+def denied_servers() -> list[str]:
+    """``CONCORD_FEDERATION_DENIED_SERVERS``."""
+    return list(_get("CONCORD_FEDERATION_DENIED_SERVERS", []) or [])
+
+
+def _pattern_matches(pattern: str, server: str) -> bool:
+    host = server.rsplit(":", 1)[0] if not server.endswith("]") else server
+    pattern = pattern.strip().lower()
+    server, host = server.lower(), host.lower()
+    if pattern.startswith("*."):
+        domain = pattern[2:]
+        return host.endswith("." + domain) and len(host) > len(domain) + 1
+    return pattern in (server, host)
+
+
+def server_allowed(server: str) -> bool:
+    """Whether we talk to ``server``: not on the deny list, and on the allow list when it has entries.
+
+    Entries are exact server names (with or without port) or ``*.domain`` wildcards, which match
+    sub-domains of ``domain`` only; a bare suffix never matches (``evilexample.org`` is not
+    ``example.org``). Our own name is always allowed.
+    """
+    if server == server_name():
+        return True
+    if any(_pattern_matches(p, server) for p in denied_servers()):
+        return False
+    allow = allowed_servers()
+    return not allow or any(_pattern_matches(p, server) for p in allow)

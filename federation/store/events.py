@@ -1,0 +1,261 @@
+"""The one writer of Matrix events, and the ORM side of the protocol core's ``EventStore``.
+
+Persisting
+    :func:`persist_event` is the only code that writes :class:`~federation.models.MatrixEvent`
+    rows (plus :func:`mark_state_known` for the state at a join's prev events). Whoever stores an
+    event (our own sends, inbound transactions, membership handshakes, fetched auth and state
+    events, backfill) calls it with how the event arrived (:class:`Arrival`), so every listener sees
+    every event the same way whichever path brought it.
+
+Listeners
+    :func:`register_listener` adds a ``(listener, wants)`` pair at start-up (the chat bridge is
+    one). When an event is persisted and some listener ``wants`` it, the row is marked
+    ``pending_arrival`` *in the same transaction*, and the listeners run **after that transaction
+    commits** (``transaction.on_commit``, in commit order, so a room's events reach them in the
+    order they were stored); then the mark is cleared. A listener therefore sees committed Matrix
+    state, and its own writes cannot roll back the event. Should the process die between the commit
+    and the listeners, the mark survives: :func:`redeliver_pending` (the beat task) runs them again
+    for rows marked longer than :data:`REDELIVER_AFTER` seconds. So listeners may see an event more
+    than once and must be idempotent; a failing listener is logged and does not stop the others.
+
+Reading
+    :class:`OrmEventStore` implements :class:`federation.protocol.EventStore` over the table and
+    memoises events it has loaded (an instance lives for one unit of work). State maps are stored as
+    JSON lists of ``[type, state_key, event_id]`` (:func:`encode_state` / :func:`decode_state`).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from django.db import transaction
+from django.utils import timezone
+
+from federation.models import MatrixEvent, MatrixRoom
+from federation.protocol.events import Event, StateKey
+from federation.protocol.room_versions import RoomVersion, get_room_version
+
+log = logging.getLogger(__name__)
+
+REDELIVER_AFTER = 60.0
+
+
+class Arrival(enum.Enum):
+    """How an event came to be stored."""
+
+    LIVE = "live"  # at the room's head: ours, or accepted on receipt / in a handshake
+    HISTORY = "history"  # backfilled: from before what we held, stored as an outlier
+    OUTLIER = "outlier"  # an auth or state event fetched to check others; not timeline
+
+
+@dataclass(frozen=True)
+class PersistedEvent:
+    """What listeners are handed: the event, its room, how it arrived and how it was judged."""
+
+    room_id: str
+    event: Event
+    arrival: Arrival
+    rejected_reason: str = ""
+    soft_failed: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        """Neither rejected nor soft-failed: the event counts in the room."""
+        return not self.rejected_reason and not self.soft_failed
+
+
+Listener = Callable[[PersistedEvent], None]
+Wants = Callable[[PersistedEvent], bool]
+_listeners: list[tuple[Listener, Wants]] = []
+
+
+def register_listener(listener: Listener, wants: Wants) -> None:
+    """Run ``listener`` after commit for every persisted event that ``wants`` accepts (idempotent per pair)."""
+    if not any(fn is listener for fn, _ in _listeners):
+        _listeners.append((listener, wants))
+
+
+def unregister_listener(listener: Listener) -> None:
+    """Remove a listener (tests)."""
+    _listeners[:] = [(fn, w) for fn, w in _listeners if fn is not listener]
+
+
+def encode_state(state: Mapping[StateKey, str]) -> list[list[str]]:
+    """``{(type, sk): id}`` -> the JSON form: a sorted list of ``[type, state_key, event_id]``.
+
+    (A list, not an object with joined keys: any separator could occur in types or state keys, and
+    PostgreSQL's jsonb cannot hold NUL.)
+    """
+    return sorted([t, sk, eid] for (t, sk), eid in state.items())
+
+
+def decode_state(data: Any) -> dict[StateKey, str]:
+    """The JSON form -> ``{(type, sk): id}``."""
+    return {(t, sk): eid for t, sk, eid in (data or [])}
+
+
+IfExists = Literal["keep", "replace", "update"]
+
+
+def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
+                  state_after: Mapping[StateKey, str] | None = None, outlier: bool | None = None,
+                  rejected_reason: str = "", soft_failed: bool = False, if_exists: IfExists = "replace") -> bool:
+    """Store one event of ``room``; hand it to the interested listeners after commit.
+
+    Args:
+        room: its room (stored).
+        event: the checked event.
+        arrival: how it came (what listeners go by).
+        state_after: the room state after it, when known (None: unknown).
+        outlier: whether we lack the state at it; default: ``state_after is None``.
+        rejected_reason: non-empty when it failed auth (kept for auth chains, never shown).
+        soft_failed: it passed auth but not against the current state.
+        if_exists: an existing row with the same ID is ``"kept"`` (nothing written, False returned),
+            ``"replace"``-d (deleted, then the new row inserted), or ``"update"``-d in place (its
+            fields set from these arguments; ``state_after`` kept when None is given).
+
+    Returns whether a row was written. Guarantee: the row and its listener mark commit together.
+    """
+    outlier = state_after is None if outlier is None else outlier
+    persisted = PersistedEvent(room.room_id, event, arrival, rejected_reason, soft_failed)
+    wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
+    fields: dict[str, Any] = dict(
+        room=room, type=event.type, state_key=event.state_key, sender=event.sender,
+        origin_server_ts=event.origin_server_ts, depth=event.depth, pdu=dict(event.pdu), outlier=outlier,
+        rejected_reason=rejected_reason, soft_failed=soft_failed,
+        pending_arrival=arrival.value if wanted else "")
+    if state_after is not None:
+        fields["state_after"] = encode_state(state_after)
+    with transaction.atomic():
+        if if_exists == "keep":
+            _, created = MatrixEvent.objects.get_or_create(event_id=event.event_id, defaults=fields)
+            if not created:
+                return False
+        elif if_exists == "update":
+            MatrixEvent.objects.update_or_create(event_id=event.event_id, defaults=fields)
+        else:
+            MatrixEvent.objects.filter(event_id=event.event_id).delete()
+            MatrixEvent.objects.create(event_id=event.event_id, **fields)
+        if wanted:
+            transaction.on_commit(lambda: _deliver(persisted, wanted))
+    return True
+
+
+def _wants(wants: Wants, persisted: PersistedEvent) -> bool:
+    try:
+        return bool(wants(persisted))
+    except Exception:
+        log.exception("listener filter failed for %s", persisted.event.event_id)
+        return False
+
+
+def _deliver(persisted: PersistedEvent, listeners: list[Listener]) -> None:
+    for fn in listeners:
+        try:
+            fn(persisted)
+        except Exception:  # one listener's failure must not keep the event from the others
+            log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
+    MatrixEvent.objects.filter(event_id=persisted.event.event_id).update(pending_arrival="")
+
+
+def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) -> int:
+    """Run the listeners again for events whose delivery was cut short (a crash after commit).
+
+    Only rows marked longer than ``older_than`` seconds ago are taken (younger ones are probably
+    being delivered right now). Returns how many events were delivered.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    rows = list(MatrixEvent.objects.filter(pending_arrival__gt="", received_at__lt=cutoff)
+                .select_related("room").order_by("stream")[:limit])
+    for row in rows:
+        try:
+            rv = get_room_version(row.room.room_version)
+        except Exception:
+            MatrixEvent.objects.filter(pk=row.pk).update(pending_arrival="")
+            continue
+        persisted = PersistedEvent(row.room_id, event_from_row(row, rv), Arrival(row.pending_arrival),
+                                   row.rejected_reason, row.soft_failed)
+        _deliver(persisted, [fn for fn, wants in _listeners if _wants(wants, persisted)])
+    return len(rows)
+
+
+def mark_state_known(event_ids: Iterable[str], state: Mapping[StateKey, str]) -> None:
+    """We learnt the state after these held events (the state before our join, at its prev events):
+    record it where it was unknown; they stop being outliers."""
+    MatrixEvent.objects.filter(event_id__in=list(event_ids), state_after__isnull=True).update(
+        state_after=encode_state(state), outlier=False)
+
+
+def event_from_row(row: MatrixEvent, rv: RoomVersion) -> Event:
+    """Rebuild the protocol :class:`Event` of a stored row (ID as stored)."""
+    return Event(row.pdu, rv, row.event_id)
+
+
+class OrmEventStore:
+    """``EventStore`` over the database, with a per-instance cache."""
+
+    def __init__(self, room: MatrixRoom | None = None) -> None:
+        self.room = room
+        self._cache: dict[str, Event] = {}
+        self._rejected: set[str] = set()
+        self._versions: dict[str, RoomVersion] = {}
+
+    def remember(self, event: Event, rejected: bool = False) -> None:
+        """Add an event that is being processed (not yet in the database)."""
+        self._cache[event.event_id] = event
+        if rejected:
+            self._rejected.add(event.event_id)
+
+    def _version(self, room_id: str) -> RoomVersion:
+        rv = self._versions.get(room_id)
+        if rv is None:
+            rv = get_room_version(MatrixRoom.objects.values_list("room_version", flat=True).get(room_id=room_id))
+            self._versions[room_id] = rv
+        return rv
+
+    def get_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        ids = list(event_ids)
+        missing = [i for i in ids if i not in self._cache]
+        if missing:
+            for row in MatrixEvent.objects.filter(event_id__in=missing).only(
+                    "event_id", "pdu", "room_id", "rejected_reason"):
+                self._cache[row.event_id] = event_from_row(row, self._version(row.room_id))
+                if row.rejected_reason:
+                    self._rejected.add(row.event_id)
+        return {i: self._cache[i] for i in ids if i in self._cache}
+
+    def get_event(self, event_id: str) -> Event | None:
+        """One event, or None."""
+        return self.get_events([event_id]).get(event_id)
+
+    def is_rejected(self, event_id: str) -> bool:
+        if event_id not in self._cache:
+            self.get_events([event_id])
+        return event_id in self._rejected
+
+
+def auth_chain_ids(event_ids: Iterable[str]) -> list[str]:
+    """The auth chain of the given events (their auth events, recursively), from the database."""
+    seen: set[str] = set()
+    frontier = list(event_ids)
+    while frontier:
+        rows = MatrixEvent.objects.filter(event_id__in=frontier).values_list("pdu", flat=True)
+        frontier = []
+        for pdu in rows:
+            for aid in pdu.get("auth_events", []):
+                if aid not in seen:
+                    seen.add(aid)
+                    frontier.append(aid)
+    return list(seen)
+
+
+def pdus_for(event_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The stored PDUs of the given events (unknown IDs left out), in the given order."""
+    ids = list(event_ids)
+    by_id = dict(MatrixEvent.objects.filter(event_id__in=ids).values_list("event_id", "pdu"))
+    return [by_id[i] for i in ids if i in by_id]
