@@ -18,6 +18,13 @@ Listeners
     for rows marked longer than :data:`REDELIVER_AFTER` seconds. So listeners may see an event more
     than once and must be idempotent; a failing listener is logged and does not stop the others.
 
+    Each event is delivered in a transaction of its own (each listener call in a savepoint) that
+    also clears its mark. On PostgreSQL that transaction commits with ``synchronous_commit`` off:
+    it needs no flush of its own, because what must survive a crash (the event and its mark) was
+    flushed with the event's commit; if the delivery's commit is lost, the mark is still set and
+    the re-drive delivers again. (A live notice sent after such a lost commit may show a message
+    that reappears when it is redelivered.)
+
 Reading
     :class:`OrmEventStore` implements :class:`federation.protocol.EventStore` over the table and
     memoises events it has loaded (an instance lives for one unit of work). State maps are stored as
@@ -142,7 +149,7 @@ def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
             MatrixEvent.objects.filter(event_id=event.event_id).delete()
             MatrixEvent.objects.create(event_id=event.event_id, **fields)
         if wanted:
-            transaction.on_commit(lambda: _deliver(persisted, wanted))
+            transaction.on_commit(_DeliveryCallback(persisted, wanted))
     return True
 
 
@@ -154,13 +161,31 @@ def _wants(wants: Wants, persisted: PersistedEvent) -> bool:
         return False
 
 
+class _DeliveryCallback:
+    """The commit callback that delivers one persisted event to its listeners."""
+
+    def __init__(self, persisted: PersistedEvent, listeners: list[Listener]) -> None:
+        self.persisted = persisted
+        self.listeners = listeners
+
+    def __call__(self) -> None:
+        _deliver(self.persisted, self.listeners)
+
+
 def _deliver(persisted: PersistedEvent, listeners: list[Listener]) -> None:
-    for fn in listeners:
-        try:
-            fn(persisted)
-        except Exception:  # one listener's failure must not keep the event from the others
-            log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
-    MatrixEvent.objects.filter(event_id=persisted.event.event_id).update(pending_arrival="")
+    """Run the event's listeners in order, then clear its mark; one transaction (see the module docstring)."""
+    with transaction.atomic():
+        connection = transaction.get_connection()
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        for fn in listeners:
+            try:
+                with transaction.atomic():
+                    fn(persisted)
+            except Exception:  # one listener's failure must not keep the event from the others
+                log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
+        MatrixEvent.objects.filter(event_id=persisted.event.event_id).update(pending_arrival="")
 
 
 def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) -> int:

@@ -17,6 +17,8 @@ from accounts.models import User
 from accounts.permissions import has_permission
 from chat.api import bool_param, json_param, list_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotAllowed
+from federation.api.rest import invite_remote, is_matrix_room_ref, join_matrix_room, revoke_if_invited, via_param
+from federation.hooks import history_page_short
 from rooms.access import find_room, membership_of
 from rooms.actions.memberships import (
     do_add_member,
@@ -156,8 +158,6 @@ class HistoryView(RoomApiView):
                              show_thread_messages=bool(bool_param(request, "showThreadMessages", False)))
         messages = room_history(room, query)
         if len(messages) < count and query.oldest is None:
-            from federation.hooks import history_page_short
-
             if history_page_short(room):  # older history fetched from another server
                 messages = room_history(room, query)
         extra = unread_info(room, membership_of(request.user, room), messages) \
@@ -233,8 +233,6 @@ class JoinView(RoomApiView):
     """``channels.join``: join a public channel (refused while banned)."""
 
     def post(self, request: Request) -> Response:
-        from federation.api.rest import is_matrix_room_ref, join_matrix_room, via_param
-
         target = str_param(request, "roomId") or str_param(request, "roomName")
         if is_matrix_room_ref(target):
             room = join_matrix_room(request.user, str(target), via_param(request))
@@ -274,8 +272,6 @@ class InviteView(RoomApiView):
         room = room_for_read(request, self.kind)
         users = target_users(request)
         check_can_add_users(request.user, room)
-        from federation.api.rest import invite_remote
-
         with transaction.atomic():
             for user in users:
                 if not user.is_remote:
@@ -293,8 +289,6 @@ class KickView(RoomApiView):
         room = room_for_read(request, self.kind)
         user = target_user(request)
         check_permission(request.user, "remove-user", room)
-        from federation.api.rest import revoke_if_invited
-
         if not revoke_if_invited(room, user, request.user):
             do_kick(room, user, by=request.user)
         return ok(**room_answer(self.kind, room))

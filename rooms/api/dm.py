@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from chat.api import list_param, ok, pagination, str_param
 from chat.api_errors import ApiError
+from federation.api.rest import invite_remote
 from rooms.actions.rooms import do_change_room_setting, do_get_or_create_dm
 from rooms.api.room_common import RoomApiView, check_permission, joined_room, text_param, users_by_names
 from rooms.api.room_reads import dms_page
@@ -30,7 +31,6 @@ class DmCreateView(RoomApiView):
             raise ApiError('Body param "username" or "usernames" is required', "error-invalid-params")
         others = users_by_names(names)
         room, _created = do_get_or_create_dm(request.user, others)
-        from federation.api.rest import invite_remote
         from rooms.models import Membership
 
         for other in others:

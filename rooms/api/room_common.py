@@ -25,6 +25,7 @@ from accounts.models import User
 from accounts.permissions import has_permission
 from chat.api import ApiView, list_param, param, str_param
 from chat.api_errors import ApiError, NotAllowed, NotFound
+from federation.api.rest import user_for_matrix_id
 from rooms.access import access_joined_room, access_room_for_read
 from rooms.models import Membership, Room
 
@@ -132,8 +133,6 @@ def joined_room(request: Request, kind: RoomKind) -> tuple[Room, Membership]:
 
 def target_user(request: Request) -> User:
     """The user acted upon: ``userId`` or ``username`` (or a Matrix ID, with federation on)."""
-    from federation.api.rest import user_for_matrix_id
-
     remote = user_for_matrix_id(str_param(request, "username") or str_param(request, "user") or "")
     return remote if remote is not None else find_user(request)
 
@@ -151,8 +150,6 @@ def target_users(request: Request) -> list[User]:
 
 def users_by_names(names: Sequence[str]) -> list[User]:
     """Users by username (a leading ``@`` is ignored); an unknown name is an ``error-invalid-user``."""
-    from federation.api.rest import user_for_matrix_id
-
     remote: list[User] = []
     wanted: set[str] = set()
     for name in (n.strip() for n in names if n.strip()):

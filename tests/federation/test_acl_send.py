@@ -91,9 +91,9 @@ def test_lifting_the_ban_lets_the_origin_back_in(fed: ConcordTLS, peer: FakePeer
     # server of the room would have, directly in our store's current state.
     lift = room.send("m.room.server_acl", {"allow": ["*"]}, state_key="")
     assert "error" in send_txn(fed, peer, [lift.pdu])[lift.event_id]
-    from federation.store.room_state import origin_allowed_by_acl
     from federation.models import MatrixEvent, MatrixRoom
     from federation.store.events import decode_state, encode_state
+    from federation.store.room_state import origin_allowed_by_acl
 
     mroom = MatrixRoom.objects.get(room_id=room.room_id)
     assert not origin_allowed_by_acl(mroom, peer.server_name)

@@ -40,8 +40,8 @@ def test_batches_of_50_pdus_and_100_edus_in_order(fed: ConcordTLS, peer: FakePee
 
 
 def test_retry_reuses_the_txn_id_with_jittered_backoff(fed: ConcordTLS, peer: FakePeer, settings: Any) -> None:
-    from federation.models import Destination
     from federation.handlers.sender import send_pending
+    from federation.models import Destination
     from federation.store.outbox import enqueue_edu
 
     settings.CONCORD_FEDERATION_BACKOFF_MIN = 10
@@ -67,8 +67,8 @@ def test_retry_reuses_the_txn_id_with_jittered_backoff(fed: ConcordTLS, peer: Fa
 def test_a_crashed_sender_loses_and_duplicates_nothing(fed: ConcordTLS, peer: FakePeer) -> None:
     """A worker killed after stamping a transaction and taking the lease: the lease runs out, the
     next run sends exactly that transaction under the same txnId, then the rest."""
-    from federation.models import Destination, OutboundPDU
     from federation.handlers.sender import send_pending
+    from federation.models import Destination, OutboundPDU
     from federation.store.outbox import build_transaction, enqueue_pdu
 
     for n in range(60):
@@ -88,8 +88,8 @@ def test_a_crashed_sender_loses_and_duplicates_nothing(fed: ConcordTLS, peer: Fa
 
 
 def test_catch_up_after_a_long_outage_sends_newest_per_room(fed: ConcordTLS, peer: FakePeer) -> None:
-    from federation.models import Destination
     from federation.handlers.sender import send_pending
+    from federation.models import Destination
     from federation.store.outbox import enqueue_edu, enqueue_pdu
 
     for room in ("r1", "r2"):
@@ -106,8 +106,8 @@ def test_catch_up_after_a_long_outage_sends_newest_per_room(fed: ConcordTLS, pee
 
 def test_inbound_request_wakes_the_queue_and_beat_redrives(fed: ConcordTLS, peer: FakePeer, make_user: Any,
                                                           settings: Any) -> None:
-    from federation.models import Destination
     from federation.handlers.sender import send_pending
+    from federation.models import Destination
     from federation.store.outbox import due_destinations, enqueue_edu
 
     settings.CONCORD_FEDERATION_BACKOFF_MIN = 3600

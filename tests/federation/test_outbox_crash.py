@@ -171,8 +171,8 @@ def test_killing_the_worker_mid_send_loses_and_duplicates_nothing(
         fed: ConcordTLS, fed_ca: TestCA, workers: list[Worker], tmp_path: Path, stall_txn_number: int) -> None:
     from django.utils import timezone
 
-    from federation.signing_key import get_signing_key
     from federation.models import Destination, OutboundEDU, OutboundPDU
+    from federation.signing_key import get_signing_key
     from federation.store.outbox import enqueue_edu, enqueue_pdu
     from federation.tasks import send_to_destination
 

@@ -53,8 +53,8 @@ def test_we_fetch_synapse_keys_and_read_a_synapse_profile(fed: ConcordTLS, synap
 
 
 def test_notary_serves_synapse_keys_countersigned(fed: ConcordTLS, synapse: SynapseServer) -> None:
-    from federation.signing_key import get_signing_key
     from federation.protocol.signing import verify_json_signature
+    from federation.signing_key import get_signing_key
 
     s = requests.Session()
     s.trust_env = False
@@ -139,8 +139,8 @@ def test_transactions_replayed_and_oversized(fed: ConcordTLS, synapse: SynapseSe
 
 
 def test_outbox_delivers_after_synapse_restarts(fed: ConcordTLS, synapse: SynapseServer) -> None:
-    from federation.models import Destination, OutboundEDU
     from federation.handlers.sender import send_pending
+    from federation.models import Destination, OutboundEDU
     from federation.store.outbox import enqueue_edu
 
     dest = synapse.server_name

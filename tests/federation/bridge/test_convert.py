@@ -1,0 +1,61 @@
+"""The bridge's pure converters: chat values <-> Matrix content, without a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from federation.bridge import convert
+
+
+def test_message_content_carries_html_and_thread_only_when_there_are_some() -> None:
+    assert convert.message_content("hi") == {"msgtype": "m.text", "body": "hi"}
+    assert convert.message_content("**hi**", "<p><strong>hi</strong></p>", thread_root_event_id="$root") == {
+        "msgtype": "m.text", "body": "**hi**", "format": "org.matrix.custom.html",
+        "formatted_body": "<p><strong>hi</strong></p>",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+
+
+@pytest.mark.parametrize(("content", "text", "thread", "replaces"), [
+    ({"msgtype": "m.text", "body": "plain"}, "plain", None, None),
+    ({"msgtype": "m.emote", "body": "waves"}, "_Bob waves_", None, None),
+    ({"msgtype": "m.image", "body": "cat.png", "url": "mxc://hs/abc"}, "cat.png (mxc://hs/abc)", None, None),
+    ({"msgtype": "m.file", "body": "doc.pdf"}, "doc.pdf", None, None),
+    ({"body": "a\x00b"}, "ab", None, None),
+    ({"body": "in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": "$t"}}, "in thread", "$t", None),
+    ({"body": "* fixed", "m.relates_to": {"rel_type": "m.replace", "event_id": "$o"}}, "* fixed", None, "$o"),
+    ({"body": "odd relation", "m.relates_to": {"rel_type": "m.thread", "event_id": 5}}, "odd relation", None, None),
+])
+def test_incoming_message(content: dict, text: str, thread: str | None, replaces: str | None) -> None:
+    got = convert.incoming_message(content, "Bob")
+    assert got == convert.IncomingMessage(text, thread, replaces)
+
+
+def test_incoming_message_without_a_string_body_is_nothing_and_long_text_is_cut() -> None:
+    assert convert.incoming_message({"msgtype": "m.text"}, "Bob") is None
+    assert convert.incoming_message({"body": ["x"]}, "Bob") is None
+    got = convert.incoming_message({"body": "x" * 30000}, "Bob")
+    assert got is not None and len(got.text) == convert.MAX_TEXT
+
+
+@pytest.mark.parametrize(("roles", "level"), [
+    (["owner"], 100), (["moderator", "owner"], 100), (["moderator"], 50), ([], 0), (["leader"], 0)])
+def test_power_level_for_roles(roles: list[str], level: int) -> None:
+    assert convert.power_level_for_roles(roles) == level
+
+
+def test_join_rule_and_portal_names() -> None:
+    assert convert.join_rule_for(True) == "public"
+    assert convert.join_rule_for(False) == "invite"
+    assert convert.portal_name_base("Team chat / 2026!", "!abc:hs") == "Team-chat-2026"
+    assert convert.portal_name_base("...", "!a-b_c:example.org") == "matrix-ab_cexampleo"
+    assert convert.portal_name_base("!!!", "!xyz:hs") == "matrix-xyzhs"
+
+
+def test_sent_at_is_the_origin_time_but_never_in_the_future() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert convert.sent_at(int(datetime(2026, 11, 30, tzinfo=UTC).timestamp() * 1000), now) == datetime(
+        2026, 11, 30, tzinfo=UTC)
+    assert convert.sent_at(int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000), now) == now
+    assert convert.sent_at(2**62, now) == now
