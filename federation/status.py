@@ -68,8 +68,3 @@ def federation_status() -> FederationStatus:
     except DatabaseError:
         return FederationStatus(BOOTING, ["database migrations are not applied yet"])
     return FederationStatus(RUNNING)
-
-
-def federation_serving() -> bool:
-    """Whether ``/_matrix`` endpoints answer: :func:`federation.config.enabled` (kept for callers)."""
-    return config.enabled()

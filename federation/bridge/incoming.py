@@ -5,8 +5,8 @@
 event's commit, for accepted events of other servers' users in rooms linked to a chat room,
 whichever way they arrived: live (a transaction, a join or leave handshake) or from history
 (backfill). Handlers run inside :func:`federation.hooks.applying_remote`, so the chat actions they
-call do not echo the change back to Matrix, and inside a savepoint: a handler that fails is
-logged and leaves nothing half-written.
+call do not echo the change back to Matrix, and (as the store runs every listener) inside a
+savepoint: a handler that fails is logged and leaves nothing half-written.
 
 History
     Backfilled events are from the past: only timeline handlers (:data:`TIMELINE`: messages and
@@ -26,8 +26,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from django.db import transaction
 
 from accounts.models import User
 from chat.api_errors import ApiError
@@ -163,10 +161,8 @@ def on_persisted(p: PersistedEvent) -> None:
     mroom = matrix_room(p.room_id)
     if mroom is None or mroom.chat_room is None:
         return
-    handler = INCOMING[p.event.type]
-    try:
-        with applying_remote(), transaction.atomic():
-            sender = user_for_mxid(p.event.sender, fetch_profile=False)
-            handler(Incoming(mroom, mroom.chat_room, p.event, sender))
-    except Exception:  # one odd event must not stop the room's processing
-        log.exception("could not mirror %s in chat room %s", p.event.event_id, mroom.chat_room_id)
+    # The store runs each listener call in a savepoint and logs what it raises: a handler that
+    # fails leaves nothing half-written and does not stop the room's other events.
+    with applying_remote():
+        sender = user_for_mxid(p.event.sender, fetch_profile=False)
+        INCOMING[p.event.type](Incoming(mroom, mroom.chat_room, p.event, sender))

@@ -202,33 +202,32 @@ def _backfill(server: str, mroom: MatrixRoom, join: Event) -> None:
 # --- answering and withdrawing invitations ------------------------------------------------------
 
 
-def _we_are_in(room: Room) -> bool:
+def _pending_invitation(room: Room, user: User) -> tuple[Membership, MatrixRoom | None]:
+    """The user's pending invitation, and the Matrix room to answer it through: None when it is
+    answered here (a local room, or one our server is in)."""
+    sub = Membership.objects.filter(room=room, user=user, state=Membership.INVITED).first()
+    if sub is None:
+        raise MembershipError("There is no pending invitation")
     mroom = portal_of(room)
-    return mroom is not None and joins.we_are_joined(mroom)
+    return sub, (mroom if mroom is not None and not joins.we_are_joined(mroom) else None)
 
 
 def accept_invite(room: Room, user: User) -> None:
     """Accept a pending invitation in a chat room, joining the Matrix room as needed."""
-    sub = Membership.objects.filter(room=room, user=user, state=Membership.INVITED).first()
-    if sub is None:
-        raise MembershipError("There is no pending invitation")
-    mroom = portal_of(room)
-    if mroom is None or _we_are_in(room):
+    sub, remote = _pending_invitation(room, user)
+    if remote is None:
         do_accept_invite(sub)
-        return
-    join_remote_room(user, mroom.room_id)
+    else:
+        join_remote_room(user, remote.room_id)
 
 
 def decline_invite(room: Room, user: User) -> None:
     """Decline a pending invitation; tells the inviting server when we are not in the room."""
-    sub = Membership.objects.filter(room=room, user=user, state=Membership.INVITED).first()
-    if sub is None:
-        raise MembershipError("There is no pending invitation")
-    mroom = portal_of(room)
-    if mroom is None or _we_are_in(room):
+    sub, remote = _pending_invitation(room, user)
+    if remote is None:
         do_decline_invite(sub)
         return
-    joins.leave_via(mxid_of(user), mroom.room_id)
+    joins.leave_via(mxid_of(user), remote.room_id)
     with applying_remote():
         do_decline_invite(sub)
 

@@ -18,12 +18,16 @@ Listeners
     for rows marked longer than :data:`REDELIVER_AFTER` seconds. So listeners may see an event more
     than once and must be idempotent; a failing listener is logged and does not stop the others.
 
-    Each event is delivered in a transaction of its own (each listener call in a savepoint) that
-    also clears its mark. On PostgreSQL that transaction commits with ``synchronous_commit`` off:
-    it needs no flush of its own, because what must survive a crash (the event and its mark) was
-    flushed with the event's commit; if the delivery's commit is lost, the mark is still set and
-    the re-drive delivers again. (A live notice sent after such a lost commit may show a message
-    that reappears when it is redelivered.)
+    The events of one commit are delivered together, in one transaction of their own (each listener
+    call in a savepoint) that also clears their marks: one extra commit per group of inbound events,
+    not one per event. The first commit callback of a commit takes the thread's queue of persisted
+    events, keeps those whose rows are committed with their mark still set (entries of rolled-back
+    savepoints fall out there), and delivers them in order; the other callbacks find the queue
+    empty. On PostgreSQL the delivery commits with ``synchronous_commit`` off: it needs no flush of
+    its own, because what must survive a crash (the events and their marks) was flushed with the
+    events' commit; if the delivery's commit is lost, the marks are still set and the re-drive
+    delivers again. (A live notice sent just before such a lost commit may show a message that
+    reappears when it is redelivered.)
 
 Reading
     :class:`OrmEventStore` implements :class:`federation.protocol.EventStore` over the table and
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -149,7 +154,8 @@ def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
             MatrixEvent.objects.filter(event_id=event.event_id).delete()
             MatrixEvent.objects.create(event_id=event.event_id, **fields)
         if wanted:
-            transaction.on_commit(_DeliveryCallback(persisted, wanted))
+            _queue().append((persisted, wanted))
+            transaction.on_commit(_deliver_committed)
     return True
 
 
@@ -161,31 +167,51 @@ def _wants(wants: Wants, persisted: PersistedEvent) -> bool:
         return False
 
 
-class _DeliveryCallback:
-    """The commit callback that delivers one persisted event to its listeners."""
-
-    def __init__(self, persisted: PersistedEvent, listeners: list[Listener]) -> None:
-        self.persisted = persisted
-        self.listeners = listeners
-
-    def __call__(self) -> None:
-        _deliver(self.persisted, self.listeners)
+Delivery = tuple[PersistedEvent, list[Listener]]
+_local = threading.local()
 
 
-def _deliver(persisted: PersistedEvent, listeners: list[Listener]) -> None:
-    """Run the event's listeners in order, then clear its mark; one transaction (see the module docstring)."""
+def _queue() -> list[Delivery]:
+    queue: list[Delivery] | None = getattr(_local, "queue", None)
+    if queue is None:
+        queue = _local.queue = []
+    return queue
+
+
+def _deliver_committed() -> None:
+    """The commit callback: deliver what this thread persisted and has now committed."""
+    queue = _queue()
+    if not queue:
+        return
+    taken = list(queue)
+    queue.clear()
+    ids = [p.event.event_id for p, _ in taken]
+    committed = set(MatrixEvent.objects.filter(event_id__in=ids, pending_arrival__gt="")
+                    .values_list("event_id", flat=True))
+    batch: dict[str, Delivery] = {}
+    for persisted, listeners in taken:
+        if persisted.event.event_id in committed:
+            batch[persisted.event.event_id] = (persisted, listeners)  # the latest persist of an ID wins
+    if batch:
+        _deliver(list(batch.values()))
+
+
+def _deliver(batch: list[Delivery]) -> None:
+    """Run each event's listeners in order, then clear the events' marks; one transaction."""
     with transaction.atomic():
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        for fn in listeners:
-            try:
-                with transaction.atomic():
-                    fn(persisted)
-            except Exception:  # one listener's failure must not keep the event from the others
-                log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
-        MatrixEvent.objects.filter(event_id=persisted.event.event_id).update(pending_arrival="")
+        for persisted, listeners in batch:
+            for fn in listeners:
+                try:
+                    with transaction.atomic():
+                        fn(persisted)
+                except Exception:  # one listener's failure must not keep the event from the others
+                    log.exception("listener %s failed on %s", getattr(fn, "__name__", fn),
+                                  persisted.event.event_id)
+        MatrixEvent.objects.filter(event_id__in=[p.event.event_id for p, _ in batch]).update(pending_arrival="")
 
 
 def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) -> int:
@@ -205,7 +231,7 @@ def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) 
             continue
         persisted = PersistedEvent(row.room_id, event_from_row(row, rv), Arrival(row.pending_arrival),
                                    row.rejected_reason, row.soft_failed)
-        _deliver(persisted, [fn for fn, wants in _listeners if _wants(wants, persisted)])
+        _deliver([(persisted, [fn for fn, wants in _listeners if _wants(wants, persisted)])])
     return len(rows)
 
 
