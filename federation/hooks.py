@@ -55,6 +55,10 @@ class FederationSink(Protocol):
 
     def message_deleted(self, message_id: str, by_id: str) -> None: ...
 
+    def message_edited(self, message_id: str, by_id: str) -> None: ...
+
+    def reaction_changed(self, message_id: str, user_id: str, emoji: str, added: bool) -> None: ...
+
     def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None: ...
 
     def room_role_changed(self, room_id: str, user_id: str, by_id: str) -> None: ...
@@ -125,6 +129,18 @@ def message_deleted(msg: Message, by: User) -> None:
     """``do_delete_message``."""
     if (sink := _active_sink()) is not None:
         _later(sink.message_deleted, msg.id, by.id)
+
+
+def message_edited(msg: Message, by: User) -> None:
+    """``do_edit_message``: the text changed."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.message_edited, msg.id, by.id)
+
+
+def reaction_changed(msg: Message, user: User, emoji: str, added: bool) -> None:
+    """``do_toggle_reaction``: ``user``'s ``emoji`` on ``msg`` was added or removed."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.reaction_changed, msg.id, user.id, emoji, added)
 
 
 def room_setting_changed(room: Room, field: str, by: User) -> None:

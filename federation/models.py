@@ -185,3 +185,17 @@ class BridgedMessage(models.Model):
     event_id = models.CharField(primary_key=True, max_length=255)
     message_id = models.CharField(max_length=64, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class BridgedReaction(models.Model):
+    """A chat reaction and the ``m.reaction`` event that carries it (either side may have made it):
+    un-reacting redacts ``event_id``, a redaction of ``event_id`` removes the chat reaction."""
+
+    event_id = models.CharField(primary_key=True, max_length=255)
+    message_id = models.CharField(max_length=64)
+    user_id = models.CharField(max_length=64)
+    emoji = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["message_id", "user_id", "emoji"], name="fed_reaction_lookup")]

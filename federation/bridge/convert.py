@@ -13,6 +13,12 @@ The mapping
                                   ``formatted_body`` = the sanitized HTML
                                   (``org.matrix.custom.html``); a thread reply carries
                                   ``m.relates_to`` ``rel_type: m.thread``
+    quote (reply)                 ``m.relates_to.m.in_reply_to.event_id`` (no fallback text,
+                                  as current clients send; an incoming fallback is removed)
+    edit                          ``m.room.message`` with ``m.new_content`` and
+                                  ``m.relates_to`` ``rel_type: m.replace`` (body ``* text``)
+    reaction ``:thumbsup:``       ``m.reaction`` ``m.annotation`` with ``key`` ``👍``
+                                  (:mod:`federation.bridge.emoji`); un-reacting redacts it
     room name / topic             ``m.room.name`` / ``m.room.topic``
     ============================  ===========================================================
 
@@ -38,15 +44,76 @@ MODERATOR_LEVEL = 50
 MEMBER_LEVEL = 0
 
 
-def message_content(text: str, html: str = "", *, thread_root_event_id: str | None = None) -> dict[str, Any]:
-    """A chat message -> ``m.room.message`` content (``m.text``; HTML only when the chat rendered some)."""
+def message_content(text: str, html: str = "", *, thread_root_event_id: str | None = None,
+                    reply_to_event_id: str | None = None) -> dict[str, Any]:
+    """A chat message -> ``m.room.message`` content (``m.text``; HTML only when the chat rendered some).
+
+    A thread reply relates to the thread root (``m.thread``); a quote is a rich reply
+    (``m.in_reply_to``), inside the thread relation when both apply (``is_falling_back`` false:
+    the quote is meant).
+    """
     content: dict[str, Any] = {"msgtype": "m.text", "body": text}
     if html:
         content["format"] = HTML_FORMAT
         content["formatted_body"] = html
     if thread_root_event_id:
-        content["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread_root_event_id}
+        rel: dict[str, Any] = {"rel_type": "m.thread", "event_id": thread_root_event_id}
+        if reply_to_event_id:
+            rel["is_falling_back"] = False
+            rel["m.in_reply_to"] = {"event_id": reply_to_event_id}
+        content["m.relates_to"] = rel
+    elif reply_to_event_id:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to_event_id}}
     return content
+
+
+def edit_content(original_event_id: str, text: str, html: str = "") -> dict[str, Any]:
+    """The replacement of a message's text (``m.replace``): the new content plus the ``* `` fallback."""
+    new = message_content(text, html)
+    content: dict[str, Any] = {"msgtype": "m.text", "body": f"* {text}", "m.new_content": new,
+                               "m.relates_to": {"rel_type": "m.replace", "event_id": original_event_id}}
+    if html:
+        content["format"] = HTML_FORMAT
+        content["formatted_body"] = f"* {html}"
+    return content
+
+
+def reaction_content(target_event_id: str, key: str) -> dict[str, Any]:
+    """``m.reaction`` content: an annotation of the target with ``key`` (the emoji character)."""
+    return {"m.relates_to": {"rel_type": "m.annotation", "event_id": target_event_id, "key": key}}
+
+
+@dataclass(frozen=True)
+class IncomingReaction:
+    """An ``m.reaction`` as the chat needs it."""
+
+    target_event_id: str
+    key: str
+
+
+def incoming_reaction(content: Mapping[str, Any]) -> IncomingReaction | None:
+    """``m.reaction`` content -> target and key (None unless a well-formed ``m.annotation``)."""
+    rel = content.get("m.relates_to")
+    if not isinstance(rel, Mapping) or rel.get("rel_type") != "m.annotation":
+        return None
+    target, key = rel.get("event_id"), rel.get("key")
+    if not isinstance(target, str) or not isinstance(key, str) or not key.strip() or len(key) > 60:
+        return None
+    return IncomingReaction(target, key.strip())
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A rich reply's body without its fallback: the leading ``> `` quote lines and the blank line after
+    them (a body that is only a quote is left as it is)."""
+    lines = body.split("\n")
+    if not lines or not lines[0].startswith("> "):
+        return body
+    i = 0
+    while i < len(lines) and lines[i].startswith(">"):
+        i += 1
+    if i >= len(lines) or lines[i] != "":
+        return body  # a fallback always ends with a blank line: this is the message's own quote
+    return "\n".join(lines[i + 1:])
 
 
 @dataclass(frozen=True)
@@ -56,13 +123,27 @@ class IncomingMessage:
     text: str
     thread_root_event_id: str | None = None
     replaces_event_id: str | None = None
+    reply_to_event_id: str | None = None
 
 
 def incoming_message(content: Mapping[str, Any], sender_name: str) -> IncomingMessage | None:
     """``m.room.message`` content -> chat text (None: nothing to show, e.g. no ``body``)."""
+    rel = content.get("m.relates_to")
+    rel = rel if isinstance(rel, Mapping) else {}
+    new_content = content.get("m.new_content")
+    replaces = rel.get("event_id") if rel.get("rel_type") == "m.replace" else None
+    if isinstance(replaces, str) and isinstance(new_content, Mapping):
+        content = new_content  # an edit: the replacement text, not the "* " fallback
+    elif replaces is not None:
+        replaces = None  # an m.replace without m.new_content is not an edit
     body = content.get("body")
     if not isinstance(body, str):
         return None
+    reply = rel.get("m.in_reply_to")
+    reply_to = reply.get("event_id") if isinstance(reply, Mapping) else None
+    reply_to = reply_to if isinstance(reply_to, str) and not rel.get("is_falling_back") else None
+    if reply_to is not None:
+        body = strip_reply_fallback(body)
     text = body.replace("\x00", "")
     msgtype = content.get("msgtype")
     if msgtype == "m.emote":
@@ -70,14 +151,9 @@ def incoming_message(content: Mapping[str, Any], sender_name: str) -> IncomingMe
     elif msgtype in FILE_MSGTYPES:
         url = content.get("url")
         text = f"{text} ({url})" if isinstance(url, str) else text
-    rel = content.get("m.relates_to")
-    thread = replaces = None
-    if isinstance(rel, Mapping) and isinstance(rel.get("event_id"), str):
-        if rel.get("rel_type") == "m.thread":
-            thread = rel["event_id"]
-        elif rel.get("rel_type") == "m.replace":
-            replaces = rel["event_id"]
-    return IncomingMessage(text[:MAX_TEXT], thread, replaces)
+    thread = rel.get("event_id") if rel.get("rel_type") == "m.thread" else None
+    return IncomingMessage(text[:MAX_TEXT], thread if isinstance(thread, str) else None,
+                           replaces if isinstance(replaces, str) else None, reply_to)
 
 
 def power_level_for_roles(roles: list[str] | tuple[str, ...]) -> int:

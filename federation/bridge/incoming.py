@@ -9,15 +9,16 @@ call do not echo the change back to Matrix, and (as the store runs every listene
 savepoint: a handler that fails is logged and leaves nothing half-written.
 
 History
-    Backfilled events are from the past: only timeline handlers (:data:`TIMELINE`: messages and
-    redactions) apply them; state handlers (membership, name, topic) would turn today's chat
+    Backfilled events are from the past: only timeline handlers (:data:`TIMELINE`: messages, edits,
+    reactions and redactions) apply them; state handlers (membership, name, topic) would turn today's chat
     state back into yesterday's, so they see live events only.
 
 Idempotence
     The store may hand an event over twice (after a crash, see :mod:`federation.store.events`):
-    messages are linked to their event (:class:`~federation.models.BridgedMessage`) and skipped
-    when already linked; memberships, names and topics are compared with the chat's before
-    anything is written.
+    messages and reactions are linked to their event (:class:`~federation.models.BridgedMessage`,
+    :class:`~federation.models.BridgedReaction`) and skipped when already linked; an edit to the
+    text a message already has changes nothing; memberships, names and topics are compared with the
+    chat's before anything is written.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ from dataclasses import dataclass
 
 from accounts.models import User
 from chat.api_errors import ApiError
-from federation.bridge import convert
+from federation.bridge import convert, emoji
 from federation.bridge.portals import matrix_room, portal_name
 from federation.bridge.users import is_ours, local_user_for, puppet_for, user_for_mxid
 from federation.hooks import applying_remote
-from federation.models import BridgedMessage, MatrixRoom
+from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.events import Event
 from federation.store.events import Arrival, PersistedEvent
 from rooms.actions.memberships import do_add_member, do_ban, do_decline_invite, do_invite, do_kick, do_leave
-from rooms.actions.messages import do_delete_message, do_send_message
+from rooms.actions.messages import do_delete_message, do_edit_message, do_send_message, do_toggle_reaction
 from rooms.actions.rooms import do_change_room_setting, do_set_display_name
 from rooms.models import Membership, Message, Room
 
@@ -90,29 +91,76 @@ def on_member(ev: Incoming) -> None:
             do_kick(room, target, by=ev.sender, enforce_last_owner=False)
 
 
+def _message_of(event_id: str | None, room: Room) -> Message | None:
+    """The chat message bridged from (or to) ``event_id`` in this room, if any."""
+    link = BridgedMessage.objects.filter(event_id=event_id).first() if event_id else None
+    return Message.objects.filter(id=link.message_id, room=room).first() if link is not None else None
+
+
 def on_message(ev: Incoming) -> None:
-    """``m.room.message``: a chat message with the event's time (thread replies in their thread)."""
+    """``m.room.message``: a chat message with the event's time (thread replies in their thread,
+    rich replies as quotes); an ``m.replace`` edits the message it replaces."""
     if BridgedMessage.objects.filter(event_id=ev.event.event_id).exists():
         return
     incoming = convert.incoming_message(ev.event.content, ev.sender.display_name)
     if incoming is None or not incoming.text.strip():
         return
     if incoming.replaces_event_id:
-        return  # edits: the original stays (edits are not mirrored yet)
-    thread_root_id = None
-    if incoming.thread_root_event_id:
-        root = BridgedMessage.objects.filter(event_id=incoming.thread_root_event_id).first()
-        thread_root_id = root.message_id if root is not None else None
-    msg = do_send_message(ev.sender, ev.room, incoming.text, thread_root_id=thread_root_id, skip_post_check=True,
+        _edit(ev, incoming.replaces_event_id, incoming.text)
+        return
+    root = _message_of(incoming.thread_root_event_id, ev.room)
+    quoted = _message_of(incoming.reply_to_event_id, ev.room)
+    msg = do_send_message(ev.sender, ev.room, incoming.text, thread_root_id=root.id if root is not None else None,
+                          quoted_id=quoted.id if quoted is not None else None, skip_post_check=True,
                           created_at=convert.sent_at(ev.event.origin_server_ts))
     BridgedMessage.objects.get_or_create(event_id=ev.event.event_id, defaults={"message_id": msg.id})
 
 
+def _edit(ev: Incoming, original_event_id: str, text: str) -> None:
+    """An edit from Matrix: applied only by the original's own sender (the spec's rule for
+    replacements; anyone else's is ignored), keeping the edit history."""
+    msg = _message_of(original_event_id, ev.room)
+    if msg is None or msg.deleted_at or msg.user_id != ev.sender.id:
+        log.info("ignored the edit %s of %s by %s: unknown message or not its sender", ev.event.event_id,
+                 original_event_id, ev.event.sender)
+        return
+    do_edit_message(ev.sender, msg, text)
+
+
+def on_reaction(ev: Incoming) -> None:
+    """``m.reaction`` (``m.annotation``): the sender's chat reaction on the message, by shortcode."""
+    if BridgedReaction.objects.filter(event_id=ev.event.event_id).exists():
+        return
+    reaction = convert.incoming_reaction(ev.event.content)
+    msg = _message_of(reaction.target_event_id, ev.room) if reaction is not None else None
+    if reaction is None or msg is None or msg.deleted_at:
+        log.info("ignored the reaction %s: malformed, or to an unknown message", ev.event.event_id)
+        return
+    code = emoji.shortcode_for_key(reaction.key)
+    try:
+        do_toggle_reaction(ev.sender, msg, code, should_react=True)
+    except ApiError as exc:
+        log.info("ignored the reaction %s: %s", ev.event.event_id, exc)
+        return
+    BridgedReaction.objects.get_or_create(event_id=ev.event.event_id, defaults={
+        "message_id": msg.id, "user_id": ev.sender.id, "emoji": f":{code.strip(':')}:"})
+
+
 def on_redaction(ev: Incoming) -> None:
-    """``m.room.redaction`` of a bridged message: the chat message is deleted."""
+    """``m.room.redaction`` of a bridged message (the chat message is deleted) or reaction (removed)."""
     target_id = ev.event.redacts or ev.event.content.get("redacts")
-    link = BridgedMessage.objects.filter(event_id=target_id).first()
-    msg = Message.objects.filter(id=link.message_id).first() if link is not None else None
+    reaction = BridgedReaction.objects.filter(event_id=target_id).first() if isinstance(target_id, str) else None
+    if reaction is not None:
+        msg = Message.objects.filter(id=reaction.message_id, room=ev.room).first()
+        if reaction.user_id != ev.sender.id:
+            log.info("ignored the redaction %s of another user's reaction", ev.event.event_id)
+            return
+        if msg is not None and not msg.deleted_at:
+            with contextlib.suppress(ApiError):
+                do_toggle_reaction(ev.sender, msg, reaction.emoji, should_react=False)
+        reaction.delete()
+        return
+    msg = _message_of(target_id if isinstance(target_id, str) else None, ev.room)
     if msg is not None and not msg.deleted_at:
         with contextlib.suppress(ApiError):
             do_delete_message(ev.sender, msg)
@@ -139,10 +187,11 @@ INCOMING: dict[str, Handler] = {
     "m.room.member": on_member,
     "m.room.message": on_message,
     "m.room.redaction": on_redaction,
+    "m.reaction": on_reaction,
     "m.room.name": on_name,
     "m.room.topic": on_topic,
 }
-TIMELINE = frozenset({"m.room.message", "m.room.redaction"})
+TIMELINE = frozenset({"m.room.message", "m.room.redaction", "m.reaction"})
 
 
 def wants(p: PersistedEvent) -> bool:

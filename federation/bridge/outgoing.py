@@ -1,7 +1,8 @@
 """Chat -> Matrix: what a chat change becomes in the portal's Matrix room.
 
 :class:`ChatToMatrix` is the :class:`~federation.hooks.FederationSink` registered at start-up;
-the hooks call it after the chat action's commit, with IDs. Each method loads what it needs,
+the hooks call it after the chat action's commit, with IDs (messages, their deletion, edits and
+quotes, reactions, memberships, room settings and roles). Each method loads what it needs,
 skips rooms that are not portals (or that we are no longer in) and sends through
 :func:`federation.handlers.room_events.send_event`; a refused or failed send is logged, never
 raised into the chat.
@@ -13,12 +14,12 @@ import logging
 from typing import Any
 
 from accounts.models import User
-from federation.bridge import convert
+from federation.bridge import convert, emoji
 from federation.bridge.portals import portal_of, update_power_levels
 from federation.bridge.users import mxid_of
 from federation.handlers.backfill import backfill_older
 from federation.handlers.room_events import EventRefused, send_event
-from federation.models import BridgedMessage, MatrixRoom
+from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.events import Event
 from federation.protocol.ids import server_name_of
 from federation.store.room_state import membership_of
@@ -35,6 +36,14 @@ def _send(room_id: str, event_type: str, sender: str, content: dict[str, Any], *
     except Exception:
         log.exception("sending %s by %s in %s failed", event_type, sender, room_id)
     return None
+
+
+def _event_of(message_id: str | None) -> str | None:
+    """The Matrix event of a bridged chat message (its first: a message has one), if any."""
+    if not message_id:
+        return None
+    return BridgedMessage.objects.filter(message_id=message_id).order_by("created_at").values_list(
+        "event_id", flat=True).first()
 
 
 def _live_portal(room: Room | None) -> MatrixRoom | None:
@@ -84,23 +93,53 @@ class ChatToMatrix:
         mroom = _live_portal(msg.room)
         if mroom is None:
             return
-        root = BridgedMessage.objects.filter(message_id=msg.thread_root_id).first() if msg.thread_root_id else None
-        content = convert.message_content(msg.text, msg.html,
-                                          thread_root_event_id=root.event_id if root is not None else None)
+        content = convert.message_content(msg.text, msg.html, thread_root_event_id=_event_of(msg.thread_root_id),
+                                          reply_to_event_id=_event_of(msg.quoted_id))
         event = _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
         if event is not None:
             BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
 
-    def message_deleted(self, message_id: str, by_id: str) -> None:
-        """A bridged message was deleted: ``m.room.redaction``."""
-        link = BridgedMessage.objects.filter(message_id=message_id).first()
-        msg = Message.objects.filter(id=message_id).select_related("room").first()
-        by = User.objects.filter(id=by_id, is_remote=False).first()
-        if link is None or msg is None or by is None:
+    def message_edited(self, message_id: str, by_id: str) -> None:
+        """A bridged message's text changed: an ``m.replace`` of its event (by its own author only:
+        Matrix ignores replacements by anyone else)."""
+        msg = Message.objects.filter(id=message_id).select_related("user", "room").first()
+        original = _event_of(message_id)
+        if msg is None or original is None or msg.user is None or msg.user.is_remote or msg.user_id != by_id:
             return
         mroom = _live_portal(msg.room)
         if mroom is not None:
-            _send(mroom.room_id, "m.room.redaction", mxid_of(by), {}, redacts=link.event_id)
+            _send(mroom.room_id, "m.room.message", mxid_of(msg.user),
+                  convert.edit_content(original, msg.text, msg.html))
+
+    def reaction_changed(self, message_id: str, user_id: str, emoji_code: str, added: bool) -> None:
+        """A local user's reaction on a bridged message: ``m.reaction`` (added) or its redaction (removed)."""
+        user = User.objects.filter(id=user_id, is_remote=False).first()
+        msg = Message.objects.filter(id=message_id).select_related("room").first()
+        target = _event_of(message_id)
+        mroom = _live_portal(msg.room) if msg is not None else None
+        if user is None or target is None or mroom is None:
+            return
+        if added:
+            event = _send(mroom.room_id, "m.reaction", mxid_of(user),
+                          convert.reaction_content(target, emoji.key_for_shortcode(emoji_code)))
+            if event is not None:
+                BridgedReaction.objects.get_or_create(event_id=event.event_id, defaults={
+                    "message_id": message_id, "user_id": user_id, "emoji": emoji_code})
+            return
+        for link in BridgedReaction.objects.filter(message_id=message_id, user_id=user_id, emoji=emoji_code):
+            if _send(mroom.room_id, "m.room.redaction", mxid_of(user), {}, redacts=link.event_id) is not None:
+                link.delete()
+
+    def message_deleted(self, message_id: str, by_id: str) -> None:
+        """A bridged message was deleted: ``m.room.redaction``."""
+        event_id = _event_of(message_id)
+        msg = Message.objects.filter(id=message_id).select_related("room").first()
+        by = User.objects.filter(id=by_id, is_remote=False).first()
+        if event_id is None or msg is None or by is None:
+            return
+        mroom = _live_portal(msg.room)
+        if mroom is not None:
+            _send(mroom.room_id, "m.room.redaction", mxid_of(by), {}, redacts=event_id)
 
     def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None:
         """Name, topic or type changed by a local user: ``m.room.name`` / ``m.room.topic`` / join rules."""

@@ -335,6 +335,7 @@ def do_edit_message(editor: User, msg: Message, text: Any) -> Message:
     _store_mentions(msg, msg.room, editor)
     msg.save()
     _publish(msg)
+    federation_hooks.message_edited(msg, editor)
     return msg
 
 
@@ -374,8 +375,10 @@ def do_toggle_reaction(user: User, msg: Message, emoji: str, should_react: bool 
     present = existing is None if should_react is None else should_react
     if present and existing is None:
         Reaction.objects.create(message=msg, user=user, emoji=emoji)
+        federation_hooks.reaction_changed(msg, user, emoji, True)
     elif not present and existing is not None:
         existing.delete()
+        federation_hooks.reaction_changed(msg, user, emoji, False)
     # Reactions change the message for chat.syncMessages(lastUpdate) readers.
     Message.objects.filter(id=msg.id).update(updated_at=timezone.now())
     fresh = message_queryset().get(id=msg.id)

@@ -131,6 +131,25 @@ class SynapseUser:
         assert r.status_code == 200, r.text
         return str(r.json()["event_id"])
 
+    def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        """Any room event (a reaction, an edit, a reply); returns its event ID."""
+        self._txn += 1
+        r = self._req("PUT", f"/rooms/{quote(room_id, safe='')}/send/{event_type}/t{time.time_ns()}{self._txn}",
+                      content)
+        assert r.status_code == 200, r.text
+        return str(r.json()["event_id"])
+
+    def redact(self, room_id: str, event_id: str) -> str:
+        self._txn += 1
+        r = self._req("PUT", f"/rooms/{quote(room_id, safe='')}/redact/{quote(event_id, safe='')}"
+                             f"/t{time.time_ns()}{self._txn}", {})
+        assert r.status_code == 200, r.text
+        return str(r.json()["event_id"])
+
+    def event(self, room_id: str, event_id: str) -> dict[str, Any] | None:
+        r = self._req("GET", f"/rooms/{quote(room_id, safe='')}/event/{quote(event_id, safe='')}")
+        return r.json() if r.status_code == 200 else None
+
     def put_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> None:
         r = self._req("PUT", f"/rooms/{quote(room_id, safe='')}/state/{event_type}/{quote(state_key, safe='')}",
                       content)

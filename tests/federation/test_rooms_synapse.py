@@ -240,3 +240,82 @@ def test_scrolling_back_fetches_older_history_from_synapse(
         seen.extend(m["msg"] for m in messages if not m.get("t"))
         latest = messages[-1]["ts"]
     assert [t for t in reversed(seen) if t in want] == want  # all, in order, once
+
+
+def _bridged_event(message_id: str) -> str | None:
+    from federation.models import BridgedMessage
+
+    return BridgedMessage.objects.filter(message_id=message_id).values_list("event_id", flat=True).first()
+
+
+def _reactions(message_id: str) -> list[tuple[str, str]]:
+    from rooms.models import Reaction
+
+    return sorted(Reaction.objects.filter(message_id=message_id).values_list("user__username", "emoji"))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_edits_replies_and_reactions_cross_both_ways(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    from rooms.models import Message
+
+    make_user(f"ed{version}", name="Editor")
+    api = ConcordApi(live_url, f"ed{version}")
+    rid = api.post("channels.create", name=f"content{version}")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=rid, roomVersion=version)["federation"]["alias"]
+    bob = SynapseUser(synapse, f"cbob{version}")
+    room_id = bob.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, bob.user_id) == "joined", what="bob joined in Concord")
+
+    # Concord -> Synapse: a message, a reaction, an edit, a quote, the reaction taken back.
+    first = api.post("chat.postMessage", roomId=rid, text="the frist draft")["message"]
+    first_event = wait_for(lambda: _bridged_event(first["_id"]), what="first message bridged")
+    wait_for(lambda: "the frist draft" in bob.texts(room_id), what="first message in Synapse")
+    assert api.post("chat.react", messageId=first["_id"], emoji=":thumbsup:")["success"]
+    reaction = wait_for(lambda: [e for e in bob.messages(room_id) if e["type"] == "m.reaction"],
+                        what="reaction in Synapse")[0]
+    assert reaction["content"]["m.relates_to"] == {"rel_type": "m.annotation", "event_id": first_event, "key": "👍"}
+    assert api.post("chat.update", roomId=rid, msgId=first["_id"], text="the **first** draft")["success"]
+    edit = wait_for(lambda: [e for e in bob.messages(room_id) if e["content"].get("m.relates_to", {}).get(
+        "rel_type") == "m.replace"], what="edit in Synapse")[0]
+    assert edit["content"]["m.relates_to"]["event_id"] == first_event
+    assert edit["content"]["m.new_content"]["body"] == "the **first** draft"
+    assert "<strong>first</strong>" in edit["content"]["m.new_content"]["formatted_body"]
+    quote = api.post("chat.sendMessage", message={"rid": rid, "msg": "agreed", "quote": first["_id"]})["message"]
+    reply = wait_for(lambda: [e for e in bob.messages(room_id) if e["content"].get("body") == "agreed"],
+                     what="reply in Synapse")[0]
+    assert reply["content"]["m.relates_to"] == {"m.in_reply_to": {"event_id": first_event}}
+    assert quote["_id"]
+    assert api.post("chat.react", messageId=first["_id"], emoji=":thumbsup:")["success"]  # toggled off
+    wait_for(lambda: (bob.event(room_id, reaction["event_id"]) or {}).get("unsigned", {}).get("redacted_because"),
+             what="reaction redacted in Synapse")
+
+    # Synapse -> Concord: an edit of bob's own message, someone else's edit ignored, a reaction and
+    # its redaction, a rich reply (with the fallback Synapse-era clients send).
+    own = bob.send(room_id, "from bob, wrnog")
+    own_msg = wait_for(lambda: Message.objects.filter(room_id=rid, text="from bob, wrnog").first(),
+                       what="bob's message in Concord")
+    bob.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": "* from bob, right", "m.new_content": {"msgtype": "m.text",
+                                                                           "body": "from bob, right"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": own}})
+    wait_for(lambda: Message.objects.get(id=own_msg.id).text == "from bob, right", what="bob's edit in Concord")
+    assert Message.objects.get(id=own_msg.id).edited_at is not None
+    bob.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": "* hijacked", "m.new_content": {"msgtype": "m.text", "body": "hijacked"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": first_event}})
+    tada = bob.send_event(room_id, "m.reaction", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": first_event, "key": "🎉"}})
+    wait_for(lambda: _reactions(first["_id"]) == [(bob.user_id, ":tada:")], what="bob's reaction in Concord")
+    assert Message.objects.get(id=first["_id"]).text == "the **first** draft"  # the hijack was ignored
+    bob.redact(room_id, tada)
+    wait_for(lambda: _reactions(first["_id"]) == [], what="bob's reaction removed in Concord")
+    bob.send_event(room_id, "m.room.message", {
+        "msgtype": "m.text", "body": f"> <@ed{version}:{fed.server_name}> the first draft\n\nlooks good",
+        "m.relates_to": {"m.in_reply_to": {"event_id": first_event}}})
+    answer = wait_for(lambda: Message.objects.filter(room_id=rid, text="looks good").first(),
+                      what="bob's reply in Concord")
+    assert answer.quoted_id == first["_id"]
+    history = api.get("chat.getMessage", msgId=answer.id)["message"]
+    assert history["msg"] == "looks good"

@@ -24,12 +24,67 @@ def test_message_content_carries_html_and_thread_only_when_there_are_some() -> N
     ({"msgtype": "m.file", "body": "doc.pdf"}, "doc.pdf", None, None),
     ({"body": "a\x00b"}, "ab", None, None),
     ({"body": "in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": "$t"}}, "in thread", "$t", None),
-    ({"body": "* fixed", "m.relates_to": {"rel_type": "m.replace", "event_id": "$o"}}, "* fixed", None, "$o"),
+    ({"body": "* fixed", "m.relates_to": {"rel_type": "m.replace", "event_id": "$o"}}, "* fixed", None, None),
+    ({"body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
+      "m.relates_to": {"rel_type": "m.replace", "event_id": "$o"}}, "fixed", None, "$o"),
     ({"body": "odd relation", "m.relates_to": {"rel_type": "m.thread", "event_id": 5}}, "odd relation", None, None),
 ])
 def test_incoming_message(content: dict, text: str, thread: str | None, replaces: str | None) -> None:
     got = convert.incoming_message(content, "Bob")
     assert got == convert.IncomingMessage(text, thread, replaces)
+
+
+def test_replies_both_ways_with_and_without_the_fallback() -> None:
+    assert convert.message_content("yes", reply_to_event_id="$q")["m.relates_to"] == {
+        "m.in_reply_to": {"event_id": "$q"}}
+    assert convert.message_content("yes", thread_root_event_id="$t", reply_to_event_id="$q")["m.relates_to"] == {
+        "rel_type": "m.thread", "event_id": "$t", "is_falling_back": False, "m.in_reply_to": {"event_id": "$q"}}
+    with_fallback = {"body": "> <@alice:hs> the question\n> second line\n\nthe answer",
+                     "m.relates_to": {"m.in_reply_to": {"event_id": "$q"}}}
+    assert convert.incoming_message(with_fallback, "Bob") == convert.IncomingMessage(
+        "the answer", reply_to_event_id="$q")
+    bare = {"body": "> not a fallback, a quote", "m.relates_to": {"m.in_reply_to": {"event_id": "$q"}}}
+    assert convert.incoming_message(bare, "Bob") == convert.IncomingMessage("> not a fallback, a quote",
+                                                                             reply_to_event_id="$q")
+    thread_fallback = {"body": "in thread", "m.relates_to": {
+        "rel_type": "m.thread", "event_id": "$t", "is_falling_back": True, "m.in_reply_to": {"event_id": "$x"}}}
+    assert convert.incoming_message(thread_fallback, "Bob") == convert.IncomingMessage("in thread", "$t")
+    assert convert.strip_reply_fallback("no quote\n\nhere") == "no quote\n\nhere"
+
+
+def test_edit_and_reaction_content() -> None:
+    assert convert.edit_content("$o", "new **text**", "<p>new <strong>text</strong></p>") == {
+        "msgtype": "m.text", "body": "* new **text**", "format": "org.matrix.custom.html",
+        "formatted_body": "* <p>new <strong>text</strong></p>",
+        "m.new_content": {"msgtype": "m.text", "body": "new **text**", "format": "org.matrix.custom.html",
+                          "formatted_body": "<p>new <strong>text</strong></p>"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": "$o"}}
+    content = convert.reaction_content("$m", "👍")
+    assert content == {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$m", "key": "👍"}}
+    assert convert.incoming_reaction(content) == convert.IncomingReaction("$m", "👍")
+    for bad in ({}, {"m.relates_to": {"rel_type": "m.reference", "event_id": "$m", "key": "x"}},
+                {"m.relates_to": {"rel_type": "m.annotation", "event_id": 3, "key": "x"}},
+                {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$m", "key": "  "}},
+                {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$m", "key": "x" * 61}},
+                {"m.relates_to": "nope"}):
+        assert convert.incoming_reaction(bad) is None
+
+
+def test_emoji_table_is_the_web_clients_and_maps_both_ways() -> None:
+    import json
+
+    from federation.bridge import emoji
+
+    table = json.loads(emoji.TABLE_FILE.read_text(encoding="utf-8"))
+    assert ["thumbsup", "👍"] in table["emoji"]
+    assert emoji.key_for_shortcode(":thumbsup:") == "👍" and emoji.key_for_shortcode(":+1:") == "👍"
+    assert emoji.shortcode_for_key("👍") == ":thumbsup:"
+    assert emoji.shortcode_for_key("❤") == emoji.shortcode_for_key("❤️") == ":heart:"  # with or without U+FE0F
+    assert emoji.shortcode_for_key("🦆") == ":🦆:" and emoji.key_for_shortcode(":🦆:") == "🦆"
+    assert emoji.key_for_shortcode(":no_such_code:") == ":no_such_code:"
+    assert emoji.shortcode_for_key(":no_such_code:") == ":no_such_code:"
+    for code, _char in table["emoji"]:
+        assert emoji.shortcode_for_key(emoji.key_for_shortcode(f":{code}:")) == f":{code}:"
 
 
 def test_incoming_message_without_a_string_body_is_nothing_and_long_text_is_cut() -> None:

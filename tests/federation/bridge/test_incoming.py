@@ -1,0 +1,111 @@
+"""Matrix -> chat for message content, through the event store as a transaction would deliver it:
+edits (by their author only), rich replies as quotes, reactions and their redactions, and the bad
+input that must be ignored without touching the chat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
+from federation.protocol.events import Event
+from federation.store.events import Arrival, persist_event
+from tests.federation.test_event_store import REMOTE, Room
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BOB = f"@bob:{REMOTE}"
+CAROL = f"@carol:{REMOTE}"
+
+
+@pytest.fixture
+def portal(settings: Any, make_user: Any) -> tuple[Room, MatrixRoom, Any]:
+    from rooms.actions.rooms import do_create_room
+
+    settings.CONCORD_SERVER_NAME = "concord.test"
+    owner = make_user("owner")
+    chat_room = do_create_room(owner, "c", "content-here")
+    room = Room()
+    mroom = MatrixRoom.objects.create(room_id=room.create.room_id, room_version="11", chat_room=chat_room)
+    for user in (BOB, CAROL):
+        live(mroom, room, room.send("m.room.member", {"membership": "join"}, sender=user, state_key=user))
+    return room, mroom, chat_room
+
+
+def live(mroom: MatrixRoom, room: Room, event: Event) -> Event:
+    persist_event(mroom, event, arrival=Arrival.LIVE, state_after=room.state)
+    return event
+
+
+def message_of(event: Event) -> Any:
+    from rooms.models import Message
+
+    link = BridgedMessage.objects.filter(event_id=event.event_id).first()
+    return Message.objects.get(id=link.message_id) if link is not None else None
+
+
+def test_an_edit_by_its_author_replaces_the_text_and_keeps_the_history(portal: tuple[Room, MatrixRoom, Any]) -> None:
+    room, mroom, _ = portal
+    original = live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "teh plan"}, sender=BOB))
+    edit = {"msgtype": "m.text", "body": "* the plan", "m.new_content": {"msgtype": "m.text", "body": "the **plan**"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original.event_id}}
+    live(mroom, room, room.send("m.room.message", edit, sender=BOB))
+    msg = message_of(original)
+    assert msg.text == "the **plan**" and "<strong>plan</strong>" in msg.html
+    assert msg.edited_at is not None and msg.edited_by.username == BOB
+    assert list(msg.edits.values_list("previous_text", flat=True)) == ["teh plan"]
+    # Someone else's replacement is ignored (Matrix's rule), and so is an edit of an unknown event.
+    forged = dict(edit, **{"m.new_content": {"msgtype": "m.text", "body": "carol was here"}})
+    live(mroom, room, room.send("m.room.message", forged, sender=CAROL))
+    unknown = dict(edit, **{"m.relates_to": {"rel_type": "m.replace", "event_id": "$nothing"}})
+    live(mroom, room, room.send("m.room.message", unknown, sender=BOB))
+    msg.refresh_from_db()
+    assert msg.text == "the **plan**" and msg.edits.count() == 1
+    from rooms.models import Message
+
+    assert Message.objects.filter(room=msg.room, text__contains="carol was here").count() == 0
+
+
+def test_a_rich_reply_becomes_a_quote_without_its_fallback(portal: tuple[Room, MatrixRoom, Any]) -> None:
+    room, mroom, _ = portal
+    question = live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "lunch?"}, sender=BOB))
+    answer = live(mroom, room, room.send("m.room.message", {
+        "msgtype": "m.text", "body": f"> <{BOB}> lunch?\n\nyes, at noon",
+        "m.relates_to": {"m.in_reply_to": {"event_id": question.event_id}}}, sender=CAROL))
+    msg = message_of(answer)
+    assert msg.text == "yes, at noon" and msg.quoted_id == message_of(question).id
+    stray = live(mroom, room, room.send("m.room.message", {
+        "msgtype": "m.text", "body": "to nothing", "m.relates_to": {"m.in_reply_to": {"event_id": "$gone"}}},
+        sender=CAROL))
+    assert message_of(stray).quoted_id is None
+
+
+def test_reactions_and_their_redactions_toggle_the_chat_reaction(portal: tuple[Room, MatrixRoom, Any]) -> None:
+    from rooms.models import Reaction
+
+    room, mroom, _ = portal
+    target = live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "ship it"}, sender=BOB))
+    annotate = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target.event_id, "key": "👍"}}
+    thumbs = live(mroom, room, room.send("m.reaction", annotate, sender=CAROL))
+    duck = live(mroom, room, room.send("m.reaction", {"m.relates_to": dict(annotate["m.relates_to"], key="🦆")},
+                                      sender=CAROL))
+    msg = message_of(target)
+    assert sorted(Reaction.objects.filter(message=msg).values_list("user__username", "emoji")) == [
+        (CAROL, ":thumbsup:"), (CAROL, ":🦆:")]
+    assert BridgedReaction.objects.get(event_id=thumbs.event_id).emoji == ":thumbsup:"
+    # Only the reaction's sender can take it back; then it is gone on our side too.
+    live(mroom, room, room.send("m.room.redaction", {}, sender=BOB, redacts=duck.event_id))
+    live(mroom, room, room.send("m.room.redaction", {}, sender=CAROL, redacts=thumbs.event_id))
+    assert list(Reaction.objects.filter(message=msg).values_list("emoji", flat=True)) == [":🦆:"]
+    assert not BridgedReaction.objects.filter(event_id=thumbs.event_id).exists()
+    assert BridgedReaction.objects.filter(event_id=duck.event_id).exists()
+    # Reactions to unknown events and malformed ones change nothing.
+    live(mroom, room, room.send("m.reaction", {"m.relates_to": dict(annotate["m.relates_to"], event_id="$x")},
+                                sender=CAROL))
+    live(mroom, room, room.send("m.reaction", {"m.relates_to": {"rel_type": "m.annotation",
+                                                                "event_id": target.event_id, "key": 7}}, sender=BOB))
+    live(mroom, room, room.send("m.reaction", {"m.relates_to": {"rel_type": "m.annotation",
+                                                                "event_id": target.event_id, "key": "<b>"}},
+                                sender=BOB))
+    assert Reaction.objects.filter(message=msg).count() == 1
