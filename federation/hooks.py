@@ -28,6 +28,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import transaction
@@ -58,6 +59,10 @@ class FederationSink(Protocol):
     def message_edited(self, message_id: str, by_id: str) -> None: ...
 
     def reaction_changed(self, message_id: str, user_id: str, emoji: str, added: bool) -> None: ...
+
+    def typing_changed(self, room_id: str, username: str, typing: bool) -> None: ...
+
+    def read_marked(self, room_id: str, user_id: str, at_ms: int) -> None: ...
 
     def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None: ...
 
@@ -141,6 +146,19 @@ def reaction_changed(msg: Message, user: User, emoji: str, added: bool) -> None:
     """``do_toggle_reaction``: ``user``'s ``emoji`` on ``msg`` was added or removed."""
     if (sink := _active_sink()) is not None:
         _later(sink.reaction_changed, msg.id, user.id, emoji, added)
+
+
+def typing_changed(room_id: str, username: str, typing: bool) -> None:
+    """``do_set_typing`` / ``expire_typing``: a user started or stopped typing (sent at once: typing
+    is ephemeral and not part of any transaction)."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.typing_changed, room_id, username, typing)
+
+
+def read_marked(room: Room, user: User, at: datetime) -> None:
+    """``do_mark_read``: the user has read the room up to ``at``."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.read_marked, room.id, user.id, int(at.timestamp() * 1000))
 
 
 def room_setting_changed(room: Room, field: str, by: User) -> None:

@@ -71,6 +71,18 @@ def invite_remote(room: Room, user: User, by: User) -> None:
         raise ApiError(str(exc), "error-federation-invite") from exc
 
 
+def accept_if_invited(room: Room, user: User) -> bool:
+    """``dm.create`` of a DM someone on another server already invited ``user`` to: accept that
+    invitation (joining over federation) instead of opening a second room. Returns whether it did."""
+    if not Membership.objects.filter(room=room, user=user, state=Membership.INVITED).exists():
+        return False
+    try:
+        accept_invite(room, user)
+    except MembershipError as exc:
+        raise ApiError(str(exc), "error-federation-invite") from exc
+    return True
+
+
 def revoke_if_invited(room: Room, user: User, by: User) -> bool:
     """``*.kick`` of a user whose invitation is pending: withdraw it. Returns whether it did."""
     if not Membership.objects.filter(room=room, user=user, state=Membership.INVITED).exists():

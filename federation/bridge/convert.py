@@ -13,6 +13,8 @@ The mapping
                                   ``formatted_body`` = the sanitized HTML
                                   (``org.matrix.custom.html``); a thread reply carries
                                   ``m.relates_to`` ``rel_type: m.thread``
+    mentions ``@bob`` / ``@all``  ``m.mentions`` ``user_ids`` / ``room``, and a matrix.to pill
+                                  link in ``formatted_body``
     quote (reply)                 ``m.relates_to.m.in_reply_to.event_id`` (no fallback text,
                                   as current clients send; an incoming fallback is removed)
     edit                          ``m.room.message`` with ``m.new_content`` and
@@ -44,18 +46,55 @@ MODERATOR_LEVEL = 50
 MEMBER_LEVEL = 0
 
 
+MENTION_SPAN_RE = re.compile(r'<span class="mention" data-username="([^"]+)">@([^<]+)</span>')
+
+
+def matrix_html(html: str, mxids: Mapping[str, str]) -> str:
+    """The chat's HTML with its user mentions as Matrix pills: ``<span class="mention"
+    data-username="bob">@bob</span>`` -> ``<a href="https://matrix.to/#/@bob:hs">@bob</a>`` for
+    every username in ``mxids`` (others, and ``@all``/``@here``, stay as they are)."""
+    def pill(m: re.Match[str]) -> str:
+        mxid = mxids.get(m.group(1))
+        return f'<a href="https://matrix.to/#/{mxid}">@{m.group(2)}</a>' if mxid else m.group(0)
+
+    return MENTION_SPAN_RE.sub(pill, html)
+
+
+def mentions_content(user_ids: list[str] | tuple[str, ...] = (), *, room: bool = False) -> dict[str, Any]:
+    """``m.mentions``: who is pinged (always sent, so that clients do not guess from the body)."""
+    out: dict[str, Any] = {}
+    if user_ids:
+        out["user_ids"] = sorted(set(user_ids))
+    if room:
+        out["room"] = True
+    return out
+
+
+def mentioned_in(content: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """``m.mentions`` of incoming content: ``(user IDs, whole room)``; malformed parts ignored."""
+    mentions = content.get("m.mentions")
+    if not isinstance(mentions, Mapping):
+        return [], False
+    ids = mentions.get("user_ids")
+    users = [u for u in ids if isinstance(u, str)][:100] if isinstance(ids, list) else []
+    return users, mentions.get("room") is True
+
+
 def message_content(text: str, html: str = "", *, thread_root_event_id: str | None = None,
-                    reply_to_event_id: str | None = None) -> dict[str, Any]:
+                    reply_to_event_id: str | None = None, mentions: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """A chat message -> ``m.room.message`` content (``m.text``; HTML only when the chat rendered some).
 
     A thread reply relates to the thread root (``m.thread``); a quote is a rich reply
     (``m.in_reply_to``), inside the thread relation when both apply (``is_falling_back`` false:
-    the quote is meant).
+    the quote is meant). ``mentions`` is the ``m.mentions`` object (see :func:`mentions_content`).
     """
     content: dict[str, Any] = {"msgtype": "m.text", "body": text}
     if html:
         content["format"] = HTML_FORMAT
         content["formatted_body"] = html
+    if mentions is not None:
+        content["m.mentions"] = dict(mentions)
     if thread_root_event_id:
         rel: dict[str, Any] = {"rel_type": "m.thread", "event_id": thread_root_event_id}
         if reply_to_event_id:
@@ -67,11 +106,15 @@ def message_content(text: str, html: str = "", *, thread_root_event_id: str | No
     return content
 
 
-def edit_content(original_event_id: str, text: str, html: str = "") -> dict[str, Any]:
-    """The replacement of a message's text (``m.replace``): the new content plus the ``* `` fallback."""
-    new = message_content(text, html)
+def edit_content(original_event_id: str, text: str, html: str = "", *,
+                 mentions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The replacement of a message's text (``m.replace``): the new content (with its mentions)
+    plus the ``* `` fallback; the edit itself pings nobody again (empty ``m.mentions``)."""
+    new = message_content(text, html, mentions=mentions)
     content: dict[str, Any] = {"msgtype": "m.text", "body": f"* {text}", "m.new_content": new,
                                "m.relates_to": {"rel_type": "m.replace", "event_id": original_event_id}}
+    if mentions is not None:
+        content["m.mentions"] = {}
     if html:
         content["format"] = HTML_FORMAT
         content["formatted_body"] = f"* {html}"
@@ -124,6 +167,8 @@ class IncomingMessage:
     thread_root_event_id: str | None = None
     replaces_event_id: str | None = None
     reply_to_event_id: str | None = None
+    mentioned_user_ids: tuple[str, ...] = ()
+    mentions_room: bool = False
 
 
 def incoming_message(content: Mapping[str, Any], sender_name: str) -> IncomingMessage | None:
@@ -152,8 +197,9 @@ def incoming_message(content: Mapping[str, Any], sender_name: str) -> IncomingMe
         url = content.get("url")
         text = f"{text} ({url})" if isinstance(url, str) else text
     thread = rel.get("event_id") if rel.get("rel_type") == "m.thread" else None
+    users, whole_room = mentioned_in(content)
     return IncomingMessage(text[:MAX_TEXT], thread if isinstance(thread, str) else None,
-                           replaces if isinstance(replaces, str) else None, reply_to)
+                           replaces if isinstance(replaces, str) else None, reply_to, tuple(users), whole_room)
 
 
 def power_level_for_roles(roles: list[str] | tuple[str, ...]) -> int:

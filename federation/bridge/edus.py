@@ -4,7 +4,8 @@ Registered at start-up (:func:`register_edu_handlers`, from ``FederationConfig.r
 
 * ``m.typing`` -> the chat room's live ``typing`` event via ``rooms.actions.typing.do_set_typing``
   (only for a Matrix room linked to a chat room, a user of the sending server, known here);
-* ``m.receipt`` -> the live ``receipt`` event for each ``m.read`` receipt, same conditions;
+* ``m.receipt`` -> the remote user's read position (``do_mark_read``: read receipts and the live
+  ``receipt`` event) for each ``m.read`` receipt, same conditions;
 * ``m.presence`` -> accepted; remote users known here get their status updated.
 """
 
@@ -15,12 +16,16 @@ from typing import Any
 
 from accounts.actions import do_set_remote_profile
 from accounts.models import User
+from federation.bridge import convert
 from federation.bridge.portals import matrix_room
 from federation.handlers.edus import register_edu_handler
+from federation.hooks import applying_remote
+from federation.models import BridgedMessage
 from federation.protocol.ids import server_name_of
+from rooms.actions.messages import do_mark_read
 from rooms.actions.typing import do_set_typing
 from rooms.events import LiveEvent, send_to_room
-from rooms.models import Room
+from rooms.models import Membership, Message, Room
 
 
 def _from_origin(user_id: object, origin: str) -> bool:
@@ -46,11 +51,17 @@ def handle_typing(origin: str, content: dict[str, Any]) -> None:
         return
     found = _chat_room_and_user(content.get("room_id"), str(user_id))
     if found:
-        do_set_typing(found[1], found[0], bool(content.get("typing")))
+        with applying_remote():
+            do_set_typing(found[1], found[0], bool(content.get("typing")))
 
 
 def handle_receipt(origin: str, content: dict[str, Any]) -> None:
-    """``m.receipt``: ``{room_id: {"m.read": {user_id: {"event_ids": [...], "data": {"ts": ms}}}}}``."""
+    """``m.receipt``: ``{room_id: {"m.read": {user_id: {"event_ids": [...], "data": {"ts": ms}}}}}``.
+
+    The remote user's read position moves to the bridged message of the (latest known) event, never
+    backwards: it shows in ``chat.getMessageReadReceipts`` and as a live ``receipt``. A receipt for
+    an event we cannot place is shown live only, with its time.
+    """
     for room_id, kinds in content.items():
         if not isinstance(kinds, dict):
             continue
@@ -63,13 +74,28 @@ def handle_receipt(origin: str, content: dict[str, Any]) -> None:
             found = _chat_room_and_user(room_id, user_id)
             if not found:
                 continue
+            room, user = found
+            event_ids = receipt.get("event_ids")
+            read = _latest_message(room, event_ids if isinstance(event_ids, list) else [])
+            sub = Membership.objects.filter(room=room, user=user, state=Membership.JOINED).first()
+            if read is not None and sub is not None:
+                if sub.last_read_at is None or sub.last_read_at < read.created_at:
+                    with applying_remote():
+                        do_mark_read(user, room, at=read.created_at)
+                continue
             data = receipt.get("data")
             ts = data.get("ts") if isinstance(data, dict) else None
-            when = datetime.fromtimestamp(ts / 1000, UTC) if isinstance(ts, int) else datetime.now(UTC)
-            room, user = found
+            when = convert.sent_at(ts) if isinstance(ts, int) else datetime.now(UTC)
             send_to_room(room.id, LiveEvent("receipt", room.id, {
                 "user": {"_id": user.id, "username": user.username, "name": user.display_name},
                 "ts": when.isoformat()}))
+
+
+def _latest_message(room: Room, event_ids: list[Any]) -> Message | None:
+    """The newest chat message of ``room`` bridged from one of ``event_ids``."""
+    ids = [e for e in event_ids[:20] if isinstance(e, str)]
+    links = BridgedMessage.objects.filter(event_id__in=ids).values_list("message_id", flat=True)
+    return Message.objects.filter(id__in=list(links), room=room).order_by("-created_at").first() if ids else None
 
 
 _PRESENCE_TO_STATUS = {"online": "online", "unavailable": "away", "offline": "offline"}

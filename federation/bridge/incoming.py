@@ -105,18 +105,29 @@ def on_message(ev: Incoming) -> None:
     incoming = convert.incoming_message(ev.event.content, ev.sender.display_name)
     if incoming is None or not incoming.text.strip():
         return
+    mentions = _mentioned_usernames(incoming)
     if incoming.replaces_event_id:
-        _edit(ev, incoming.replaces_event_id, incoming.text)
+        _edit(ev, incoming.replaces_event_id, incoming.text, mentions)
         return
     root = _message_of(incoming.thread_root_event_id, ev.room)
     quoted = _message_of(incoming.reply_to_event_id, ev.room)
     msg = do_send_message(ev.sender, ev.room, incoming.text, thread_root_id=root.id if root is not None else None,
                           quoted_id=quoted.id if quoted is not None else None, skip_post_check=True,
-                          created_at=convert.sent_at(ev.event.origin_server_ts))
+                          created_at=convert.sent_at(ev.event.origin_server_ts), mentions=mentions)
     BridgedMessage.objects.get_or_create(event_id=ev.event.event_id, defaults={"message_id": msg.id})
 
 
-def _edit(ev: Incoming, original_event_id: str, text: str) -> None:
+def _mentioned_usernames(incoming: convert.IncomingMessage) -> list[str]:
+    """``m.mentions`` as chat usernames: our users by localpart, remote ones by Matrix ID (puppets);
+    ``room`` as ``all`` (the chat still checks the sender may mention everyone)."""
+    names = []
+    for mxid in incoming.mentioned_user_ids:
+        local = local_user_for(mxid) if is_ours(mxid) else None
+        names.append(local.username if local is not None else mxid)
+    return names + (["all"] if incoming.mentions_room else [])
+
+
+def _edit(ev: Incoming, original_event_id: str, text: str, mentions: list[str]) -> None:
     """An edit from Matrix: applied only by the original's own sender (the spec's rule for
     replacements; anyone else's is ignored), keeping the edit history."""
     msg = _message_of(original_event_id, ev.room)
@@ -124,7 +135,7 @@ def _edit(ev: Incoming, original_event_id: str, text: str) -> None:
         log.info("ignored the edit %s of %s by %s: unknown message or not its sender", ev.event.event_id,
                  original_event_id, ev.event.sender)
         return
-    do_edit_message(ev.sender, msg, text)
+    do_edit_message(ev.sender, msg, text, mentions=mentions)
 
 
 def on_reaction(ev: Incoming) -> None:

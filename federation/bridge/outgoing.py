@@ -22,8 +22,9 @@ from federation.handlers.room_events import EventRefused, send_event
 from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.events import Event
 from federation.protocol.ids import server_name_of
-from federation.store.room_state import membership_of
-from rooms.models import Membership, Message, Room
+from federation.store.outbox import enqueue_edu
+from federation.store.room_state import joined_servers, membership_of
+from rooms.models import Membership, Mention, Message, Room
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,14 @@ def _event_of(message_id: str | None) -> str | None:
         return None
     return BridgedMessage.objects.filter(message_id=message_id).order_by("created_at").values_list(
         "event_id", flat=True).first()
+
+
+def _mentions(msg: Message) -> tuple[str, dict[str, Any]]:
+    """The message's HTML with mention pills, and its ``m.mentions``."""
+    users = list(User.objects.filter(id__in=Mention.objects.filter(message=msg).values("user_id")))
+    mxids = {u.username.lstrip("@"): mxid_of(u) for u in users}  # as the HTML names them (no "@")
+    return (convert.matrix_html(msg.html, mxids) if msg.html else "",
+            convert.mentions_content(list(mxids.values()), room=bool(msg.mentions_all or msg.mentions_here)))
 
 
 def _live_portal(room: Room | None) -> MatrixRoom | None:
@@ -93,8 +102,9 @@ class ChatToMatrix:
         mroom = _live_portal(msg.room)
         if mroom is None:
             return
-        content = convert.message_content(msg.text, msg.html, thread_root_event_id=_event_of(msg.thread_root_id),
-                                          reply_to_event_id=_event_of(msg.quoted_id))
+        html, mentions = _mentions(msg)
+        content = convert.message_content(msg.text, html, thread_root_event_id=_event_of(msg.thread_root_id),
+                                          reply_to_event_id=_event_of(msg.quoted_id), mentions=mentions)
         event = _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
         if event is not None:
             BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
@@ -108,8 +118,9 @@ class ChatToMatrix:
             return
         mroom = _live_portal(msg.room)
         if mroom is not None:
+            html, mentions = _mentions(msg)
             _send(mroom.room_id, "m.room.message", mxid_of(msg.user),
-                  convert.edit_content(original, msg.text, msg.html))
+                  convert.edit_content(original, msg.text, html, mentions=mentions))
 
     def reaction_changed(self, message_id: str, user_id: str, emoji_code: str, added: bool) -> None:
         """A local user's reaction on a bridged message: ``m.reaction`` (added) or its redaction (removed)."""
@@ -129,6 +140,31 @@ class ChatToMatrix:
         for link in BridgedReaction.objects.filter(message_id=message_id, user_id=user_id, emoji=emoji_code):
             if _send(mroom.room_id, "m.room.redaction", mxid_of(user), {}, redacts=link.event_id) is not None:
                 link.delete()
+
+    def typing_changed(self, room_id: str, username: str, typing: bool) -> None:
+        """A local user typing in a portal: ``m.typing`` to the room's other servers."""
+        mroom = _live_portal(Room.objects.filter(id=room_id).first())
+        user = User.objects.filter(username=username, is_remote=False).first()
+        if mroom is None or user is None:
+            return
+        enqueue_edu(joined_servers(mroom), "m.typing", {"room_id": mroom.room_id, "user_id": mxid_of(user),
+                                                        "typing": typing})
+
+    def read_marked(self, room_id: str, user_id: str, at_ms: int) -> None:
+        """A local user read a portal up to ``at_ms``: ``m.receipt`` (``m.read``) of the latest bridged
+        message by then."""
+        room = Room.objects.filter(id=room_id).first()
+        mroom = _live_portal(room)
+        user = User.objects.filter(id=user_id, is_remote=False).first()
+        if mroom is None or user is None:
+            return
+        latest = (BridgedMessage.objects.filter(
+            message_id__in=Message.objects.filter(room_id=room_id, created_at__lte=convert.sent_at(at_ms))
+            .values("id")).order_by("-created_at").values_list("event_id", flat=True).first())
+        if latest is None:
+            return
+        enqueue_edu(joined_servers(mroom), "m.receipt", {mroom.room_id: {"m.read": {mxid_of(user): {
+            "event_ids": [latest], "data": {"ts": at_ms}}}}})
 
     def message_deleted(self, message_id: str, by_id: str) -> None:
         """A bridged message was deleted: ``m.room.redaction``."""

@@ -60,8 +60,12 @@ def ensure_portal(room: Room, *, version: str | None = None, by: User | None = N
         for sub in members:
             if sub.user_id == creator.id:
                 continue
-            send_event(mroom.room_id, "m.room.member", mxid_of(sub.user), {"membership": "join",
-                       "displayname": sub.user.display_name}, state_key=mxid_of(sub.user))
+            member = mxid_of(sub.user)
+            if not public:  # an invite-only room: the creator lets each member in first
+                send_event(mroom.room_id, "m.room.member", mxid_of(creator), {"membership": "invite"},
+                           state_key=member)
+            send_event(mroom.room_id, "m.room.member", member, {"membership": "join",
+                       "displayname": sub.user.display_name}, state_key=member)
             level = convert.power_level_for_roles(sub.roles)
             if level:
                 pl_users[mxid_of(sub.user)] = level

@@ -215,6 +215,8 @@ def send_invite(mroom: MatrixRoom, sender: str, invitee: str, *, is_direct: bool
         MembershipError: the rules refuse it, or the invitee's server refused (its answer is given).
     """
     server = server_name_of(invitee)
+    if not we_are_joined(mroom):
+        raise MembershipError("This server is not in that room (yet): answer its pending invitation first")
     rv, state, prevs = _head(mroom)
     content: dict[str, Any] = {"membership": "invite"}
     if is_direct:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -100,16 +101,18 @@ def _publish(msg: Message, kind: str = "message.updated", fresh_mentions: list[U
     send_to_room(msg.room_id, LiveEvent(kind, msg.room_id, data))  # type: ignore[arg-type]
 
 
-def _mention_targets(text: str, room: Room, sender: User) -> tuple[list[User], bool, bool]:
+def _mention_targets(text: str, room: Room, sender: User, also: Iterable[str] = ()) -> tuple[list[User], bool, bool]:
     """Who ``text`` mentions: (room members named by ``@user``, ``@all`` allowed, ``@here`` allowed).
 
-    No query when the text names nobody (the common case); ``@all``/``@here`` count only with the
-    sender's ``mention-all``/``mention-here`` permission in the room.
+    ``also`` adds usernames (or ``all``/``here``) mentioned outside the text (a Matrix message's
+    ``m.mentions``). No query when nobody is named (the common case); ``@all``/``@here`` count only
+    with the sender's ``mention-all``/``mention-here`` permission in the room.
     """
-    names = mentioned_usernames(text)
+    names = mentioned_usernames(text) | set(also)
     mention_all = "all" in names and has_permission(sender, "mention-all", room)
     mention_here = "here" in names and has_permission(sender, "mention-here", room)
     names -= {"all", "here"}
+    names |= {"@" + n for n in names if ":" in n and not n.startswith("@")}  # a remote user: @bob:example.org
     users: list[User] = []
     if names:
         subs = Membership.objects.filter(room=room, user__username__in=names).select_related("user")
@@ -117,12 +120,12 @@ def _mention_targets(text: str, room: Room, sender: User) -> tuple[list[User], b
     return users, mention_all, mention_here
 
 
-def _store_mentions(msg: Message, room: Room, sender: User) -> tuple[list[User], bool, bool]:
+def _store_mentions(msg: Message, room: Room, sender: User, also: Iterable[str] = ()) -> tuple[list[User], bool, bool]:
     """Record ``@user`` mentions of room members on a saved message; returns (users, @all, @here).
 
     Sets ``msg.mentions_all``/``mentions_here`` without saving them.
     """
-    users, mention_all, mention_here = _mention_targets(msg.text, room, sender)
+    users, mention_all, mention_here = _mention_targets(msg.text, room, sender, also)
     if users:
         Mention.objects.bulk_create([Mention(message=msg, user=u) for u in users], ignore_conflicts=True)
     msg.mentions_all, msg.mentions_here = mention_all, mention_here
@@ -210,7 +213,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
                     attachments: list[dict[str, Any]] | None = None, alias: str = "", emoji: str = "",
                     avatar: str = "", file: Upload | None = None, message_id: str | None = None,
                     skip_post_check: bool = False, created_at: datetime | None = None,
-                    membership: Membership | None = UNKNOWN_MEMBERSHIP) -> Message:
+                    membership: Membership | None = UNKNOWN_MEMBERSHIP, mentions: Iterable[str] = ()) -> Message:
     """Post a message. Renders markdown, records mentions and thread state, bumps counters.
 
     Guarantees: the sender may post (joined, not muted or banned, room writable); a thread root and
@@ -218,7 +221,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     member move in the same transaction as the insert. ``created_at`` (federation history) dates
     the message in the past; counters still move as for a new message. ``membership`` is the
     sender's membership in ``room`` if the caller read it in this request (None: known to have
-    none); the post check then uses it instead of reading it again.
+    none); the post check then uses it instead of reading it again. ``mentions`` adds usernames
+    (or ``all``/``here``) mentioned outside the text (a Matrix message's ``m.mentions``).
 
     Shared rows (the room's and its members' counters) are updated last, just before commit, so
     that concurrent posts to one room wait on each other as briefly as possible.
@@ -244,7 +248,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         if quoted is None:
             raise ApiError("The quoted message does not exist in this room", "error-invalid-message")
     now = timezone.now()
-    mentioned_users, mention_all, mention_here = _mention_targets(text, room, sender)
+    mentioned_users, mention_all, mention_here = _mention_targets(text, room, sender, mentions)
     msg = Message(room=room, user=sender, text=text, html=render_markdown(text), created_at=created_at or now,
                   thread_root=thread_root, quoted=quoted, attachments=attachments or [],
                   alias=str(alias)[:255], emoji=str(emoji)[:64], avatar=str(avatar)[:1024], file=file,
@@ -316,7 +320,7 @@ def _check_can_change(user: User, msg: Message, own_perm: str, any_perm: str) ->
 
 
 @transaction.atomic
-def do_edit_message(editor: User, msg: Message, text: Any) -> Message:
+def do_edit_message(editor: User, msg: Message, text: Any, *, mentions: Iterable[str] = ()) -> Message:
     """Replace a message's text, keeping the previous version in its edit history."""
     msg = Message.objects.select_for_update().select_related("room").get(id=msg.id)
     _check_can_change(editor, msg, "", "edit-message")
@@ -332,7 +336,7 @@ def do_edit_message(editor: User, msg: Message, text: Any) -> Message:
     msg.edited_at = timezone.now()
     msg.edited_by = editor
     msg.mentions.all().delete()
-    _store_mentions(msg, msg.room, editor)
+    _store_mentions(msg, msg.room, editor, mentions)
     msg.save()
     _publish(msg)
     federation_hooks.message_edited(msg, editor)
@@ -424,6 +428,7 @@ def do_mark_read(user: User, room: Room, at: datetime | None = None) -> Membersh
     sub.save(update_fields=["last_read_at", "unread", "user_mentions", "group_mentions", "updated_at"])
     send_to_user(user.id, LiveEvent("subscription", room.id, subscription_json(sub)))
     send_to_room(room.id, LiveEvent("receipt", room.id, {"user": user_brief(user), "ts": iso(sub.last_read_at)}))
+    federation_hooks.read_marked(room, user, sub.last_read_at)
     return sub
 
 

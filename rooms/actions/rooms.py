@@ -82,6 +82,16 @@ def do_set_display_name(room: Room, fname: str) -> None:
     _room_updated(room)
 
 
+def dm_key_for(users: list[User]) -> str:
+    """What identifies the DM of exactly these people (in any order, repeats ignored)."""
+    return ",".join(sorted({u.id for u in users}))
+
+
+def find_dm(users: list[User]) -> Room | None:
+    """The existing DM of exactly these people, if any."""
+    return Room.objects.filter(type=Room.DIRECT, dm_key=dm_key_for(users)).first()
+
+
 @transaction.atomic
 def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
     """The DM between ``creator`` and ``others`` (1:1 or multi-user), created when missing.
@@ -91,7 +101,7 @@ def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
     people = {creator.id: creator}
     for u in others:
         people[u.id] = u
-    key = ",".join(sorted(people))
+    key = dm_key_for([creator, *others])
     room = Room.objects.filter(type=Room.DIRECT, dm_key=key).first()
     created = room is None
     if room is None:

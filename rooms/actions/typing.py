@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 
+from federation import hooks as federation_hooks
 from rooms.events import LiveEvent, _send_now, room_group
 from rooms.models import Membership, Room
 
@@ -44,6 +45,7 @@ def do_set_typing(user: User, room: Room, typing: bool) -> None:
         _send_now(room_group(room.id), LiveEvent("typing", room.id, {
             "username": user.username, "name": user.display_name, "typing": typing,
             "expires_in": TYPING_TTL if typing else 0}))
+        federation_hooks.typing_changed(room.id, user.username, typing)
 
 
 def expire_typing() -> int:
@@ -60,6 +62,7 @@ def expire_typing() -> int:
                 expired += 1
                 _send_now(room_group(room_id), LiveEvent("typing", room_id, {
                     "username": username, "name": name, "typing": False, "expires_in": 0}))
+                federation_hooks.typing_changed(room_id, username, False)
         cache.set(_key(room_id), state, timeout=int(TYPING_TTL * 3))
         if state:
             keep.append(room_id)

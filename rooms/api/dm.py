@@ -13,10 +13,11 @@ from rest_framework.response import Response
 
 from chat.api import list_param, ok, pagination, str_param
 from chat.api_errors import ApiError
-from federation.api.rest import invite_remote
-from rooms.actions.rooms import do_change_room_setting, do_get_or_create_dm
+from federation.api.rest import accept_if_invited, invite_remote
+from rooms.actions.rooms import do_change_room_setting, do_get_or_create_dm, find_dm
 from rooms.api.room_common import RoomApiView, check_permission, joined_room, text_param, users_by_names
 from rooms.api.room_reads import dms_page
+from rooms.models import Membership
 from rooms.serialization import room_json
 
 
@@ -30,9 +31,12 @@ class DmCreateView(RoomApiView):
         if not names:
             raise ApiError('Body param "username" or "usernames" is required', "error-invalid-params")
         others = users_by_names(names)
+        pending = find_dm([request.user, *others])
+        if pending is not None and accept_if_invited(pending, request.user):
+            # Someone on another server already opened this DM with us: that invite is the answer.
+            pending.refresh_from_db()
+            return ok(room={**room_json(pending), "rid": pending.id})
         room, _created = do_get_or_create_dm(request.user, others)
-        from rooms.models import Membership
-
         for other in others:
             if other.is_remote and not Membership.objects.filter(room=room, user=other).exclude(
                     state=Membership.LEFT).exists():

@@ -101,6 +101,8 @@ class SynapseUser:
         self.token = synapse.register(name, displayname=name.title())
         self.user_id = f"@{name}:{synapse.server_name}"
         self._txn = 0
+        self._since = ""
+        self._ephemeral: dict[str, list[dict[str, Any]]] = {}
 
     def _req(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
         return self.synapse.session().request(method, self.synapse.base_url + "/_matrix/client/v3" + path, json=body,
@@ -145,6 +147,30 @@ class SynapseUser:
                              f"/t{time.time_ns()}{self._txn}", {})
         assert r.status_code == 200, r.text
         return str(r.json()["event_id"])
+
+    def set_typing(self, room_id: str, typing: bool) -> None:
+        r = self._req("PUT", f"/rooms/{quote(room_id, safe='')}/typing/{quote(self.user_id, safe='')}",
+                      {"typing": typing, "timeout": 30000} if typing else {"typing": False})
+        assert r.status_code == 200, r.text
+
+    def send_receipt(self, room_id: str, event_id: str) -> None:
+        r = self._req("POST", f"/rooms/{quote(room_id, safe='')}/receipt/m.read/{quote(event_id, safe='')}", {})
+        assert r.status_code == 200, r.text
+
+    def ephemeral(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's ephemeral events (typing, receipts) seen so far, oldest first.
+
+        Incremental syncs from the last ``next_batch``: Synapse caches identical sync requests for a
+        while, so repeating an initial sync would keep answering what it answered first.
+        """
+        params = {"timeout": "0", **({"since": self._since} if self._since else {})}
+        r = self._req("GET", "/sync", **params)
+        if r.status_code == 200:
+            body = r.json()
+            self._since = body.get("next_batch", self._since)
+            for rid, room in body.get("rooms", {}).get("join", {}).items():
+                self._ephemeral.setdefault(rid, []).extend(room.get("ephemeral", {}).get("events", []))
+        return list(self._ephemeral.get(room_id, []))
 
     def event(self, room_id: str, event_id: str) -> dict[str, Any] | None:
         r = self._req("GET", f"/rooms/{quote(room_id, safe='')}/event/{quote(event_id, safe='')}")

@@ -282,3 +282,54 @@ def test_peer_scrolls_back_past_the_join_backfill(
         seen.extend(m["msg"] for m in page["messages"] if not m.get("t"))
         latest = page["messages"][-1]["ts"]
     assert [t for t in reversed(seen) if t in want] == want
+
+
+def _find(rc: RocketChat, rid: str, text: str) -> dict[str, Any] | None:
+    return next((m for m in _history(rc, rid) if m["msg"] == text), None)
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+def test_edits_quotes_reactions_and_mentions_between_two_concords(
+        version: str, fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    from rooms.models import Membership
+
+    uid = _uid()
+    alice_user = make_user(f"ea{uid}", name="Edit Alice")
+    alice = rc_client(f"ea{uid}")
+    rid, alias = _main_public_room(alice, f"edits{uid}", version)
+    bob = concord_peer.register(f"eb{uid}", "Edit Bob")
+    bob_mxid = concord_peer.mxid(f"eb{uid}")
+    peer_rid = bob.channels_join(alias, None)["channel"]["_id"]
+    wait_for(lambda: _main_state(rid, bob_mxid) == "joined", what="bob joined on main")
+
+    # main -> peer: a message, then its edit; a quote of bob's message; a reaction
+    first = alice.chat_post_message("frist post", room_id=rid)["message"]
+    peer_first = wait_for(lambda: _find(bob, peer_rid, "frist post"), what="first post on peer")
+    alice.chat_update(room_id=rid, msg_id=first["_id"], text="first post")
+    wait_for(lambda: _find(bob, peer_rid, "first post"), what="edit on peer")
+    assert _find(bob, peer_rid, "first post")["_id"] == peer_first["_id"]  # the same message, edited
+    assert _find(bob, peer_rid, "first post").get("editedAt")
+
+    # peer -> main: bob reacts, replies with a quote, edits his reply, mentions alice
+    bob.chat_react(msg_id=peer_first["_id"], emoji=":tada:")
+    wait_for(lambda: bob_mxid in (alice.chat_get_message(msg_id=first["_id"])["message"]
+                                  .get("reactions", {}).get(":tada:", {}).get("usernames", [])),
+             what="bob's reaction on main")
+    reply = bob.call_api_post("chat.sendMessage", message={"rid": peer_rid, "msg": "agreed, @ea" + uid,
+                                                           "quote": peer_first["_id"]})["message"]
+    main_reply = wait_for(lambda: _find(alice, rid, "agreed, @ea" + uid), what="bob's reply on main")
+    assert main_reply["quote"]["_id"] == first["_id"]
+    wait_for(lambda: Membership.objects.get(room_id=rid, user=alice_user).user_mentions == 1,
+             what="alice mentioned on main")
+    bob.chat_update(room_id=peer_rid, msg_id=reply["_id"], text="agreed!")
+    wait_for(lambda: _find(alice, rid, "agreed!"), what="bob's edit on main")
+    bob.chat_react(msg_id=peer_first["_id"], emoji=":tada:")  # taken back
+    wait_for(lambda: not alice.chat_get_message(msg_id=first["_id"])["message"].get("reactions"),
+             what="bob's reaction removed on main")
+
+    # main -> peer: alice's reaction shows on bob's copy with the same shortcode
+    alice.chat_react(msg_id=main_reply["_id"], emoji=":thumbsup:")
+    wait_for(lambda: f"@ea{uid}:{fed.server_name}" in (
+        bob.chat_get_message(msg_id=reply["_id"])["message"].get("reactions", {})
+        .get(":thumbsup:", {}).get("usernames", [])), what="alice's reaction on peer")

@@ -319,3 +319,85 @@ def test_edits_replies_and_reactions_cross_both_ways(
     assert answer.quoted_id == first["_id"]
     history = api.get("chat.getMessage", msgId=answer.id)["message"]
     assert history["msg"] == "looks good"
+
+
+@pytest.mark.parametrize("version", ["12"])
+def test_mentions_typing_and_read_receipts_cross_both_ways(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    from accounts.models import User
+    from rooms.actions.typing import do_set_typing
+    from rooms.models import Membership, Message, Room
+
+    owner = make_user("mowner", name="Mention Owner")
+    api = ConcordApi(live_url, "mowner")
+    rid = api.post("channels.create", name="mentions")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=rid, roomVersion=version)["federation"]["alias"]
+    bob = SynapseUser(synapse, "mbob")
+    room_id = bob.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, bob.user_id) == "joined", what="bob joined in Concord")
+    me = f"@mowner:{fed.server_name}"
+
+    # Concord -> Synapse: a mention (m.mentions + a pill), typing, a read receipt.
+    sent = api.post("chat.postMessage", roomId=rid, text=f"ping @{bob.user_id[1:]} and **you**")["message"]
+    ping = wait_for(lambda: [e for e in bob.messages(room_id) if e["content"].get("body", "").startswith("ping")],
+                    what="mention in Synapse")[0]
+    assert ping["content"]["m.mentions"] == {"user_ids": [bob.user_id]}
+    assert f'<a href="https://matrix.to/#/{bob.user_id}">' in ping["content"]["formatted_body"]
+    def typing_now() -> list[str] | None:
+        typing = [e["content"].get("user_ids", []) for e in bob.ephemeral(room_id) if e["type"] == "m.typing"]
+        return typing[-1] if typing else None
+
+    do_set_typing(owner, Room.objects.get(id=rid), True)
+    wait_for(lambda: me in (typing_now() or []), what="typing in Synapse")
+    do_set_typing(owner, Room.objects.get(id=rid), False)
+    wait_for(lambda: typing_now() == [], what="typing stopped in Synapse")
+    bob_says = bob.send(room_id, "read this")
+    wait_for(lambda: Message.objects.filter(room_id=rid, text="read this").exists(), what="bob's message")
+    assert api.post("subscriptions.read", rid=rid)["success"]
+    wait_for(lambda: any(e["type"] == "m.receipt" and me in e["content"].get(bob_says, {}).get("m.read", {})
+                         for e in bob.ephemeral(room_id)), what="read receipt in Synapse")
+
+    # Synapse -> Concord: a mention by m.mentions (the body has only the display name), a receipt.
+    bob.send_event(room_id, "m.room.message", {"msgtype": "m.text", "body": "Mention Owner: over to you",
+                                               "m.mentions": {"user_ids": [me]}})
+    wait_for(lambda: Membership.objects.get(room_id=rid, user=owner).user_mentions == 1,
+             what="mention counter in Concord")
+    bob.send_receipt(room_id, ping["event_id"])
+    receipts = wait_for(lambda: api.get("chat.getMessageReadReceipts", messageId=sent["_id"])["receipts"],
+                        what="bob's receipt in Concord")
+    assert [r["user"]["username"] for r in receipts] == [bob.user_id]
+    assert User.objects.get(username=bob.user_id).is_remote
+
+
+def test_dm_create_with_remote_and_local_people_and_answering_a_remote_dm(
+        fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any, live_url: str) -> None:
+    """Two bugs found while testing: a DM of one remote and two local users (the locals joined an
+    invite-only room uninvited: 500), and ``dm.create`` of someone whose direct invite is pending
+    (``max()`` of nothing: 500, and the invite marked joined without a Matrix join)."""
+    from rooms.models import Membership, Room
+
+    for name in ("dmx", "dmy", "dmz"):
+        make_user(name, name=name.upper())
+    x = ConcordApi(live_url, "dmx")
+    gus = SynapseUser(synapse, "dmgus")
+    made = x.post("dm.create", usernames=f"{gus.user_id},dmy,dmz")
+    assert made["success"], made
+    rid = made["room"]["rid"]
+    room_id = wait_for(lambda: next(iter(gus.invited_rooms()), None), what="gus invited to the DM")
+    assert gus.join(room_id).status_code == 200
+    wait_for(lambda: _member_state(rid, gus.user_id) == "joined", what="gus joined the DM")
+    assert {gus.membership(room_id, f"@{n}:{fed.server_name}") for n in ("dmx", "dmy", "dmz")} == {"join"}
+    x.post("chat.postMessage", roomId=rid, text="three of us here")
+    wait_for(lambda: "three of us here" in gus.texts(room_id), what="DM message in Synapse")
+
+    hal = SynapseUser(synapse, "dmhal")
+    direct = hal.create_room(preset="trusted_private_chat", is_direct=True, invite=[f"@dmy:{fed.server_name}"])
+    sub = wait_for(lambda: Membership.objects.filter(user__username="dmy", state=Membership.INVITED,
+                                                     room__type=Room.DIRECT).first(), what="hal's DM invite")
+    y = ConcordApi(live_url, "dmy")
+    answer = y.post("dm.create", username=hal.user_id)
+    assert answer["success"], answer
+    assert answer["room"]["rid"] == sub.room_id  # the invite was answered: no second room
+    wait_for(lambda: hal.membership(direct, f"@dmy:{fed.server_name}") == "join", what="dmy joined hal's DM")
+    assert _member_state(sub.room_id, "dmy") == "joined"

@@ -114,3 +114,22 @@ def test_sent_at_is_the_origin_time_but_never_in_the_future() -> None:
         2026, 11, 30, tzinfo=UTC)
     assert convert.sent_at(int(datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000), now) == now
     assert convert.sent_at(2**62, now) == now
+
+
+def test_mentions_become_pills_and_m_mentions() -> None:
+    html = ('<p>hi <span class="mention" data-username="bob:hs.example">@bob:hs.example</span> and '
+            '<span class="mention" data-username="alice">@alice</span>, '
+            '<span class="mention" data-username="all">@all</span></p>')
+    assert convert.matrix_html(html, {"bob:hs.example": "@bob:hs.example", "alice": "@alice:concord.test"}) == (
+        '<p>hi <a href="https://matrix.to/#/@bob:hs.example">@bob:hs.example</a> and '
+        '<a href="https://matrix.to/#/@alice:concord.test">@alice</a>, '
+        '<span class="mention" data-username="all">@all</span></p>')
+    assert convert.mentions_content(["@b:x", "@a:y", "@b:x"], room=True) == {"user_ids": ["@a:y", "@b:x"], "room": True}
+    assert convert.mentions_content() == {}
+    assert convert.message_content("hi", mentions={})["m.mentions"] == {}
+    edit = convert.edit_content("$o", "hi @alice", mentions={"user_ids": ["@alice:concord.test"]})
+    assert edit["m.mentions"] == {} and edit["m.new_content"]["m.mentions"] == {"user_ids": ["@alice:concord.test"]}
+    got = convert.incoming_message({"body": "Alice: look", "m.mentions": {"user_ids": ["@alice:c", 5], "room": True}},
+                                   "Bob")
+    assert got is not None and (got.mentioned_user_ids, got.mentions_room) == (("@alice:c",), True)
+    assert convert.mentioned_in({"m.mentions": {"user_ids": "nope", "room": "yes"}}) == ([], False)

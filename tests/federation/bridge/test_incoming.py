@@ -109,3 +109,20 @@ def test_reactions_and_their_redactions_toggle_the_chat_reaction(portal: tuple[R
                                                                 "event_id": target.event_id, "key": "<b>"}},
                                 sender=BOB))
     assert Reaction.objects.filter(message=msg).count() == 1
+
+
+def test_m_mentions_raise_the_mentioned_local_users_counters(portal: tuple[Room, MatrixRoom, Any],
+                                                              make_user: Any) -> None:
+    from rooms.actions.memberships import do_add_member
+    from rooms.models import Membership, Mention
+
+    room, mroom, chat_room = portal
+    alice = make_user("alice")
+    do_add_member(chat_room, alice)
+    event = live(mroom, room, room.send("m.room.message", {
+        "msgtype": "m.text", "body": "Alice: are you there?",
+        "m.mentions": {"user_ids": ["@alice:concord.test", "@nobody:concord.test", CAROL]}}, sender=BOB))
+    msg = message_of(event)
+    assert sorted(Mention.objects.filter(message=msg).values_list("user__username", flat=True)) == [CAROL, "alice"]
+    assert Membership.objects.get(room=chat_room, user=alice).user_mentions == 1
+    assert Membership.objects.get(room=chat_room, user__username="owner").user_mentions == 0
