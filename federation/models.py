@@ -199,3 +199,22 @@ class BridgedReaction(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["message_id", "user_id", "emoji"], name="fed_reaction_lookup")]
+
+
+class PendingMedia(models.Model):
+    """A file from another server still to be fetched from its origin: a message's file
+    (``message_id``) or a remote user's avatar (``user_id``). Durable: the fetch task works through
+    these, and the beat task re-drives what a lost task left. ``key`` is the file message's event
+    ID, or ``avatar:<Matrix ID>``."""
+
+    key = models.CharField(primary_key=True, max_length=255)
+    message_id = models.CharField(max_length=64, blank=True)
+    user_id = models.CharField(max_length=64, blank=True)
+    server_name = models.CharField(max_length=255)
+    media_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)

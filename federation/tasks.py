@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from federation import config
+from federation.bridge.remote_media import fetch_pending, process_pending_media
 from federation.handlers.receive import process_all_staged
 from federation.handlers.sender import send_pending
 from federation.store.events import redeliver_pending
@@ -23,6 +24,19 @@ def send_to_destination(server_name: str) -> int:
     return send_pending(server_name)
 
 
+@shared_task(ignore_result=True)
+def fetch_remote_media(key: str) -> bool:
+    """Fetch a file from another server: a message's or an avatar (no-op when done or backing off)."""
+    if not config.enabled():
+        return False
+    return fetch_pending(key)
+
+
+def schedule_fetch(key: str) -> None:
+    """The bridge's media scheduler: a fetch as a Celery task."""
+    fetch_remote_media.delay(key)
+
+
 def schedule_send(server_name: str) -> None:
     """The outbox's scheduler: a send to ``server_name`` as a Celery task."""
     send_to_destination.delay(server_name)
@@ -31,9 +45,10 @@ def schedule_send(server_name: str) -> None:
 @shared_task(ignore_result=True)
 def redrive_due_destinations() -> int:
     """Beat: process staged inbound PDUs left by a crash, run event listeners a crash cut short,
-    and queue sends for due destinations."""
+    fetch remote files that are due, and queue sends for due destinations."""
     if not config.enabled():
         return 0
     process_all_staged()
     redeliver_pending()
+    process_pending_media()
     return redrive_due()

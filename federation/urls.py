@@ -6,7 +6,7 @@ anything else under ``/_matrix`` is 404 ``M_UNRECOGNIZED``.
 
 from django.urls import re_path
 
-from federation.api import membership, server, serving
+from federation.api import media, membership, server, serving
 
 F = r"^_matrix/federation/v1/"
 F2 = r"^_matrix/federation/v2/"
@@ -34,5 +34,7 @@ urlpatterns: list = [
     re_path(F2 + r"send_join/" + S.format("room_id") + "/" + S.format("event_id") + "$", membership.send_join),
     re_path(F2 + r"send_leave/" + S.format("room_id") + "/" + S.format("event_id") + "$", membership.send_leave),
     re_path(F2 + r"invite/" + S.format("room_id") + "/" + S.format("event_id") + "$", membership.invite),
+    re_path(F + r"media/download/" + S.format("media_id") + "$", media.download),
+    re_path(F + r"media/thumbnail/" + S.format("media_id") + "$", media.thumbnail),
     re_path(r"^_matrix/(?P<rest>.*)$", server.unknown_endpoint),
 ]

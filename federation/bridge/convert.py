@@ -106,6 +106,71 @@ def message_content(text: str, html: str = "", *, thread_root_event_id: str | No
     return content
 
 
+MSGTYPE_OF_KIND = {"image": "m.image", "audio": "m.audio", "video": "m.video", "file": "m.file"}
+MXC_RE = re.compile(r"^mxc://([A-Za-z0-9.\-:\[\]]{1,255})/([A-Za-z0-9_\-]{1,255})$")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What the chat knows of a file, for ``m.image``/``m.file``/``m.audio``/``m.video``."""
+
+    kind: str
+    name: str
+    content_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+
+
+def file_content(info: FileInfo, url: str, caption: str = "", *, thumbnail_url: str | None = None,
+                 thumbnail: FileInfo | None = None) -> dict[str, Any]:
+    """A file message: ``body`` is the caption when there is one (with ``filename``), else the name."""
+    details: dict[str, Any] = {"mimetype": info.content_type, "size": info.size}
+    if info.width and info.height:
+        details.update(w=info.width, h=info.height)
+    if thumbnail_url and thumbnail is not None:
+        details["thumbnail_url"] = thumbnail_url
+        details["thumbnail_info"] = {"mimetype": thumbnail.content_type, "size": thumbnail.size,
+                                     **({"w": thumbnail.width, "h": thumbnail.height} if thumbnail.width else {})}
+    content: dict[str, Any] = {"msgtype": MSGTYPE_OF_KIND.get(info.kind, "m.file"), "body": caption or info.name,
+                               "url": url, "info": details}
+    if caption:
+        content["filename"] = info.name
+    return content
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """A file message from Matrix: where the file is and what it says it is."""
+
+    server_name: str
+    media_id: str
+    name: str
+    caption: str
+    content_type: str
+    size: int | None
+
+
+def incoming_file(content: Mapping[str, Any]) -> IncomingFile | None:
+    """``m.image``/``m.file``/``m.audio``/``m.video`` content -> the file to fetch (None: not a file
+    message, or no usable ``mxc://`` URL, as in an encrypted file)."""
+    if content.get("msgtype") not in FILE_MSGTYPES:
+        return None
+    url = content.get("url")
+    m = MXC_RE.match(url) if isinstance(url, str) else None
+    if m is None:
+        return None
+    body = string_field(content, "body") or ""
+    filename = string_field(content, "filename") or ""
+    name, caption = (filename, body) if filename and filename != body else (body, "")
+    raw_info = content.get("info")
+    info: Mapping[str, Any] = raw_info if isinstance(raw_info, Mapping) else {}
+    mimetype = string_field(info, "mimetype") or ""
+    size = info.get("size") if type(info.get("size")) is int else None
+    return IncomingFile(m.group(1), m.group(2), (name or "file").replace("\x00", "")[:200],
+                        caption.replace("\x00", "")[:MAX_TEXT], mimetype[:255], size)
+
+
 def edit_content(original_event_id: str, text: str, html: str = "", *,
                  mentions: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The replacement of a message's text (``m.replace``): the new content (with its mentions)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from accounts.models import User
 from chat.api_errors import ApiError
-from federation.bridge import convert, emoji
+from federation.bridge import convert, emoji, remote_media
 from federation.bridge.portals import matrix_room, portal_name
 from federation.bridge.users import is_ours, local_user_for, puppet_for, user_for_mxid
 from federation.hooks import applying_remote
@@ -68,6 +68,8 @@ def on_member(ev: Incoming) -> None:
               else puppet_for(event.state_key, fetch_profile=displayname is None, displayname=displayname))
     if target is None:
         return
+    if target.is_remote and event.sender == event.state_key:  # their own member event: their profile
+        remote_media.queue_avatar(target, event.content.get("avatar_url"))
     sub = Membership.objects.filter(room=room, user=target).first()
     m = event.membership
     if m == "join":
@@ -111,10 +113,15 @@ def on_message(ev: Incoming) -> None:
         return
     root = _message_of(incoming.thread_root_event_id, ev.room)
     quoted = _message_of(incoming.reply_to_event_id, ev.room)
-    msg = do_send_message(ev.sender, ev.room, incoming.text, thread_root_id=root.id if root is not None else None,
+    file = convert.incoming_file(ev.event.content)
+    msg = do_send_message(ev.sender, ev.room, file.caption if file is not None else incoming.text,
+                          attachments=[remote_media.placeholder_attachment(file)] if file is not None else None,
+                          thread_root_id=root.id if root is not None else None,
                           quoted_id=quoted.id if quoted is not None else None, skip_post_check=True,
                           created_at=convert.sent_at(ev.event.origin_server_ts), mentions=mentions)
     BridgedMessage.objects.get_or_create(event_id=ev.event.event_id, defaults={"message_id": msg.id})
+    if file is not None:
+        remote_media.queue_file(msg, ev.event.event_id, file)
 
 
 def _mentioned_usernames(incoming: convert.IncomingMessage) -> list[str]:

@@ -23,6 +23,7 @@ from django.db import transaction
 from accounts.models import User
 from federation import config
 from federation.bridge.portals import create_portal_room, ensure_portal, portal_of
+from federation.bridge.remote_media import queue_avatar
 from federation.bridge.users import local_user_for, may_federate, mxid_of, puppet_for, refresh_profile
 from federation.handlers import joins
 from federation.handlers.backfill import backfill_from
@@ -187,6 +188,7 @@ def _mirror_members(mroom: MatrixRoom, room: Room) -> None:
                 continue
             name = ev.content.get("displayname")
             puppet = puppet_for(sk, fetch_profile=False, displayname=name if isinstance(name, str) else None)
+            queue_avatar(puppet, ev.content.get("avatar_url"))
             if not Membership.objects.filter(room=room, user=puppet, state=Membership.JOINED).exists():
                 do_add_member(room, puppet, system_message=False)
 

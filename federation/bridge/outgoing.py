@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from accounts.models import User
-from federation.bridge import convert, emoji
+from federation.bridge import convert, emoji, media
 from federation.bridge.portals import portal_of, update_power_levels
 from federation.bridge.users import mxid_of
 from federation.handlers.backfill import backfill_older
@@ -96,7 +96,7 @@ class ChatToMatrix:
 
     def message_sent(self, message_id: str) -> None:
         """A local user's message in a portal: ``m.room.message`` (markdown body + sanitized HTML)."""
-        msg = Message.objects.filter(id=message_id).select_related("user", "room").first()
+        msg = Message.objects.filter(id=message_id).select_related("user", "room", "file").first()
         if msg is None or msg.type or msg.user is None or msg.user.is_remote:
             return
         mroom = _live_portal(msg.room)
@@ -105,6 +105,9 @@ class ChatToMatrix:
         html, mentions = _mentions(msg)
         content = convert.message_content(msg.text, html, thread_root_event_id=_event_of(msg.thread_root_id),
                                           reply_to_event_id=_event_of(msg.quoted_id), mentions=mentions)
+        file = media.file_content_of(msg)
+        if file is not None:  # the file, its caption as body; the same relations and mentions
+            content = {**file, **{k: v for k, v in content.items() if k in ("m.relates_to", "m.mentions")}}
         event = _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
         if event is not None:
             BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})

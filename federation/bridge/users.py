@@ -1,8 +1,9 @@
 """Users on both sides: our users' Matrix IDs, and puppets (local stand-ins for remote Matrix users).
 
 A **puppet** is a :class:`~accounts.models.User` with ``is_remote`` set, whose ``username`` is the
-Matrix ID and whose display name comes from the user's profile (fetched over federation, cached
-for :data:`PROFILE_TTL`, refreshed whenever a member event carries one). Puppets are created and
+Matrix ID and whose display name and avatar come from the user's profile (fetched over
+federation, cached for :data:`PROFILE_TTL`, refreshed whenever a member event carries them; the
+avatar image itself is fetched as federated media, see :mod:`federation.bridge.remote_media`). Puppets are created and
 updated through ``accounts.actions`` only.
 """
 
@@ -17,6 +18,7 @@ from accounts.actions import do_get_or_create_puppet, do_set_remote_profile
 from accounts.models import User
 from accounts.permissions import has_permission
 from federation import config
+from federation.bridge.remote_media import queue_avatar
 from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.ids import UserId, server_name_of
 from federation.transport.client import FederationClient, FederationError
@@ -100,6 +102,7 @@ def refresh_profile(user: User, *, force: bool = False) -> None:
     name = profile.get("displayname")
     if isinstance(name, str) and name:
         do_set_remote_profile(user, name=name)
+    queue_avatar(user, profile.get("avatar_url"))
 
 
 def may_federate(user: User) -> bool:

@@ -93,6 +93,11 @@ def check_attachments(attachments: Any) -> list[dict[str, Any]]:
     return attachments
 
 
+def publish_message(msg: Message) -> None:
+    """Send the message's current JSON to the room (``message.updated``) after commit."""
+    _publish(msg)
+
+
 def _publish(msg: Message, kind: str = "message.updated", fresh_mentions: list[User] | None = None) -> None:
     """Send the message's JSON to the room after commit; also kept on ``msg.wire_json`` for the caller."""
     data = message_json(msg if fresh_mentions is not None else message_queryset().get(id=msg.id),

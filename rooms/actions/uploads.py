@@ -16,7 +16,7 @@ from django.db import transaction
 
 from chat.api_errors import ApiError, NotAllowed
 from rooms.access import check_can_post
-from rooms.actions.messages import do_send_message
+from rooms.actions.messages import do_send_message, publish_message
 from rooms.models import Message, Room, Upload
 from rooms.serialization import attachment_for_upload
 
@@ -61,13 +61,20 @@ def do_upload(user: User, room: Room, uploaded: UploadedFile, description: str =
         raise ApiError("The file is empty", "error-invalid-file")
     if uploaded.size > settings.MAX_UPLOAD_BYTES:
         raise ApiError(f"File exceeds allowed size of {settings.MAX_UPLOAD_BYTES} bytes", "error-file-too-large")
-    name = clean_file_name(uploaded.name or "file")
-    content_type = (uploaded.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream")[:255]
+    return _store_upload(user, room, uploaded.name or "file", uploaded.content_type or "", uploaded.read(),
+                         description)
+
+
+def _store_upload(user: User | None, room: Room, name: str, content_type: str, data: bytes,
+                  description: str = "") -> Upload:
+    """The checks every stored file passes (name, type, an image that is really one, its
+    thumbnail), then the file and its row."""
+    name = clean_file_name(name)
+    content_type = (content_type or mimetypes.guess_type(name)[0] or "application/octet-stream")[:255]
     if "/" not in content_type or any(c in content_type for c in "<>\"' "):
         content_type = "application/octet-stream"
-    upload = Upload(room=room, user=user, name=name, content_type=content_type, size=uploaded.size,
+    upload = Upload(room=room, user=user, name=name, content_type=content_type, size=len(data),
                     description=str(description or "")[:5000])
-    data = uploaded.read()
     if content_type.startswith("image/"):
         info = _image_info(data)
         if info is None:
@@ -81,6 +88,33 @@ def do_upload(user: User, room: Room, uploaded: UploadedFile, description: str =
             upload.thumbnail.save(f"{upload.id}.{ext}", ContentFile(thumb), save=False)
     upload.file.save(f"{upload.id}", ContentFile(data), save=False)
     upload.save()
+    return upload
+
+
+@transaction.atomic
+def do_attach_file(msg: Message, name: str, content_type: str, data: bytes) -> Upload:
+    """Give a message its file after the fact (a file from another Matrix server, fetched once
+    the message was shown): stored with every check of an upload, then the message's attachment
+    becomes the file's and clients get the updated message.
+
+    Raises:
+        ApiError: an empty or too large file, or an image that cannot be read.
+    """
+    if not data:
+        raise ApiError("The file is empty", "error-invalid-file")
+    if len(data) > settings.MAX_UPLOAD_BYTES:
+        raise ApiError(f"File exceeds allowed size of {settings.MAX_UPLOAD_BYTES} bytes", "error-file-too-large")
+    msg = Message.objects.select_for_update().select_related("room").get(id=msg.id)
+    upload = _store_upload(msg.user, msg.room, name, content_type, data)
+    upload.confirmed = True
+    upload.save(update_fields=["confirmed"])
+    description = ""
+    if msg.attachments and isinstance(msg.attachments[0], dict):
+        description = str(msg.attachments[0].get("description") or "")
+    msg.file = upload
+    msg.attachments = [attachment_for_upload(upload, description)]
+    msg.save(update_fields=["file", "attachments", "updated_at"])
+    publish_message(msg)
     return upload
 
 

@@ -55,6 +55,11 @@ export function renderAttachments(m) {
     } else if (a.video_url) {
       out.push(h("figure", { class: "att att-video" }, h("video", { controls: true, preload: "metadata", src: a.video_url }),
         h("figcaption", {}, h("a", { href: a.title_link || a.video_url, target: "_blank" }, a.title || "video"))));
+    } else if (a.federation_pending) {
+      // A file on another server that this server is still fetching.
+      out.push(h("div", { class: "att att-file pending" }, "⏳ ", h("span", {}, a.title || "file"),
+        h("span", { class: "muted" }, " (arriving from another server)"),
+        a.description ? h("div", { class: "att-desc" }, a.description) : null));
     } else if (a.title_link || a.title) {
       out.push(h("div", { class: "att att-file" }, "📄 ",
         h("a", { href: a.title_link || "#", target: "_blank", rel: "noopener", download: a.title_link_download ? (a.title || "") : null }, a.title || "file"),
@@ -99,7 +104,8 @@ export function renderMessage(m, opts = {}) {
   if (!opts.grouped) {
     body.append(h("div", { class: "msg-head" },
       h("span", { class: "msg-name" }, name),
-      username && name !== username ? h("span", { class: "msg-user" }, `@${username}`) : null,
+      // A user of another Matrix server is named by their Matrix ID, which has its own "@".
+      username && name !== username ? h("span", { class: "msg-user" }, username.startsWith("@") ? username : `@${username}`) : null,
       h("time", { datetime: m.ts, title: new Date(m.ts).toLocaleString() }, fmtTime(m.ts)),
       m.pinned ? h("span", { class: "tag pin", title: "Pinned" }, "📌 pinned") : null,
     ));

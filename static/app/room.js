@@ -637,8 +637,10 @@ class Composer {
     const term = m[2].toLowerCase();
     const start = before.length - m[2].length - 1;
     const members = await dialogs.loadMembers(state.current).catch(() => []);
-    const cands = members.filter((u) => u.username !== state.me.username && (u.username.toLowerCase().startsWith(term) || (u.name || "").toLowerCase().includes(term)))
-      .slice(0, 8).map((u) => ({ label: `@${u.username}`, hint: u.name || "", replace: [start, before.length], text: `@${u.username} `, avatar: u.username }));
+    // A user of another Matrix server is named by their Matrix ID ("@bob:example.org"): typed once, with one "@".
+    const handle = (u) => u.username.replace(/^@/, "");
+    const cands = members.filter((u) => u.username !== state.me.username && (handle(u).toLowerCase().startsWith(term) || (u.name || "").toLowerCase().includes(term)))
+      .slice(0, 8).map((u) => ({ label: `@${handle(u)}`, hint: u.name || "", replace: [start, before.length], text: `@${handle(u)} `, avatar: u.username }));
     for (const g of [["all", "notify everyone in the room"], ["here", "notify everyone online"]]) {
       if (g[0].startsWith(term)) cands.push({ label: `@${g[0]}`, hint: g[1], replace: [start, before.length], text: `@${g[0]} ` });
     }

@@ -172,6 +172,31 @@ class SynapseUser:
                 self._ephemeral.setdefault(rid, []).extend(room.get("ephemeral", {}).get("events", []))
         return list(self._ephemeral.get(room_id, []))
 
+    def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """Upload media to Synapse; returns its ``mxc://`` URI."""
+        r = self.synapse.session().post(self.synapse.base_url + "/_matrix/media/v3/upload", data=data,
+                                        params={"filename": filename}, timeout=60,
+                                        headers={"Authorization": f"Bearer {self.token}", "Content-Type": content_type})
+        assert r.status_code == 200, r.text
+        return str(r.json()["content_uri"])
+
+    def set_avatar(self, mxc: str) -> None:
+        r = self._req("PUT", f"/profile/{quote(self.user_id, safe='')}/avatar_url", {"avatar_url": mxc})
+        assert r.status_code == 200, r.text
+
+    def profile(self, user_id: str) -> dict[str, Any]:
+        r = self._req("GET", f"/profile/{quote(user_id, safe='')}")
+        return dict(r.json()) if r.status_code == 200 else {}
+
+    def download(self, mxc: str, *, thumbnail: bool = False) -> requests.Response:
+        """Authenticated client media: Synapse fetches remote media over federation."""
+        server, media_id = mxc.removeprefix("mxc://").split("/", 1)
+        kind = "thumbnail" if thumbnail else "download"
+        params = {"width": "64", "height": "64", "method": "scale"} if thumbnail else None
+        return self.synapse.session().get(
+            self.synapse.base_url + f"/_matrix/client/v1/media/{kind}/{quote(server, safe='')}/{media_id}",
+            params=params, timeout=60, headers={"Authorization": f"Bearer {self.token}"})
+
     def event(self, room_id: str, event_id: str) -> dict[str, Any] | None:
         r = self._req("GET", f"/rooms/{quote(room_id, safe='')}/event/{quote(event_id, safe='')}")
         return r.json() if r.status_code == 200 else None
@@ -204,7 +229,8 @@ class SynapseUser:
 
 
 class OutboxPump(threading.Thread):
-    """Stands in for the Celery worker: sends whatever is due, every 100 ms."""
+    """Stands in for the Celery worker: sends whatever is due and fetches remote files that are
+    due (the tasks' own functions), every 100 ms."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -213,6 +239,7 @@ class OutboxPump(threading.Thread):
     def run(self) -> None:
         from django.db import close_old_connections
 
+        from federation.bridge.remote_media import process_pending_media
         from federation.handlers.sender import send_pending
         from federation.store.outbox import due_destinations
 
@@ -220,6 +247,7 @@ class OutboxPump(threading.Thread):
             try:
                 for server in due_destinations():
                     send_pending(server)
+                process_pending_media()
             except Exception:  # a test database being torn down, a peer going away: try again
                 pass
             finally:

@@ -401,3 +401,102 @@ def test_dm_create_with_remote_and_local_people_and_answering_a_remote_dm(
     assert answer["room"]["rid"] == sub.room_id  # the invite was answered: no second room
     wait_for(lambda: hal.membership(direct, f"@dmy:{fed.server_name}") == "join", what="dmy joined hal's DM")
     assert _member_state(sub.room_id, "dmy") == "joined"
+
+
+def _png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("version", ["11"])
+def test_files_cross_both_ways_as_authenticated_media(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    import io
+
+    import requests
+    from PIL import Image
+
+    from federation.models import PendingMedia
+    from rooms.models import Message
+
+    make_user("filer", name="Filer")
+    api = ConcordApi(live_url, "filer")
+    rid = api.post("channels.create", name="files")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=rid, roomVersion=version)["federation"]["alias"]
+    ivy = SynapseUser(synapse, "fivy")
+    room_id = ivy.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, ivy.user_id) == "joined", what="ivy joined in Concord")
+
+    # Concord -> Synapse: an image with a caption; Synapse downloads it (and a thumbnail) from us.
+    picture = _png((640, 480), (10, 120, 200))
+    sent = api.s.post(f"{live_url}/api/v1/rooms.upload/{rid}", headers=api.headers,
+                      files={"file": ("sea.png", picture, "image/png")}, data={"msg": "the sea"}, timeout=30).json()
+    assert sent["success"], sent
+    event = wait_for(lambda: [e for e in ivy.messages(room_id) if e["content"].get("msgtype") == "m.image"],
+                     what="image in Synapse")[0]["content"]
+    assert event["body"] == "the sea" and event["filename"] == "sea.png"
+    assert event["info"]["mimetype"] == "image/png" and (event["info"]["w"], event["info"]["h"]) == (640, 480)
+    assert event["url"].startswith(f"mxc://{fed.server_name}/")
+    got = ivy.download(event["url"])
+    assert got.status_code == 200, got.text
+    assert got.content == picture
+    thumb = ivy.download(event["url"], thumbnail=True)
+    assert thumb.status_code == 200, thumb.text
+    with Image.open(io.BytesIO(thumb.content)) as img:
+        assert max(img.size) <= 640
+    # Unsigned requests get nothing (who may see it is tested with signed requests elsewhere).
+    media_id = event["url"].rsplit("/", 1)[1]
+    from django.conf import settings
+
+    unsigned = requests.get(f"{fed.base_url}/_matrix/federation/v1/media/download/{media_id}",
+                            verify=settings.CONCORD_FEDERATION_CA_BUNDLE, timeout=10)
+    assert unsigned.status_code == 401 and unsigned.json()["errcode"] == "M_UNAUTHORIZED"
+
+    # Synapse -> Concord: an image we fetch from Synapse, store once and serve ourselves.
+    theirs = _png((300, 200), (250, 200, 0))
+    mxc = ivy.upload(theirs, "image/png", "sun.png")
+    ivy.send_event(room_id, "m.room.message", {"msgtype": "m.image", "body": "sun.png", "url": mxc,
+                                               "info": {"mimetype": "image/png", "size": len(theirs),
+                                                        "w": 300, "h": 200}})
+    msg = wait_for(lambda: Message.objects.filter(room_id=rid, file__isnull=False, user__username=ivy.user_id)
+                   .select_related("file").first(), what="Synapse's image stored in Concord")
+    assert msg.file.name == "sun.png" and (msg.file.width, msg.file.height) == (300, 200) and msg.file.thumbnail
+    served = api.s.get(live_url + msg.attachments[0]["image_url"], headers=api.headers, timeout=10)
+    assert served.status_code == 200 and served.content == theirs
+
+    # Bad input: "an image" that is not one is refused (the message keeps its placeholder).
+    fake = ivy.upload(b"not a picture at all", "image/png", "fake.png")
+    bad = ivy.send_event(room_id, "m.room.message", {"msgtype": "m.image", "body": "fake.png", "url": fake,
+                                                     "info": {"mimetype": "image/png"}})
+    pending = wait_for(lambda: PendingMedia.objects.filter(key=bad, attempts__gte=1).first(),
+                       what="the fake image refused")
+    assert "image could not be read" in pending.last_error or "announced" in pending.last_error
+    placeholder = Message.objects.get(room_id=rid, attachments__0__title="fake.png")
+    assert placeholder.file is None
+
+    # Avatars: Synapse's user's avatar comes over (their member event carries it); ours goes out
+    # as mxc:// media in our profile, which Synapse downloads from us.
+    from accounts.models import User
+
+    face = _png((96, 96), (0, 180, 90))
+    ivy.set_avatar(ivy.upload(face, "image/png", "face.png"))
+    puppet = wait_for(lambda: User.objects.filter(username=ivy.user_id).exclude(avatar="").first(),
+                      what="ivy's avatar in Concord")
+    with Image.open(puppet.avatar.open("rb")) as img:
+        assert img.size == (96, 96)
+    mine = _png((80, 80), (90, 0, 180))
+    changed = api.s.post(f"{live_url}/api/v1/users.setAvatar", headers=api.headers,
+                         files={"image": ("me.png", mine, "image/png")}, timeout=30).json()
+    assert changed["success"], changed
+    avatar_url = wait_for(lambda: ivy.profile(f"@filer:{fed.server_name}").get("avatar_url"),
+                          what="our avatar URL in Synapse")
+    ours = ivy.download(avatar_url)
+    assert ours.status_code == 200, ours.text
+    with Image.open(io.BytesIO(ours.content)) as img:
+        assert img.size == (80, 80)

@@ -439,3 +439,96 @@ def test_pending_invitation_accept_and_decline(live_url, make_user, open_page, s
     expect(b.locator('#room-list a[data-name="not-for-bob"]')).to_have_count(0)
     assert Membership.objects.get(room=other, user=bob).state == Membership.LEFT
     assert b.errors == []
+
+
+def _wait_row(fetch, timeout=10.0):
+    """A row the page's request is writing (the page can show a message before its commit)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        row = fetch()
+        if row is not None:
+            return row
+        time.sleep(0.1)
+    raise AssertionError("the row did not appear")
+
+
+def test_a_federated_room_shows_what_remote_users_do(live_url, make_user, open_page, shot, settings):
+    """Remote edits, reactions, quotes and files (placeholder, then the file once fetched) as they
+    arrive through the event store; a remote user is offered and mentioned by Matrix ID."""
+    from django.utils import timezone
+
+    from federation.models import BridgedMessage, MatrixRoom
+    from federation.protocol.builder import build_create_event, build_event
+    from federation.protocol.events import CREATE_KEY
+    from federation.protocol.room_versions import get_room_version
+    from federation.protocol.signing import SigningKey
+    from federation.store.events import Arrival, persist_event
+    from rooms.actions.uploads import do_attach_file
+    from rooms.models import Mention, Message
+
+    settings.CONCORD_SERVER_NAME = "concord.test"
+    alice = make_user("alice", name="Alice Liddell")
+    portal = _room(alice, "partners", [])
+    rv, key, remote = get_room_version("11"), SigningKey.generate("w1"), "partner.example"
+    bob = f"@bob:{remote}"
+    ts = int(timezone.now().timestamp() * 1000)
+    create = build_create_event(rv, sender=bob, origin_server_ts=ts, server_name=remote, signing_key=key,
+                                room_id=f"!web{ts}:{remote}")
+    mroom = MatrixRoom.objects.create(room_id=create.room_id, room_version="11", chat_room=portal)
+    state, last = {CREATE_KEY: create.event_id}, [create]
+
+    def arrive(event_type, content, state_key=None, redacts=None):
+        nonlocal ts
+        ts += 1
+        ev = build_event(rv, room_id=create.room_id, event_type=event_type, sender=bob, content=content,
+                         prev_events=last, state=state, origin_server_ts=ts, server_name=remote, signing_key=key,
+                         state_key=state_key, redacts=redacts)
+        last[:] = [ev]
+        if state_key is not None:
+            state[(event_type, state_key)] = ev.event_id
+        _in_thread(persist_event, mroom, ev, arrival=Arrival.LIVE, state_after=dict(state))
+        return ev
+
+    arrive("m.room.member", {"membership": "join", "displayname": "Bob Partner"}, state_key=bob)
+    a = open_page("alice")
+    _open(a, "partners")
+    _send(a, "welcome, partners")
+    mine = a.locator(".msg", has_text="welcome, partners")
+    expect(mine).to_be_visible()
+    ours = _wait_row(lambda: Message.objects.filter(room=portal, text="welcome, partners").first())
+    BridgedMessage.objects.create(event_id="$ours-welcome", message_id=ours.id)  # as if it had gone out
+
+    first = arrive("m.room.message", {"msgtype": "m.text", "body": "helo from the other side"})
+    expect(a.locator(".msg", has_text="helo from the other side")).to_be_visible()
+    arrive("m.room.message", {"msgtype": "m.text", "body": "* hello from the other side",
+                              "m.new_content": {"msgtype": "m.text", "body": "hello from the other side"},
+                              "m.relates_to": {"rel_type": "m.replace", "event_id": first.event_id}})
+    edited = a.locator(".msg", has_text="hello from the other side")
+    expect(edited.locator(".edited")).to_be_visible()
+    expect(edited.locator(".msg-user")).to_have_text(bob)  # a Matrix ID, shown with its one "@"
+    arrive("m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$ours-welcome", "key": "🎉"}})
+    expect(mine.locator(".reaction", has_text="🎉")).to_be_visible()
+    arrive("m.room.message", {"msgtype": "m.text", "body": "> <@alice:concord.test> welcome\n\nthanks!",
+                              "m.relates_to": {"m.in_reply_to": {"event_id": "$ours-welcome"}}})
+    reply = a.locator(".msg", has_text="thanks!")
+    expect(reply.locator("blockquote.quote", has_text="welcome, partners")).to_be_visible()
+    file_event = arrive("m.room.message", {"msgtype": "m.image", "body": "chart.png", "url": f"mxc://{remote}/chart1",
+                                           "info": {"mimetype": "image/png", "w": 64, "h": 48}})
+    pending = a.locator(".msg", has_text="chart.png")
+    expect(pending.locator(".att-file.pending")).to_be_visible()
+    link = BridgedMessage.objects.get(event_id=file_event.event_id)
+    _in_thread(do_attach_file, Message.objects.get(id=link.message_id), "chart.png", "image/png", _png())
+    expect(pending.locator("figure.att-image img")).to_be_visible()
+    shot(a, "federated-room")
+
+    # The remote user is offered by Matrix ID in the composer and mentioned with one "@".
+    a.fill("#composer", "ping @bob")
+    option = a.locator(".autocomplete li", has_text=f"@bob:{remote}")
+    expect(option).to_be_visible()
+    option.dispatch_event("mousedown")
+    expect(a.locator("#composer")).to_have_value(f"ping @bob:{remote} ")
+    a.press("#composer", "Enter")
+    expect(a.locator(".msg", has_text=f"ping @bob:{remote}")).to_be_visible()
+    sent = _wait_row(lambda: Message.objects.filter(room=portal, text__startswith=f"ping @bob:{remote}").first())
+    assert list(Mention.objects.filter(message=sent).values_list("user__username", flat=True)) == [bob]
+    assert a.errors == []
