@@ -333,3 +333,46 @@ def test_edits_quotes_reactions_and_mentions_between_two_concords(
     wait_for(lambda: f"@ea{uid}:{fed.server_name}" in (
         bob.chat_get_message(msg_id=reply["_id"])["message"].get("reactions", {})
         .get(":thumbsup:", {}).get("usernames", [])), what="alice's reaction on peer")
+
+
+def test_files_between_two_concords(fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+                                    rc_client: Callable[..., RocketChat]) -> None:
+    """An image each way: the receiving Concord fetches it from the other one (authenticated
+    media) and serves it itself."""
+    import io
+
+    from PIL import Image
+
+    from rooms.models import Message
+
+    def png(colour: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (120, 90), colour).save(out, format="PNG")
+        return out.getvalue()
+
+    uid = _uid()
+    make_user(f"fa{uid}", name="File Alice")
+    alice = rc_client(f"fa{uid}")
+    rid, alias = _main_public_room(alice, f"files{uid}", "12")
+    bob = concord_peer.register(f"fb{uid}", "File Bob")
+    peer_rid = bob.channels_join(alias, None)["channel"]["_id"]
+    wait_for(lambda: _main_state(rid, concord_peer.mxid(f"fb{uid}")) == "joined", what="bob joined on main")
+
+    ours = png((200, 0, 0))
+    up = alice.rooms_media(rid, ("red.png", io.BytesIO(ours), "image/png"))["file"]["_id"]
+    alice.rooms_media_confirm(rid, up, msg="red one")
+    arrived = wait_for(lambda: next((m for m in _history(bob, peer_rid) if m.get("file")), None),
+                       what="alice's image on peer")
+    assert arrived["msg"] == "red one" and arrived["file"]["name"] == "red.png"
+    got = concord_peer.session().get(concord_peer.base_url + arrived["attachments"][0]["image_url"],
+                                     headers={"X-User-Id": bob.headers["X-User-Id"],
+                                              "X-Auth-Token": bob.headers["X-Auth-Token"]}, timeout=10)
+    assert got.status_code == 200 and got.content == ours
+
+    theirs = png((0, 0, 200))
+    up = bob.rooms_media(peer_rid, ("blue.png", io.BytesIO(theirs), "image/png"))["file"]["_id"]
+    bob.rooms_media_confirm(peer_rid, up)
+    stored = wait_for(lambda: Message.objects.filter(room_id=rid, file__name="blue.png").first(),
+                      what="bob's image on main")
+    with Image.open(stored.file.file.open("rb")) as img:
+        assert img.size == (120, 90)
