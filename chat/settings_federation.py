@@ -57,7 +57,7 @@ FEDERATION_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
                                   "schedule": CONCORD_FEDERATION_REDRIVE_SECONDS},
 }
 
-# Rooms across servers (federation.bridge / federation.membership).
+# Rooms across servers (federation.bridge, federation.handlers.joins).
 # Room version of the Matrix rooms we create (10, 11 or 12).
 CONCORD_FEDERATION_ROOM_VERSION: str = os.environ.get("CONCORD_FEDERATION_ROOM_VERSION", "12").strip() or "12"
 # Comma separated server names or ``*.domain`` wildcards; the deny list wins; an empty allow list

@@ -2,7 +2,7 @@
 
 Design notes
 ------------
-* **Keys.** Our own signing key lives in a file in ``CONCORD_DATA_DIR`` (see :mod:`federation.keys`),
+* **Keys.** Our own signing key lives in a file in ``CONCORD_DATA_DIR`` (see :mod:`federation.signing_key`),
   never in the database. Remote servers' verify keys are cached in :class:`RemoteServerKey` with
   their validity; the signed key response they came in is kept (:class:`RemoteKeyResponse`) so that
   we can serve it again as a notary, signatures intact.
@@ -18,7 +18,7 @@ Design notes
 * **Outbox.** :class:`Destination` is one remote server's queue state (backoff, lease, catch-up),
   :class:`OutboundPDU` / :class:`OutboundEDU` are the queued items. Items get a ``txn_id`` when a
   transaction is built and keep it until the peer answers 200, so a retry resends the same
-  transaction under the same ID (see :mod:`federation.outbound`).
+  transaction under the same ID (see :mod:`federation.store.outbox`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Flow of a transaction (:func:`receive_transaction`)
        ``/event``; then **auth against its auth events** -> rejected, **auth against the state before
        it** (resolved over its prev events) -> rejected, **auth against the current state** ->
        soft-failed. Every outcome is recorded in :class:`~federation.models.MatrixEvent`.
-    5. EDUs go to the registry in :mod:`federation.edus`.
+    5. EDUs go to the registry in :mod:`federation.handlers.edus`.
     6. The answer ``{"pdus": {event_id: {} | {"error": ...}}}`` is stored with the transaction.
 
 A crash after staging loses nothing: the staged rows are processed by the next transaction for the

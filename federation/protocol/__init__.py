@@ -3,7 +3,7 @@
 No Django and nothing else from the project is imported here: the core is a
 set of functions over plain data, so it can be tested without a database and
 checked against Synapse.  Storage comes in through two small Protocols
-(:class:`EventStore`, :class:`KeyStore`); ``federation/store.py`` implements
+(:class:`EventStore`, :class:`KeyStore`); ``federation/store/events.py`` implements
 them over the ORM, tests use :class:`InMemoryEventStore` / :class:`InMemoryKeyStore`.
 
 Building an event (sending)::

@@ -1,7 +1,7 @@
 """What the protocol core needs from storage, as ``typing.Protocol`` classes.
 
 The core never talks to a database.  Callers pass objects that satisfy these
-protocols: the Django app implements them over the ORM (``federation/store.py``);
+protocols: the Django app implements them over the ORM (``federation/store/events.py``);
 tests and the benchmark use the in-memory versions below.
 
 * :class:`EventStore` - fetch events by ID (rejected ones included) and tell

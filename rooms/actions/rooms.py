@@ -110,7 +110,7 @@ def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
     for user in people.values():
         sub = Membership.objects.filter(room=room, user=user).first()
         if user.is_remote and user != creator:
-            continue  # remote people are invited over federation (federation.membership)
+            continue  # remote people are invited over federation (federation.bridge.memberships)
         if sub is None or sub.state != Membership.JOINED:
             do_add_member(room, user, system_message=False)
         elif not sub.open:
