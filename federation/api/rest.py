@@ -92,8 +92,11 @@ def revoke_if_invited(room: Room, user: User, by: User) -> bool:
 
 
 def is_matrix_room_ref(value: str | None) -> bool:
-    """``!id:server`` or ``#alias:server``."""
-    return bool(value) and value[0] in "!#" and ":" in value[1:]  # type: ignore[index]
+    """``!id:server`` (``!id`` alone in room v12, where the ID is the create event's hash) or
+    ``#alias:server``. Chat room IDs never start with ``!`` or ``#``."""
+    if not value or len(value) < 2:
+        return False
+    return value[0] == "!" or (value[0] == "#" and ":" in value[1:])
 
 
 def join_matrix_room(user: User, target: str, via: list[str]) -> Room:

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from federation import config
 from federation.api.endpoint import error_response, matrix_endpoint
+from federation.bridge import directory as bridge_directory
 from federation.bridge.users import profile_of
 from federation.handlers import directory
 from federation.handlers.keys import notary_query
@@ -84,7 +85,7 @@ def query_profile(request: HttpRequest, body: Any, origin: str) -> dict[str, Any
 @matrix_endpoint(("GET",))
 def query_directory(request: HttpRequest, body: Any, origin: str) -> dict[str, Any]:
     """``GET /_matrix/federation/v1/query/directory?room_alias=``."""
-    return directory.query_directory(request.GET.get("room_alias", ""))
+    return bridge_directory.query_directory(request.GET.get("room_alias", ""))
 
 
 @matrix_endpoint(("GET", "POST"))

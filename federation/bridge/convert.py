@@ -276,6 +276,36 @@ def power_level_for_roles(roles: list[str] | tuple[str, ...]) -> int:
     return MEMBER_LEVEL
 
 
+def _int(value: Any, default: int) -> int:
+    return value if type(value) is int else default
+
+
+def user_level(power_levels: Mapping[str, Any], user_id: str, creators: frozenset[str] = frozenset()) -> float:
+    """A user's power level: ``users[user]`` or ``users_default``; unlimited for a creator in rooms
+    whose creators have infinite power (v12, ``creators`` given)."""
+    if user_id in creators:
+        return float("inf")
+    users = power_levels.get("users")
+    users = users if isinstance(users, Mapping) else {}
+    return _int(users.get(user_id), _int(power_levels.get("users_default"), 0))
+
+
+def role_for_level(power_levels: Mapping[str, Any], level: float) -> str | None:
+    """The chat role a power level means, by thresholds rather than equality: ``owner`` from the
+    level that may change the power levels, ``moderator`` from the level that may kick or ban
+    (the lower of the two), else none. Custom levels in between keep the lower role."""
+    events = power_levels.get("events")
+    events = events if isinstance(events, Mapping) else {}
+    state_default = _int(power_levels.get("state_default"), 50)
+    owner_at = _int(events.get("m.room.power_levels"), state_default)
+    moderator_at = min(_int(power_levels.get("ban"), 50), _int(power_levels.get("kick"), 50))
+    if level >= owner_at:
+        return "owner"
+    if level >= moderator_at:
+        return "moderator"
+    return None
+
+
 def join_rule_for(is_public_channel: bool) -> str:
     """A public channel is ``public``; groups and DMs are ``invite``."""
     return "public" if is_public_channel else "invite"

@@ -32,12 +32,21 @@ from accounts.models import User
 from chat.api_errors import ApiError
 from federation.bridge import convert, emoji, remote_media
 from federation.bridge.portals import matrix_room, portal_name
-from federation.bridge.users import is_ours, local_user_for, puppet_for, user_for_mxid
+from federation.bridge.users import is_ours, local_user_for, mxid_of, puppet_for, user_for_mxid
 from federation.hooks import applying_remote
 from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.events import Event
 from federation.store.events import Arrival, PersistedEvent
-from rooms.actions.memberships import do_add_member, do_ban, do_decline_invite, do_invite, do_kick, do_leave
+from federation.store.room_state import state_events
+from rooms.actions.memberships import (
+    do_add_member,
+    do_ban,
+    do_decline_invite,
+    do_invite,
+    do_kick,
+    do_leave,
+    do_set_room_role,
+)
 from rooms.actions.messages import do_delete_message, do_edit_message, do_send_message, do_toggle_reaction
 from rooms.actions.rooms import do_change_room_setting, do_set_display_name
 from rooms.models import Membership, Message, Room
@@ -194,6 +203,28 @@ def on_name(ev: Incoming) -> None:
     do_set_display_name(room, name)
 
 
+def on_power_levels(ev: Incoming) -> None:
+    """``m.room.power_levels``: every joined member's chat role follows their level (thresholds, see
+    :func:`federation.bridge.convert.role_for_level`); the last owner is kept (the chat's rule)."""
+    if ev.event.state_key != "":
+        return
+    create = state_events(ev.mroom).get(("m.room.create", ""))
+    creators: frozenset[str] = frozenset()
+    if create is not None and ev.event.room_version.creators_infinite_power:
+        extra = create.content.get("additional_creators")
+        creators = frozenset([create.sender, *[c for c in (extra if isinstance(extra, list) else [])
+                                               if isinstance(c, str)]])
+    for sub in Membership.objects.filter(room=ev.room, state=Membership.JOINED).select_related("user"):
+        want = convert.role_for_level(ev.event.content, convert.user_level(ev.event.content, mxid_of(sub.user),
+                                                                           creators))
+        for role in ("owner", "moderator"):
+            if (want == role) != (role in sub.roles):
+                try:
+                    do_set_room_role(ev.room, sub.user, role, want == role, by=ev.sender)
+                except ApiError as exc:
+                    log.info("power levels %s: %s keeps %s: %s", ev.event.event_id, sub.user.username, role, exc)
+
+
 def on_topic(ev: Incoming) -> None:
     """``m.room.topic``."""
     topic = convert.string_field(ev.event.content, "topic")
@@ -208,6 +239,7 @@ INCOMING: dict[str, Handler] = {
     "m.reaction": on_reaction,
     "m.room.name": on_name,
     "m.room.topic": on_topic,
+    "m.room.power_levels": on_power_levels,
 }
 TIMELINE = frozenset({"m.room.message", "m.room.redaction", "m.reaction"})
 

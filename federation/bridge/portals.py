@@ -77,10 +77,17 @@ def ensure_portal(room: Room, *, version: str | None = None, by: User | None = N
 
 def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int]) -> None:
     """Send ``m.room.power_levels`` with ``users`` merged into the current ones."""
-    pl = state_events(mroom).get(("m.room.power_levels", ""))
+    state = state_events(mroom)
+    pl = state.get(("m.room.power_levels", ""))
     content = dict(pl.content) if pl is not None else {}
     current = dict(content.get("users") or {})
     current.update(users)
+    create = state.get(("m.room.create", ""))
+    if create is not None and create.room_version.creators_infinite_power:
+        # v12: creators have unlimited power from the create event and may not be listed.
+        extra = create.content.get("additional_creators")
+        for creator in [create.sender, *(extra if isinstance(extra, list) else [])]:
+            current.pop(creator, None)
     content["users"] = current
     send_event(mroom.room_id, "m.room.power_levels", sender, content, state_key="")
 

@@ -500,3 +500,64 @@ def test_files_cross_both_ways_as_authenticated_media(
     assert ours.status_code == 200, ours.text
     with Image.open(io.BytesIO(ours.content)) as img:
         assert img.size == (80, 80)
+
+
+def test_a_public_channel_never_federated_is_joinable_by_alias(
+        fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any, live_url: str) -> None:
+    """``query/directory`` of a public channel that is not a Matrix room yet makes it one."""
+    from federation.models import MatrixRoom
+
+    make_user("aliasowner", name="Alias Owner")
+    api = ConcordApi(live_url, "aliasowner")
+    rid = api.post("channels.create", name="lobby")["channel"]["_id"]
+    api.post("chat.postMessage", roomId=rid, text="in the lobby")
+    assert not MatrixRoom.objects.filter(chat_room_id=rid).exists()
+    walker = SynapseUser(synapse, "walker")
+    joined = walker.join(f"#lobby:{fed.server_name}")
+    assert joined.status_code == 200, joined.text
+    assert MatrixRoom.objects.get(chat_room_id=rid).room_id == joined.json()["room_id"]
+    wait_for(lambda: _member_state(rid, walker.user_id) == "joined", what="walker joined in Concord")
+    # A private group's name is not an alias, and an unknown name stays unknown.
+    api.post("groups.create", name="backroom")
+    for alias in (f"#backroom:{fed.server_name}", f"#nothing-here:{fed.server_name}"):
+        r = walker.join(alias)
+        assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+def test_roles_follow_power_levels_both_ways(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    from rooms.models import Membership
+
+    def roles(rid: str, username: str) -> list[str]:
+        return sorted(Membership.objects.get(room_id=rid, user__username=username).roles)
+
+    # A Synapse room: its owner makes a Concord user moderator, then owner, then nothing.
+    make_user(f"pl{version}", name="Power")
+    api = ConcordApi(live_url, f"pl{version}")
+    me = f"@pl{version}:{fed.server_name}"
+    kim = SynapseUser(synapse, f"kim{version}")
+    room_id = kim.create_room(preset="public_chat", room_version=version, room_alias_name=f"pl{version}")
+    joined = api.post("channels.join", roomId=room_id, via=[synapse.server_name])
+    assert joined["success"], joined
+    rid = joined["channel"]["_id"]
+    power = kim.state(room_id, "m.room.power_levels") or {}
+    for level, expected in ((50, ["moderator"]), (0, []), (100, ["owner"])):  # Synapse: no demoting one's equal
+        kim.put_state(room_id, "m.room.power_levels", {**power, "users": {**power.get("users", {}), me: level}})
+        wait_for(lambda expected=expected: roles(rid, f"pl{version}") == expected,
+                 what=f"level {level} as {expected} in Concord")
+    assert roles(rid, kim.user_id) == ["owner"]  # the Synapse creator (v12: by the create event)
+
+    # A Concord room: its owner makes the Synapse user moderator; Synapse sees level 50.
+    own = api.post("channels.create", name=f"plc{version}")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=own, roomVersion=version)["federation"]["alias"]
+    assert kim.join(alias).status_code == 200
+    wait_for(lambda: _member_state(own, kim.user_id) == "joined", what="kim joined in Concord")
+    matrix_id = kim.join(alias).json()["room_id"]
+    assert api.post("channels.addModerator", roomId=own, userId=Membership.objects.get(
+        room_id=own, user__username=kim.user_id).user_id)["success"]
+    wait_for(lambda: (kim.state(matrix_id, "m.room.power_levels") or {}).get("users", {}).get(kim.user_id) == 50,
+             what="moderator as level 50 in Synapse")
+    if version == "12":  # creators are privileged by the create event and never listed
+        assert me not in (kim.state(matrix_id, "m.room.power_levels") or {}).get("users", {})

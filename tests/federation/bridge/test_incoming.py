@@ -126,3 +126,37 @@ def test_m_mentions_raise_the_mentioned_local_users_counters(portal: tuple[Room,
     assert sorted(Mention.objects.filter(message=msg).values_list("user__username", flat=True)) == [CAROL, "alice"]
     assert Membership.objects.get(room=chat_room, user=alice).user_mentions == 1
     assert Membership.objects.get(room=chat_room, user__username="owner").user_mentions == 0
+
+
+def test_power_levels_set_chat_roles_by_threshold(portal: tuple[Room, MatrixRoom, Any], make_user: Any) -> None:
+    from rooms.actions.memberships import do_add_member
+    from rooms.models import Membership
+
+    room, mroom, chat_room = portal
+    alice = make_user("alice")
+    do_add_member(chat_room, alice)
+
+    def roles(user: Any) -> list[str]:
+        return sorted(Membership.objects.get(room=chat_room, user=user).roles)
+
+    def levels(users: dict[str, int], **extra: Any) -> None:
+        content = {"users": users, "users_default": 0, "ban": 50, "kick": 50, "state_default": 50,
+                   "events": {"m.room.power_levels": 100}, **extra}
+        live(mroom, room, room.send("m.room.power_levels", content, sender=BOB, state_key=""))
+
+    levels({BOB: 100, "@alice:concord.test": 50})
+    assert roles(alice) == ["moderator"]
+    levels({BOB: 100, "@alice:concord.test": 75})  # a custom level between: still a moderator
+    assert roles(alice) == ["moderator"]
+    levels({BOB: 100, "@alice:concord.test": 100})
+    assert roles(alice) == ["owner"]
+    levels({BOB: 100, "@alice:concord.test": 20}, kick=10, ban=20)  # the thresholds move with the levels
+    assert roles(alice) == ["moderator"]
+    owner = Membership.objects.get(room=chat_room, user__username="owner").user
+    assert roles(owner) == []  # level 0 in this room's power levels: the chat creator is no owner here
+    bob = Membership.objects.get(room=chat_room, user__username=BOB).user
+    assert roles(bob) == ["owner"]  # level 100: a remote owner
+    levels({BOB: 100})
+    assert roles(alice) == []
+    levels({})  # nobody above 0 any more: the last owner is kept (the chat's rule), whatever Matrix says
+    assert roles(bob) == ["owner"]
