@@ -376,3 +376,37 @@ def test_files_between_two_concords(fed: ConcordTLS, concord_peer: ConcordPeer, 
                       what="bob's image on main")
     with Image.open(stored.file.file.open("rb")) as img:
         assert img.size == (120, 90)
+
+
+def test_typing_and_read_receipts_between_two_concords(
+        fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    from rooms.actions.typing import do_set_typing
+    from rooms.models import Room
+
+    uid = _uid()
+    alice_user = make_user(f"ta{uid}", name="Typing Alice")
+    alice = rc_client(f"ta{uid}")
+    rid, alias = _main_public_room(alice, f"typing{uid}", "11")
+    bob = concord_peer.register(f"tb{uid}", "Typing Bob")
+    bob_mxid = concord_peer.mxid(f"tb{uid}")
+    peer_rid = bob.channels_join(alias, None)["channel"]["_id"]
+    wait_for(lambda: _main_state(rid, bob_mxid) == "joined", what="bob joined on main")
+    alice_mxid = f"@ta{uid}:{fed.server_name}"
+
+    with live_socket(concord_peer.base_url, bob, ssl=concord_peer.ssl_context()) as bob_ws:
+        do_set_typing(alice_user, Room.objects.get(id=rid), True)
+        wait_for(lambda: any(e.get("type") == "typing" and e.get("room_id") == peer_rid
+                             and e["data"].get("username") == alice_mxid and e["data"].get("typing")
+                             for e in list(bob_ws.events)), what="alice typing on peer")
+        do_set_typing(alice_user, Room.objects.get(id=rid), False)
+        wait_for(lambda: any(e.get("type") == "typing" and e.get("room_id") == peer_rid
+                             and e["data"].get("username") == alice_mxid and not e["data"].get("typing")
+                             for e in list(bob_ws.events)), what="alice stopped typing on peer")
+
+    said = alice.chat_post_message("please read", room_id=rid)["message"]
+    wait_for(lambda: "please read" in _texts(bob, peer_rid), what="message on peer")
+    assert bob.call_api_post("subscriptions.read", rid=peer_rid)["success"]
+    receipts = wait_for(lambda: alice.call_api_get("chat.getMessageReadReceipts", messageId=said["_id"])["receipts"],
+                        what="bob's read receipt on main")
+    assert [r["user"]["username"] for r in receipts] == [bob_mxid]
