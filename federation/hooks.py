@@ -52,6 +52,8 @@ class FederationSink(Protocol):
 
     def member_left(self, room_id: str, user_id: str, by_id: str | None, membership: str) -> None: ...
 
+    def member_unbanned(self, room_id: str, user_id: str, by_id: str) -> None: ...
+
     def message_sent(self, message_id: str) -> None: ...
 
     def message_deleted(self, message_id: str, by_id: str) -> None: ...
@@ -122,6 +124,12 @@ def member_left(room: Room, user: User, by: User | None = None, membership: str 
     """``do_leave`` / ``do_kick`` / ``do_ban`` / a revoked or declined invite."""
     if (sink := _active_sink()) is not None:
         _later(sink.member_left, room.id, user.id, by.id if by is not None else None, membership)
+
+
+def member_unbanned(room: Room, user: User, by: User) -> None:
+    """``do_unban``: the ban is lifted (in Matrix: a leave of the banned user, sent by ``by``)."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.member_unbanned, room.id, user.id, by.id)
 
 
 def message_sent(msg: Message) -> None:

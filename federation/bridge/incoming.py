@@ -46,6 +46,7 @@ from rooms.actions.memberships import (
     do_kick,
     do_leave,
     do_set_room_role,
+    do_unban,
 )
 from rooms.actions.messages import do_delete_message, do_edit_message, do_send_message, do_toggle_reaction
 from rooms.actions.rooms import do_change_room_setting, do_set_display_name
@@ -91,6 +92,9 @@ def on_member(ev: Incoming) -> None:
         if sub is None or not sub.banned:
             do_ban(room, target, by=ev.sender)
     elif m == "leave":
+        if sub is not None and sub.banned and event.sender != event.state_key:
+            do_unban(room, target, by=ev.sender)  # Matrix's unban: a leave of the banned user by another
+            return
         if sub is None or sub.state == Membership.LEFT:
             return
         if sub.state == Membership.INVITED:

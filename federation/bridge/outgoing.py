@@ -94,6 +94,18 @@ class ChatToMatrix:
         _send(mroom.room_id, "m.room.member", mxid_of(by), {"membership": membership}, state_key=target,
               extra_destinations=extra)
 
+    def member_unbanned(self, room_id: str, user_id: str, by_id: str) -> None:
+        """A ban lifted by a local user: ``m.room.member`` leave of the banned user (Matrix's unban)."""
+        mroom = _live_portal(Room.objects.filter(id=room_id).first())
+        user = User.objects.filter(id=user_id).first()
+        by = User.objects.filter(id=by_id, is_remote=False).first()
+        if mroom is None or user is None or by is None or membership_of(mroom, mxid_of(user)) != "ban":
+            return
+        target = mxid_of(user)
+        extra = [server_name_of(target)] if user.is_remote else []
+        _send(mroom.room_id, "m.room.member", mxid_of(by), {"membership": "leave"}, state_key=target,
+              extra_destinations=extra)
+
     def message_sent(self, message_id: str) -> None:
         """A local user's message in a portal: ``m.room.message`` (markdown body + sanitized HTML)."""
         msg = Message.objects.filter(id=message_id).select_related("user", "room", "file").first()

@@ -226,6 +226,7 @@ def do_unban(room: Room, user: User, *, by: User) -> None:
     sub.save(update_fields=["banned", "updated_at"])
     add_system_message(room, by, "user-unbanned", user.username)
     _membership_event(sub)
+    federation_hooks.member_unbanned(room, user, by)
 
 
 @transaction.atomic

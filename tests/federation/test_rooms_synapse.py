@@ -561,3 +561,48 @@ def test_roles_follow_power_levels_both_ways(
              what="moderator as level 50 in Synapse")
     if version == "12":  # creators are privileged by the create event and never listed
         assert me not in (kim.state(matrix_id, "m.room.power_levels") or {}).get("users", {})
+
+
+def test_ban_and_unban_agree_both_ways(fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+                                       live_url: str) -> None:
+    from rooms.models import Membership
+
+    def banned(rid: str, username: str) -> bool:
+        return bool(Membership.objects.filter(room_id=rid, user__username=username, banned=True).exists())
+
+    make_user("banner", name="Banner")
+    api = ConcordApi(live_url, "banner")
+    rid = api.post("channels.create", name="bans")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=rid, roomVersion="11")["federation"]["alias"]
+    lou = SynapseUser(synapse, "blou")
+    room_id = lou.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, lou.user_id) == "joined", what="lou joined in Concord")
+    lou_id = Membership.objects.get(room_id=rid, user__username=lou.user_id).user_id
+    watcher = SynapseUser(synapse, "bwatch")  # a banned user cannot read the room: someone else looks
+    assert watcher.join(alias).status_code == 200
+
+    # Concord bans and unbans: Synapse agrees each time.
+    assert api.post("rooms.banUser", roomId=rid, userId=lou_id)["success"]
+    wait_for(lambda: watcher.membership(room_id, lou.user_id) == "ban", what="ban in Synapse")
+    assert api.post("rooms.unbanUser", roomId=rid, userId=lou_id)["success"]
+    wait_for(lambda: watcher.membership(room_id, lou.user_id) == "leave", what="unban in Synapse")
+    assert lou.join(room_id).status_code == 200
+    wait_for(lambda: _member_state(rid, lou.user_id) == "joined", what="lou back in Concord")
+
+    # Synapse bans and unbans a Concord user in a Synapse room: the chat ban follows both (while
+    # another Concord user keeps our server in the room: Matrix sends events to the servers in it).
+    make_user("banned1", name="Banned One")
+    make_user("stayer", name="Stayer")
+    one, stayer = ConcordApi(live_url, "banned1"), ConcordApi(live_url, "stayer")
+    kai = SynapseUser(synapse, "bkai")
+    their = kai.create_room(preset="public_chat", room_version="11")
+    chat_rid = one.post("channels.join", roomId=their, via=[synapse.server_name])["channel"]["_id"]
+    assert stayer.post("channels.join", roomId=their, via=[synapse.server_name])["success"]
+    member = f"@banned1:{fed.server_name}"
+    r = kai._req("POST", f"/rooms/{their}/ban", {"user_id": member})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: banned(chat_rid, "banned1"), what="ban in Concord")
+    r = kai._req("POST", f"/rooms/{their}/unban", {"user_id": member})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: not banned(chat_rid, "banned1"), what="unban in Concord")
+    assert one.post("channels.join", roomId=their, via=[synapse.server_name])["success"]
