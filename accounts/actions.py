@@ -79,8 +79,12 @@ def do_create_user(username: object, email: object, password: object, name: obje
 def do_get_or_create_puppet(mxid: str, name: str) -> User:
     """The local stand-in of a remote Matrix user (``is_remote``, no password, role ``user``),
     created on first use; a concurrent creation of the same puppet is tolerated (the winner's row)."""
+    if not mxid.startswith("@") or ":" not in mxid:
+        raise ValueError(f"{mxid!r} is not a Matrix user ID")
     user = User.objects.filter(username=mxid).first()
     if user is not None:
+        if not user.is_remote:
+            raise ValueError(f"{mxid!r} names a local user")
         return user
     try:
         with transaction.atomic():

@@ -154,7 +154,8 @@ class IncomingFile:
 def incoming_file(content: Mapping[str, Any]) -> IncomingFile | None:
     """``m.image``/``m.file``/``m.audio``/``m.video`` content -> the file to fetch (None: not a file
     message, or no usable ``mxc://`` URL, as in an encrypted file)."""
-    if content.get("msgtype") not in FILE_MSGTYPES:
+    msgtype = content.get("msgtype")
+    if not isinstance(msgtype, str) or msgtype not in FILE_MSGTYPES:
         return None
     url = content.get("url")
     m = MXC_RE.match(url) if isinstance(url, str) else None
@@ -244,6 +245,9 @@ def incoming_message(content: Mapping[str, Any], sender_name: str) -> IncomingMe
     replaces = rel.get("event_id") if rel.get("rel_type") == "m.replace" else None
     if isinstance(replaces, str) and isinstance(new_content, Mapping):
         content = new_content  # an edit: the replacement text, not the "* " fallback
+        edited_file = incoming_file(content)
+        if edited_file is not None:  # a file's new caption (the chat keeps the file)
+            content = {**content, "msgtype": "m.text", "body": edited_file.caption}
     elif replaces is not None:
         replaces = None  # an m.replace without m.new_content is not an edit
     body = content.get("body")
@@ -256,6 +260,7 @@ def incoming_message(content: Mapping[str, Any], sender_name: str) -> IncomingMe
         body = strip_reply_fallback(body)
     text = body.replace("\x00", "")
     msgtype = content.get("msgtype")
+    msgtype = msgtype if isinstance(msgtype, str) else ""
     if msgtype == "m.emote":
         text = f"_{sender_name} {text}_"
     elif msgtype in FILE_MSGTYPES:

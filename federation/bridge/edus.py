@@ -78,7 +78,9 @@ def handle_receipt(origin: str, content: dict[str, Any]) -> None:
             event_ids = receipt.get("event_ids")
             read = _latest_message(room, event_ids if isinstance(event_ids, list) else [])
             sub = Membership.objects.filter(room=room, user=user, state=Membership.JOINED).first()
-            if read is not None and sub is not None:
+            if sub is None:
+                continue  # not a member here: nothing to show
+            if read is not None:
                 if sub.last_read_at is None or sub.last_read_at < read.created_at:
                     with applying_remote():
                         do_mark_read(user, room, at=read.created_at)

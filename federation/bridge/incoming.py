@@ -32,10 +32,12 @@ from accounts.models import User
 from chat.api_errors import ApiError
 from federation.bridge import convert, emoji, remote_media
 from federation.bridge.portals import matrix_room, portal_name
-from federation.bridge.users import is_ours, local_user_for, mxid_of, puppet_for, user_for_mxid
+from federation.bridge.users import is_ours, local_user_for, may_federate, mxid_of, puppet_for, user_for_mxid
 from federation.hooks import applying_remote
 from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
+from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.events import Event
+from federation.protocol.ids import UserId
 from federation.store.events import Arrival, PersistedEvent
 from federation.store.room_state import state_events
 from rooms.actions.memberships import (
@@ -71,11 +73,15 @@ Handler = Callable[[Incoming], None]
 def on_member(ev: Incoming) -> None:
     """``m.room.member``: join / invite / leave (own leave, decline or kick) / ban."""
     event, room = ev.event, ev.room
-    if not event.state_key:
+    state_key = event.state_key or ""
+    try:
+        UserId.parse(state_key)
+    except InvalidIdentifier:
+        log.info("ignored the member event %s: its state key is not a user ID", event.event_id)
         return
     displayname = convert.string_field(event.content, "displayname")
-    target = (local_user_for(event.state_key) if is_ours(event.state_key)
-              else puppet_for(event.state_key, fetch_profile=displayname is None, displayname=displayname))
+    target = (local_user_for(state_key) if is_ours(state_key)
+              else puppet_for(state_key, fetch_profile=displayname is None, displayname=displayname))
     if target is None:
         return
     if target.is_remote and event.sender == event.state_key:  # their own member event: their profile
@@ -87,6 +93,10 @@ def on_member(ev: Incoming) -> None:
             do_add_member(room, target, system_message=room.type != Room.DIRECT)
     elif m == "invite":
         if not target.is_remote and (sub is None or sub.state == Membership.LEFT):
+            if not target.is_active or not may_federate(target):
+                log.info("ignored the invite %s: %s may not take part in federated rooms", event.event_id,
+                         target.username)
+                return
             do_invite(room, target, by=ev.sender)
     elif m == "ban":
         if sub is None or not sub.banned:
@@ -174,7 +184,7 @@ def on_reaction(ev: Incoming) -> None:
         log.info("ignored the reaction %s: %s", ev.event.event_id, exc)
         return
     BridgedReaction.objects.get_or_create(event_id=ev.event.event_id, defaults={
-        "message_id": msg.id, "user_id": ev.sender.id, "emoji": f":{code.strip(':')}:"})
+        "message_id": msg.id, "user_id": ev.sender.id, "emoji": code})
 
 
 def on_redaction(ev: Incoming) -> None:
@@ -203,7 +213,9 @@ def on_name(ev: Incoming) -> None:
     room = ev.room
     if ev.event.state_key != "" or room.type == Room.DIRECT or not name or not name.strip() or name == room.fname:
         return
-    do_change_room_setting(room, "name", portal_name(name, ev.mroom.room_id), by=ev.sender)
+    handle = portal_name(name, ev.mroom.room_id, room)
+    if handle != room.name:
+        do_change_room_setting(room, "name", handle, by=ev.sender)
     do_set_display_name(room, name)
 
 

@@ -61,6 +61,8 @@ def media_for(origin: str, media_id: str, *, thumbnail: bool) -> tuple[bytes, st
         MatrixError: 404 ``M_NOT_FOUND`` for unknown media and for media the origin may not see.
     """
     not_found = MatrixError(404, "M_NOT_FOUND", "Media not found")
+    if origin == config.server_name():
+        raise not_found  # never to ourselves (a remote event naming our media must not copy it around)
     if media_id.startswith("avatar_"):
         _, user_id, _etag = (media_id.split("_", 2) + ["", ""])[:3]
         user = User.objects.filter(id=user_id, is_remote=False, is_active=True).first()

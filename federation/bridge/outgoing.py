@@ -127,15 +127,18 @@ class ChatToMatrix:
     def message_edited(self, message_id: str, by_id: str) -> None:
         """A bridged message's text changed: an ``m.replace`` of its event (by its own author only:
         Matrix ignores replacements by anyone else)."""
-        msg = Message.objects.filter(id=message_id).select_related("user", "room").first()
+        msg = Message.objects.filter(id=message_id).select_related("user", "room", "file").first()
         original = _event_of(message_id)
         if msg is None or original is None or msg.user is None or msg.user.is_remote or msg.user_id != by_id:
             return
         mroom = _live_portal(msg.room)
         if mroom is not None:
             html, mentions = _mentions(msg)
-            _send(mroom.room_id, "m.room.message", mxid_of(msg.user),
-                  convert.edit_content(original, msg.text, html, mentions=mentions))
+            content = convert.edit_content(original, msg.text, html, mentions=mentions)
+            file = media.file_content_of(msg)
+            if file is not None:  # the new content replaces the whole message: keep the file in it
+                content["m.new_content"] = {**file, "m.mentions": content["m.new_content"].get("m.mentions", {})}
+            _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
 
     def reaction_changed(self, message_id: str, user_id: str, emoji_code: str, added: bool) -> None:
         """A local user's reaction on a bridged message: ``m.reaction`` (added) or its redaction (removed)."""
@@ -173,9 +176,10 @@ class ChatToMatrix:
         user = User.objects.filter(id=user_id, is_remote=False).first()
         if mroom is None or user is None:
             return
-        latest = (BridgedMessage.objects.filter(
-            message_id__in=Message.objects.filter(room_id=room_id, created_at__lte=convert.sent_at(at_ms))
-            .values("id")).order_by("-created_at").values_list("event_id", flat=True).first())
+        newest = (Message.objects.filter(room_id=room_id, created_at__lte=convert.sent_at(at_ms),
+                                         id__in=BridgedMessage.objects.values("message_id"))
+                  .order_by("-created_at").values_list("id", flat=True).first())
+        latest = _event_of(newest)
         if latest is None:
             return
         enqueue_edu(joined_servers(mroom), "m.receipt", {mroom.room_id: {"m.read": {mxid_of(user): {

@@ -92,9 +92,9 @@ def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int]) -
     send_event(mroom.room_id, "m.room.power_levels", sender, content, state_key="")
 
 
-def portal_name(name: str, matrix_room_id: str) -> str:
-    """A free chat handle for a remote room called ``name``."""
-    return free_room_name(convert.portal_name_base(name, matrix_room_id))
+def portal_name(name: str, matrix_room_id: str, room: Room | None = None) -> str:
+    """A free chat handle for a remote room called ``name`` (``room``: the portal being renamed)."""
+    return free_room_name(convert.portal_name_base(name, matrix_room_id), for_room=room)
 
 
 def create_portal_room(mroom: MatrixRoom, *, name: str, topic: str, join_rule: str, is_direct: bool,

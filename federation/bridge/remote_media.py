@@ -23,15 +23,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.actions import do_set_avatar
 from accounts.models import User
-from chat.api_errors import ApiError
 from federation import config
 from federation.bridge import convert
 from federation.models import PendingMedia
-from federation.transport.client import FederationClient, FederationError, encode_path
+from federation.transport.client import FederationClient, encode_path
 from federation.transport.multipart import MultipartError, decode_media
 from rooms.actions.uploads import do_attach_file
 from rooms.models import Message
@@ -39,6 +39,7 @@ from rooms.models import Message
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+CLAIM_SECONDS = 300  # one fetch at a time per file; a fetcher that died is replaced after this
 AVATAR_SEEN_TTL = 86400
 
 FetchScheduler = Callable[[str], None]
@@ -71,7 +72,14 @@ def _schedule_after_commit(key: str) -> None:
 
 
 def queue_file(msg: Message, event_id: str, file: convert.IncomingFile) -> None:
-    """Remember the file to fetch for ``msg`` (in the caller's transaction); start after commit."""
+    """Remember the file to fetch for ``msg`` (in the caller's transaction); start after commit.
+
+    A remote message naming one of *our* media is never resolved: that would copy a file of
+    another room (perhaps private) into this one; the placeholder stays.
+    """
+    if file.server_name == config.server_name():
+        log.info("not fetching %s for %s: media of this server named by a remote event", file.media_id, event_id)
+        return
     PendingMedia.objects.get_or_create(key=event_id, defaults={
         "message_id": msg.id, "server_name": file.server_name, "media_id": file.media_id, "name": file.name,
         "content_type": file.content_type})
@@ -85,7 +93,7 @@ def queue_avatar(user: User, avatar_url: object) -> None:
         return
     m = convert.MXC_RE.match(avatar_url)
     seen_key = f"fed:avatar:{user.username}"
-    if m is None or cache.get(seen_key) == avatar_url:
+    if m is None or m.group(1) == config.server_name() or cache.get(seen_key) == avatar_url:
         return
     cache.set(seen_key, avatar_url, AVATAR_SEEN_TTL)
     key = f"avatar:{user.username}"
@@ -102,10 +110,15 @@ def _major(content_type: str) -> str:
 def fetch_pending(key: str) -> bool:
     """Fetch one pending file and put it in place. Returns whether it is done (stored, or given up
     after :data:`MAX_ATTEMPTS`); a failure before that backs off and returns False."""
+    now = timezone.now()
+    # Claim the row (a Celery task and the beat may both try): whoever moves its next attempt wins.
+    claimed = PendingMedia.objects.filter(key=key).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).update(
+        next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
     row = PendingMedia.objects.filter(key=key).first()
     if row is None:
         return True
-    if row.next_attempt_at is not None and row.next_attempt_at > timezone.now():
+    if not claimed:
         return False
     msg = Message.objects.filter(id=row.message_id).select_related("room", "user").first() if row.message_id \
         else None
@@ -122,7 +135,7 @@ def fetch_pending(key: str) -> bool:
             do_set_avatar(user, SimpleUploadedFile("avatar", data, content_type))
         elif msg is not None:
             do_attach_file(msg, row.name, content_type, data)
-    except (FederationError, MultipartError, ValueError, ApiError) as exc:
+    except Exception as exc:  # anything (a bad answer, storage, a vanished row) counts as an attempt
         row.attempts += 1
         row.last_error = str(exc)[:1000]
         if row.attempts >= MAX_ATTEMPTS:
@@ -155,4 +168,10 @@ def process_pending_media(limit: int = 50) -> int:
     now = timezone.now()
     due = list(PendingMedia.objects.filter(attempts__lt=MAX_ATTEMPTS).exclude(next_attempt_at__gt=now)
                .order_by("created_at").values_list("key", flat=True)[:limit])
-    return sum(1 for key in due if fetch_pending(key))
+    done = 0
+    for key in due:
+        try:
+            done += bool(fetch_pending(key))
+        except Exception:  # one file must not stop the others (nor the beat task's other work)
+            log.exception("fetching %s failed", key)
+    return done

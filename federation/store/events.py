@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from federation.models import MatrixEvent, MatrixRoom
@@ -197,21 +197,39 @@ def _deliver_committed() -> None:
 
 
 def _deliver(batch: list[Delivery]) -> None:
-    """Run each event's listeners in order, then clear the events' marks; one transaction."""
+    """Run each event's listeners in order, then clear the events' marks; one transaction.
+
+    The batch's marked rows are locked first (``SKIP LOCKED`` where the database has it): a
+    concurrent re-drive of the same events skips them, so no event is delivered twice at once.
+    A listener failing on a database error (a deadlock, a lost connection) leaves its event marked,
+    to be delivered again by the re-drive; any other failure is logged and the event counts as
+    delivered (it would fail the same way again).
+    """
     with transaction.atomic():
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        rows = MatrixEvent.objects.filter(event_id__in=[p.event.event_id for p, _ in batch], pending_arrival__gt="")
+        if connection.features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True)
+        mine = set(rows.values_list("event_id", flat=True))
+        retry: set[str] = set()
         for persisted, listeners in batch:
+            if persisted.event.event_id not in mine:
+                continue
             for fn in listeners:
                 try:
                     with transaction.atomic():
                         fn(persisted)
+                except DatabaseError:
+                    log.exception("listener %s failed on %s; it will be redelivered", getattr(fn, "__name__", fn),
+                                  persisted.event.event_id)
+                    retry.add(persisted.event.event_id)
                 except Exception:  # one listener's failure must not keep the event from the others
                     log.exception("listener %s failed on %s", getattr(fn, "__name__", fn),
                                   persisted.event.event_id)
-        MatrixEvent.objects.filter(event_id__in=[p.event.event_id for p, _ in batch]).update(pending_arrival="")
+        MatrixEvent.objects.filter(event_id__in=mine - retry).update(pending_arrival="")
 
 
 def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) -> int:

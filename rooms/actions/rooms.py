@@ -65,10 +65,14 @@ def do_create_portal_room(room_type: str, *, creator: User, name: str = "", fnam
                                dm_key=dm_key)
 
 
-def free_room_name(base: str) -> str:
-    """``base`` or ``base-2``, ``base-3``...: the first name no channel or group has."""
+def free_room_name(base: str, *, for_room: Room | None = None) -> str:
+    """``base`` or ``base-2``, ``base-3``...: the first name no other channel or group has
+    (``for_room`` keeps its own)."""
     candidate, n = base, 1
-    while Room.objects.filter(name=candidate).exclude(type=Room.DIRECT).exists():
+    others = Room.objects.exclude(type=Room.DIRECT)
+    if for_room is not None:
+        others = others.exclude(id=for_room.id)
+    while others.filter(name=candidate).exists():
         n += 1
         candidate = f"{base}-{n}"
     return candidate

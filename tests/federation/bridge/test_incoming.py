@@ -160,3 +160,37 @@ def test_power_levels_set_chat_roles_by_threshold(portal: tuple[Room, MatrixRoom
     assert roles(alice) == []
     levels({})  # nobody above 0 any more: the last owner is kept (the chat's rule), whatever Matrix says
     assert roles(bob) == ["owner"]
+
+
+def test_member_events_cannot_reach_users_they_must_not(portal: tuple[Room, MatrixRoom, Any],
+                                                        make_user: Any) -> None:
+    """Found in review: an invite inside a transaction skipped ``access-federation``; a state key
+    that is a bare local username reached that local user through the puppet lookup."""
+    from accounts.models import Permission
+    from rooms.models import Membership
+
+    room, mroom, chat_room = portal
+    make_user("quiet")
+    Permission.objects.get(id="access-federation").roles.clear()
+    live(mroom, room, room.send("m.room.member", {"membership": "invite"}, sender=BOB,
+                                state_key="@quiet:concord.test"))
+    assert not Membership.objects.filter(room=chat_room, user__username="quiet").exists()
+    live(mroom, room, room.send("m.room.member", {"membership": "ban"}, sender=BOB, state_key="owner"))
+    owner = Membership.objects.get(room=chat_room, user__username="owner")
+    assert not owner.banned and owner.state == Membership.JOINED
+
+
+def test_a_remote_event_naming_our_own_media_is_not_fetched(portal: tuple[Room, MatrixRoom, Any]) -> None:
+    from federation.models import PendingMedia
+
+    room, mroom, _ = portal
+    event = live(mroom, room, room.send("m.room.message", {
+        "msgtype": "m.image", "body": "yours.png", "url": "mxc://concord.test/someuploadid"}, sender=BOB))
+    assert message_of(event) is not None
+    assert not PendingMedia.objects.exists()
+    from federation.bridge.media import media_for
+    from federation.transport.errors import MatrixError
+
+    with pytest.raises(MatrixError) as refused:
+        media_for("concord.test", "someuploadid", thumbnail=False)
+    assert refused.value.status == 404
