@@ -6,6 +6,8 @@ in the database and the beat task :func:`redrive_due_destinations` finds due wor
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from federation import config
@@ -14,6 +16,8 @@ from federation.handlers.receive import process_all_staged
 from federation.handlers.sender import send_pending
 from federation.store.events import redeliver_pending
 from federation.store.outbox import redrive_due
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
@@ -48,7 +52,9 @@ def redrive_due_destinations() -> int:
     fetch remote files that are due, and queue sends for due destinations."""
     if not config.enabled():
         return 0
-    process_all_staged()
-    redeliver_pending()
-    process_pending_media()
+    for step in (process_all_staged, redeliver_pending, process_pending_media):
+        try:
+            step()
+        except Exception:  # each step is independent: one failing must not stop the outbox re-drive
+            log.exception("beat step %s failed", step.__name__)
     return redrive_due()
