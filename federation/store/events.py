@@ -244,7 +244,8 @@ def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) 
     for row in rows:
         try:
             rv = get_room_version(row.room.room_version)
-        except Exception:
+        except Exception as exc:  # its room is gone or of a version we no longer know: nothing to deliver to
+            log.warning("not redelivering %s: %s", row.event_id, exc)
             MatrixEvent.objects.filter(pk=row.pk).update(pending_arrival="")
             continue
         persisted = PersistedEvent(row.room_id, event_from_row(row, rv), Arrival(row.pending_arrival),
