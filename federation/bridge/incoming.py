@@ -39,7 +39,7 @@ from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.events import Event
 from federation.protocol.ids import UserId
 from federation.store.events import Arrival, PersistedEvent
-from federation.store.room_state import state_events
+from federation.store.room_state import privileged_creators
 from rooms.actions.memberships import (
     do_add_member,
     do_ban,
@@ -224,12 +224,7 @@ def on_power_levels(ev: Incoming) -> None:
     :func:`federation.bridge.convert.role_for_level`); the last owner is kept (the chat's rule)."""
     if ev.event.state_key != "":
         return
-    create = state_events(ev.mroom).get(("m.room.create", ""))
-    creators: frozenset[str] = frozenset()
-    if create is not None and ev.event.room_version.creators_infinite_power:
-        extra = create.content.get("additional_creators")
-        creators = frozenset([create.sender, *[c for c in (extra if isinstance(extra, list) else [])
-                                               if isinstance(c, str)]])
+    creators = privileged_creators(ev.mroom)
     for sub in Membership.objects.filter(room=ev.room, state=Membership.JOINED).select_related("user"):
         want = convert.role_for_level(ev.event.content, convert.user_level(ev.event.content, mxid_of(sub.user),
                                                                            creators))

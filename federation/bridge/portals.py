@@ -18,7 +18,7 @@ from federation.bridge import convert
 from federation.bridge.users import mxid_of
 from federation.handlers.room_events import create_room, send_event
 from federation.models import MatrixRoom
-from federation.store.room_state import state_events
+from federation.store.room_state import privileged_creators, state_events
 from rooms.actions.rooms import do_create_portal_room, free_room_name
 from rooms.models import Membership, Room
 
@@ -82,12 +82,8 @@ def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int]) -
     content = dict(pl.content) if pl is not None else {}
     current = dict(content.get("users") or {})
     current.update(users)
-    create = state.get(("m.room.create", ""))
-    if create is not None and create.room_version.creators_infinite_power:
-        # v12: creators have unlimited power from the create event and may not be listed.
-        extra = create.content.get("additional_creators")
-        for creator in [create.sender, *(extra if isinstance(extra, list) else [])]:
-            current.pop(creator, None)
+    for creator in privileged_creators(mroom, state):  # v12: unlimited power, and never listed
+        current.pop(creator, None)
     content["users"] = current
     send_event(mroom.room_id, "m.room.power_levels", sender, content, state_key="")
 

@@ -62,6 +62,16 @@ def origin_allowed_by_acl(room: MatrixRoom, origin: str) -> bool:
     return server_acl_allows(state_content(room, ("m.room.server_acl", "")), origin)
 
 
+def privileged_creators(room: MatrixRoom, state: Mapping[StateKey, Event] | None = None) -> frozenset[str]:
+    """The users whose power comes from the create event (room v12+: its sender and
+    ``additional_creators``); empty in earlier versions, where creators are ordinary levels."""
+    create = (state if state is not None else state_events(room)).get(("m.room.create", ""))
+    if create is None or not create.room_version.creators_infinite_power:
+        return frozenset()
+    extra = create.content.get("additional_creators")
+    return frozenset([create.sender, *[c for c in (extra if isinstance(extra, list) else []) if isinstance(c, str)]])
+
+
 def create_event_id_of(room: MatrixRoom) -> str | None:
     """The room's create event ID (needed in v12, where auth_events never list it)."""
     return decode_state(room.current_state).get(("m.room.create", ""))
