@@ -170,13 +170,19 @@ def read_marked(room: Room, user: User, at: datetime) -> None:
 
 
 def room_setting_changed(room: Room, field: str, by: User) -> None:
-    """``do_change_room_setting`` (name, topic) and ``do_set_room_type`` (``type``)."""
+    """``do_change_room_setting`` (name, topic, read_only, broadcast) and ``do_set_room_type`` (``type``)."""
     if (sink := _active_sink()) is not None:
         _later(sink.room_setting_changed, room.id, field, by.id)
 
 
 def room_role_changed(room: Room, user: User, by: User) -> None:
     """``do_set_room_role``: power levels follow owner/moderator."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.room_role_changed, room.id, user.id, by.id)
+
+
+def member_muted(room: Room, user: User, by: User) -> None:
+    """``do_set_muted``: the member's power level goes below (or back above) the message level."""
     if (sink := _active_sink()) is not None:
         _later(sink.room_role_changed, room.id, user.id, by.id)
 

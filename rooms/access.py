@@ -126,11 +126,14 @@ def check_room_permission(user: User, permission: str, room: Room) -> None:
         raise NotAllowed("Not allowed", "error-not-allowed")
 
 
-def check_can_post(user: User, room: Room, sub: Membership | None = _UNKNOWN) -> Membership:
+def check_can_post(user: User, room: Room, sub: Membership | None = _UNKNOWN, *,
+                   read_only_decided: bool = False) -> Membership:
     """Raise unless ``user`` may post in ``room`` now (joined, not muted/banned, room writable).
 
     ``sub`` is the user's membership in ``room`` if the caller fetched it in this request (None:
-    known to have none); it must be that exact row, else it is read again.
+    known to have none); it must be that exact row, else it is read again. ``read_only_decided``:
+    whether a read-only room admits the user was decided elsewhere (a federated message, which
+    Matrix's power levels authorised), so only membership, archive and mute are checked.
     """
     if sub is _UNKNOWN or (sub is not None and (sub.room_id != room.id or sub.user_id != user.id)):
         sub = membership_of(user, room)
@@ -140,7 +143,7 @@ def check_can_post(user: User, room: Room, sub: Membership | None = _UNKNOWN) ->
         raise NotAllowed("This room is archived", "error-room-archived")
     if sub.muted:
         raise NotAllowed("You have been muted and cannot post in this room", "error-user-muted")
-    if (room.read_only or room.broadcast) and not has_permission(user, "post-readonly", room):
+    if (room.read_only or room.broadcast) and not read_only_decided and not has_permission(user, "post-readonly", room):
         raise NotAllowed("This room is read only", "error-room-read-only")
     return sub
 

@@ -8,7 +8,12 @@ The mapping
     puppet ``@bob:example.org``   ``@bob:example.org``
     public channel (``c``)        ``join_rule: public``, alias ``#name:<server>``, published
     private group (``p``) / DM    ``join_rule: invite`` (a 1:1 DM invites with ``is_direct``)
-    owner / moderator / member    power level 100 / 50 / 0
+    owner / moderator / member    power level 100 / 50 / 0 (incoming: by thresholds, see
+                                  :func:`role_for_level`)
+    muted member                  power level one below what members need to send
+                                  ``m.room.message`` (:func:`muted_level`)
+    read-only / broadcast room    ``events_default`` (and ``events.m.room.message`` when set)
+                                  at the moderators' level; writable: back to ``users_default``
     message (markdown source)     ``m.room.message`` ``m.text``: ``body`` = the markdown,
                                   ``formatted_body`` = the sanitized HTML
                                   (``org.matrix.custom.html``); a thread reply carries
@@ -299,16 +304,70 @@ def role_for_level(power_levels: Mapping[str, Any], level: float) -> str | None:
     """The chat role a power level means, by thresholds rather than equality: ``owner`` from the
     level that may change the power levels, ``moderator`` from the level that may kick or ban
     (the lower of the two), else none. Custom levels in between keep the lower role."""
-    events = power_levels.get("events")
-    events = events if isinstance(events, Mapping) else {}
     state_default = _int(power_levels.get("state_default"), 50)
-    owner_at = _int(events.get("m.room.power_levels"), state_default)
-    moderator_at = min(_int(power_levels.get("ban"), 50), _int(power_levels.get("kick"), 50))
+    owner_at = _int(_events(power_levels).get("m.room.power_levels"), state_default)
+    moderator_at = moderator_level(power_levels)
     if level >= owner_at:
         return "owner"
     if level >= moderator_at:
         return "moderator"
     return None
+
+
+def _events(power_levels: Mapping[str, Any]) -> Mapping[str, Any]:
+    events = power_levels.get("events")
+    return events if isinstance(events, Mapping) else {}
+
+
+def message_level(power_levels: Mapping[str, Any]) -> int:
+    """The level needed to send ``m.room.message``: ``events`` entry, else ``events_default``."""
+    return _int(_events(power_levels).get("m.room.message"), _int(power_levels.get("events_default"), 0))
+
+
+def moderator_level(power_levels: Mapping[str, Any]) -> int:
+    """The level that may kick or ban (the lower of the two)."""
+    return min(_int(power_levels.get("ban"), 50), _int(power_levels.get("kick"), 50))
+
+
+def members_level(power_levels: Mapping[str, Any]) -> int:
+    """The level of a member nobody has singled out (``users_default``)."""
+    return _int(power_levels.get("users_default"), 0)
+
+
+def is_read_only(power_levels: Mapping[str, Any]) -> bool:
+    """Plain members may not send messages: the chat's read-only."""
+    return message_level(power_levels) > members_level(power_levels)
+
+
+def muted_level(power_levels: Mapping[str, Any]) -> int:
+    """The level a muted member gets: one below the lower of the members' level and the message
+    level, so the member stays muted when a read-only room becomes writable again."""
+    return min(message_level(power_levels), members_level(power_levels)) - 1
+
+
+def is_muted(power_levels: Mapping[str, Any], level: float) -> bool:
+    """A member below both the members' level and the message level is muted (the same line
+    :func:`muted_level` draws; Element's "mute", one below ``events_default``, is seen as muted too)."""
+    return level < min(message_level(power_levels), members_level(power_levels))
+
+
+def member_level(power_levels: Mapping[str, Any], roles: list[str] | tuple[str, ...], muted: bool) -> int:
+    """The level a chat member should have in a room with these power levels: muted members
+    :func:`muted_level`, others by their roles (:func:`power_level_for_roles`)."""
+    return muted_level(power_levels) if muted else power_level_for_roles(roles)
+
+
+def with_read_only(power_levels: Mapping[str, Any], read_only: bool) -> dict[str, Any]:
+    """The power levels with messages open to members (``read_only`` False) or to moderators
+    only: ``events_default`` and, when the room sets it, ``events.m.room.message``."""
+    content = dict(power_levels)
+    level = moderator_level(power_levels) if read_only else members_level(power_levels)
+    content["events_default"] = level
+    events = dict(_events(power_levels))
+    if "m.room.message" in events:
+        events["m.room.message"] = level
+        content["events"] = events
+    return content
 
 
 def join_rule_for(is_public_channel: bool) -> str:

@@ -40,6 +40,7 @@ from federation.protocol.events import Event
 from federation.protocol.ids import UserId
 from federation.store.events import Arrival, PersistedEvent
 from federation.store.room_state import privileged_creators
+from rooms.access import check_can_post
 from rooms.actions.memberships import (
     do_add_member,
     do_ban,
@@ -47,6 +48,7 @@ from rooms.actions.memberships import (
     do_invite,
     do_kick,
     do_leave,
+    do_set_muted,
     do_set_room_role,
     do_unban,
 )
@@ -59,12 +61,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Incoming:
-    """One event to mirror: the portal, its chat room, the event and the chat user who sent it."""
+    """One event to mirror: the portal, its chat room, the event, the chat user who sent it and
+    how it arrived (live, or from history)."""
 
     mroom: MatrixRoom
     room: Room
     event: Event
     sender: User
+    arrival: Arrival = Arrival.LIVE
 
 
 Handler = Callable[[Incoming], None]
@@ -137,6 +141,13 @@ def on_message(ev: Incoming) -> None:
     root = _message_of(incoming.thread_root_event_id, ev.room)
     quoted = _message_of(incoming.reply_to_event_id, ev.room)
     file = convert.incoming_file(ev.event.content)
+    live = ev.arrival is Arrival.LIVE
+    if live:  # the chat's post check too (muted, banned, not joined), except read-only: Matrix's
+        try:  # power levels already decided who may write (the room's read-only follows them)
+            check_can_post(ev.sender, ev.room, read_only_decided=True)
+        except ApiError as exc:
+            log.info("refused the message %s by %s: %s", ev.event.event_id, ev.event.sender, exc)
+            return
     msg = do_send_message(ev.sender, ev.room, file.caption if file is not None else incoming.text,
                           attachments=[remote_media.placeholder_attachment(file)] if file is not None else None,
                           thread_root_id=root.id if root is not None else None,
@@ -221,19 +232,30 @@ def on_name(ev: Incoming) -> None:
 
 def on_power_levels(ev: Incoming) -> None:
     """``m.room.power_levels``: every joined member's chat role follows their level (thresholds, see
-    :func:`federation.bridge.convert.role_for_level`); the last owner is kept (the chat's rule)."""
+    :func:`federation.bridge.convert.role_for_level`; the last owner is kept, the chat's rule), a
+    member below the message level is muted (:func:`~federation.bridge.convert.is_muted`), and the
+    room is read-only while plain members may not send messages."""
     if ev.event.state_key != "":
         return
+    power, room = ev.event.content, ev.room
     creators = privileged_creators(ev.mroom)
-    for sub in Membership.objects.filter(room=ev.room, state=Membership.JOINED).select_related("user"):
-        want = convert.role_for_level(ev.event.content, convert.user_level(ev.event.content, mxid_of(sub.user),
-                                                                           creators))
+    read_only = convert.is_read_only(power)
+    if read_only != (room.read_only or room.broadcast):
+        if not read_only and room.broadcast:
+            room = do_change_room_setting(room, "broadcast", False, by=ev.sender)
+        room = do_change_room_setting(room, "read_only", read_only, by=ev.sender)
+    for sub in Membership.objects.filter(room=room, state=Membership.JOINED).select_related("user"):
+        level = convert.user_level(power, mxid_of(sub.user), creators)
+        want = convert.role_for_level(power, level)
         for role in ("owner", "moderator"):
             if (want == role) != (role in sub.roles):
                 try:
-                    do_set_room_role(ev.room, sub.user, role, want == role, by=ev.sender)
+                    do_set_room_role(room, sub.user, role, want == role, by=ev.sender)
                 except ApiError as exc:
                     log.info("power levels %s: %s keeps %s: %s", ev.event.event_id, sub.user.username, role, exc)
+        muted = convert.is_muted(power, level)
+        if muted != sub.muted:
+            do_set_muted(room, sub.user, muted, by=ev.sender)
 
 
 def on_topic(ev: Incoming) -> None:
@@ -275,4 +297,4 @@ def on_persisted(p: PersistedEvent) -> None:
     # fails leaves nothing half-written and does not stop the room's other events.
     with applying_remote():
         sender = user_for_mxid(p.event.sender, fetch_profile=False)
-        INCOMING[p.event.type](Incoming(mroom, mroom.chat_room, p.event, sender))
+        INCOMING[p.event.type](Incoming(mroom, mroom.chat_room, p.event, sender, p.arrival))

@@ -23,7 +23,7 @@ from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.events import Event
 from federation.protocol.ids import server_name_of
 from federation.store.outbox import enqueue_edu
-from federation.store.room_state import joined_servers, membership_of
+from federation.store.room_state import joined_servers, membership_of, state_content
 from rooms.models import Membership, Mention, Message, Room
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,8 @@ class ChatToMatrix:
             _send(mroom.room_id, "m.room.redaction", mxid_of(by), {}, redacts=event_id)
 
     def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None:
-        """Name, topic or type changed by a local user: ``m.room.name`` / ``m.room.topic`` / join rules."""
+        """Name, topic, type or read-only changed by a local user: ``m.room.name`` / ``m.room.topic``
+        / join rules / power levels (``events_default``)."""
         room = Room.objects.filter(id=room_id).first()
         by = User.objects.filter(id=by_id, is_remote=False).first()
         mroom = _live_portal(room)
@@ -207,18 +208,26 @@ class ChatToMatrix:
             _send(mroom.room_id, "m.room.name", mxid_of(by), {"name": room.fname or room.name}, state_key="")
         elif field == "topic":
             _send(mroom.room_id, "m.room.topic", mxid_of(by), {"topic": room.topic}, state_key="")
+        elif field in ("read_only", "broadcast"):
+            read_only = room.read_only or room.broadcast
+            power = state_content(mroom, ("m.room.power_levels", "")) or {}
+            if convert.is_read_only(power) != read_only:
+                update_power_levels(mroom, mxid_of(by), read_only=read_only)
         elif field == "type":
             _send(mroom.room_id, "m.room.join_rules", mxid_of(by),
                   {"join_rule": convert.join_rule_for(room.type == Room.CHANNEL)}, state_key="")
 
     def room_role_changed(self, room_id: str, user_id: str, by_id: str) -> None:
-        """Owner -> power 100, moderator -> 50, neither -> 0."""
+        """A member's roles or mute changed: owner -> power 100, moderator -> 50, neither -> 0,
+        muted -> below the message level (:func:`federation.bridge.convert.member_level`)."""
         mroom = _live_portal(Room.objects.filter(id=room_id).first())
         sub = Membership.objects.filter(room_id=room_id, user_id=user_id).select_related("user").first()
         by = User.objects.filter(id=by_id, is_remote=False).first()
         if mroom is None or sub is None or by is None:
             return
-        update_power_levels(mroom, mxid_of(by), {mxid_of(sub.user): convert.power_level_for_roles(sub.roles)})
+        power = state_content(mroom, ("m.room.power_levels", "")) or {}
+        update_power_levels(mroom, mxid_of(by), {mxid_of(sub.user): convert.member_level(power, sub.roles,
+                                                                                          sub.muted)})
 
     def history_page_short(self, room_id: str) -> bool:
         """Scroll back past what we hold: fetch older history of the portal from another server."""

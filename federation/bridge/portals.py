@@ -10,17 +10,22 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.db import transaction
 
 from accounts.models import User
 from federation import config
 from federation.bridge import convert
-from federation.bridge.users import mxid_of
-from federation.handlers.room_events import create_room, send_event
+from federation.bridge.users import is_ours, mxid_of
+from federation.handlers.room_events import EventRefused, create_room, send_event
 from federation.models import MatrixRoom
 from federation.store.room_state import privileged_creators, state_events
 from rooms.actions.rooms import do_create_portal_room, free_room_name
 from rooms.models import Membership, Room
+
+log = logging.getLogger(__name__)
 
 
 def portal_of(room: Room) -> MatrixRoom | None:
@@ -66,26 +71,54 @@ def ensure_portal(room: Room, *, version: str | None = None, by: User | None = N
                            state_key=member)
             send_event(mroom.room_id, "m.room.member", member, {"membership": "join",
                        "displayname": sub.user.display_name}, state_key=member)
-            level = convert.power_level_for_roles(sub.roles)
+            level = convert.member_level({}, sub.roles, sub.muted)  # the new room's defaults: 0 for all
             if level:
                 pl_users[mxid_of(sub.user)] = level
-        if pl_users:
-            update_power_levels(mroom, mxid_of(creator), pl_users)
+        read_only = room.read_only or room.broadcast
+        if pl_users or read_only:
+            update_power_levels(mroom, mxid_of(creator), pl_users, read_only=read_only or None)
         mroom.refresh_from_db()
     return mroom
 
 
-def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int]) -> None:
-    """Send ``m.room.power_levels`` with ``users`` merged into the current ones."""
+def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int] | None = None, *,
+                        read_only: bool | None = None) -> bool:
+    """Send ``m.room.power_levels`` with ``users`` merged into the current ones and, when
+    ``read_only`` is given, messages opened to members or kept for moderators
+    (:func:`~federation.bridge.convert.with_read_only`).
+
+    The chat decided the change (its own permissions: a moderator may mute); Matrix needs the
+    sender to hold the level of the power-levels event and more than the users changed. When
+    ``sender`` does not, the change goes out from the room's most powerful local member who does
+    (logged), so both sides agree. Returns False (logged) when no local member may send it.
+    """
     state = state_events(mroom)
     pl = state.get(("m.room.power_levels", ""))
-    content = dict(pl.content) if pl is not None else {}
+    content: dict[str, Any] = dict(pl.content) if pl is not None else {}
+    if read_only is not None:
+        content = convert.with_read_only(content, read_only)
     current = dict(content.get("users") or {})
-    current.update(users)
-    for creator in privileged_creators(mroom, state):  # v12: unlimited power, and never listed
+    current.update(users or {})
+    creators = privileged_creators(mroom, state)
+    for creator in creators:  # v12: unlimited power, and never listed
         current.pop(creator, None)
     content["users"] = current
-    send_event(mroom.room_id, "m.room.power_levels", sender, content, state_key="")
+    before = pl.content if pl is not None else {}
+    locals_by_power = sorted(
+        (mxid for (t, mxid), ev in state.items()
+         if t == "m.room.member" and ev.membership == "join" and is_ours(mxid) and mxid != sender),
+        key=lambda mxid: -convert.user_level(before, mxid, creators))
+    for candidate in [sender, *locals_by_power]:
+        try:
+            send_event(mroom.room_id, "m.room.power_levels", candidate, content, state_key="")
+        except EventRefused as exc:
+            log.info("power levels of %s not sendable by %s: %s", mroom.room_id, candidate, exc)
+            continue
+        if candidate != sender:
+            log.info("power levels of %s sent by %s on behalf of %s", mroom.room_id, candidate, sender)
+        return True
+    log.warning("power levels of %s: no local member may send them; the change stays local", mroom.room_id)
+    return False
 
 
 def portal_name(name: str, matrix_room_id: str, room: Room | None = None) -> str:

@@ -241,6 +241,7 @@ def do_set_muted(room: Room, user: User, muted: bool, *, by: User) -> None:
     add_system_message(room, by, "user-muted" if muted else "user-unmuted", user.username)
     _membership_event(sub)
     notify_subscription(sub)
+    federation_hooks.member_muted(room, user, by)
 
 
 @transaction.atomic

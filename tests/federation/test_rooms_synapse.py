@@ -606,3 +606,71 @@ def test_ban_and_unban_agree_both_ways(fed: ConcordTLS, synapse: SynapseServer, 
     assert r.status_code == 200, r.text
     wait_for(lambda: not banned(chat_rid, "banned1"), what="unban in Concord")
     assert one.post("channels.join", roomId=their, via=[synapse.server_name])["success"]
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+def test_mutes_and_read_only_agree_both_ways(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    from rooms.models import Membership, Room
+
+    def users_pl(who: SynapseUser, room_id: str) -> dict[str, Any]:
+        return (who.state(room_id, "m.room.power_levels") or {}).get("users", {})
+
+    def events_default(who: SynapseUser, room_id: str) -> Any:
+        return (who.state(room_id, "m.room.power_levels") or {}).get("events_default")
+
+    # A Concord room: a Concord moderator (level 50, who may not send power levels in Matrix) mutes
+    # the Synapse member: the owner's server sends the change for them; Synapse refuses the muted
+    # member's message; unmuted, it flows again.
+    make_user(f"mo{version}", name="Mute Owner")
+    make_user(f"mm{version}", name="Mute Moderator")
+    owner, moder = ConcordApi(live_url, f"mo{version}"), ConcordApi(live_url, f"mm{version}")
+    rid = owner.post("channels.create", name=f"mutes{version}", members=[f"mm{version}"])["channel"]["_id"]
+    mod_id = Membership.objects.get(room_id=rid, user__username=f"mm{version}").user_id
+    assert owner.post("channels.addModerator", roomId=rid, userId=mod_id)["success"]
+    alias = owner.post("rooms.federation", roomId=rid, roomVersion=version)["federation"]["alias"]
+    lou = SynapseUser(synapse, f"mlou{version}")
+    room_id = lou.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, lou.user_id) == "joined", what="lou joined in Concord")
+    lou_id = Membership.objects.get(room_id=rid, user__username=lou.user_id).user_id
+    assert moder.post("rooms.muteUser", roomId=rid, userId=lou_id)["success"]
+    wait_for(lambda: users_pl(lou, room_id).get(lou.user_id) == -1, what="lou at -1 in Synapse")
+    r = lou._req("PUT", f"/rooms/{room_id}/send/m.room.message/muted{version}", {"msgtype": "m.text", "body": "x"})
+    assert r.status_code == 403, r.text
+    assert moder.post("rooms.unmuteUser", roomId=rid, userId=lou_id)["success"]
+    wait_for(lambda: users_pl(lou, room_id).get(lou.user_id) == 0, what="lou back at 0 in Synapse")
+    lou.send(room_id, "free to talk")
+    wait_for(lambda: "free to talk" in _texts(rid), what="lou's message after the unmute")
+
+    # Read-only set in Concord: members need the moderators' level in Synapse; back to writable.
+    assert owner.post("channels.setReadOnly", roomId=rid, readOnly=True)["success"]
+    wait_for(lambda: events_default(lou, room_id) == 50, what="events_default 50 in Synapse")
+    r = lou._req("PUT", f"/rooms/{room_id}/send/m.room.message/ro{version}", {"msgtype": "m.text", "body": "x"})
+    assert r.status_code == 403, r.text
+    assert owner.post("channels.setReadOnly", roomId=rid, readOnly=False)["success"]
+    wait_for(lambda: events_default(lou, room_id) == 0, what="events_default 0 in Synapse")
+
+    # A Synapse room: its owner mutes a Concord member, then makes the room read-only; the chat
+    # refuses that member's posts with Rocket.Chat's errors; both lifted, the post reaches Synapse.
+    make_user(f"mc{version}", name="Muted Concord")
+    api = ConcordApi(live_url, f"mc{version}")
+    me = f"@mc{version}:{fed.server_name}"
+    kim = SynapseUser(synapse, f"mkim{version}")
+    theirs = kim.create_room(preset="public_chat", room_version=version)
+    chat_rid = api.post("channels.join", roomId=theirs, via=[synapse.server_name])["channel"]["_id"]
+    power = kim.state(theirs, "m.room.power_levels") or {}
+    kim.put_state(theirs, "m.room.power_levels", {**power, "users": {**power.get("users", {}), me: -1}})
+    wait_for(lambda: Membership.objects.get(room_id=chat_rid, user__username=f"mc{version}").muted,
+             what="muted in Concord")
+    r = api.post("chat.postMessage", roomId=chat_rid, text="hi")
+    assert r.get("errorType") == "error-user-muted", r
+    kim.put_state(theirs, "m.room.power_levels", {**power, "events_default": 50})
+    wait_for(lambda: Room.objects.get(id=chat_rid).read_only, what="read-only in Concord")
+    assert not Membership.objects.get(room_id=chat_rid, user__username=f"mc{version}").muted
+    r = api.post("chat.postMessage", roomId=chat_rid, text="hi")
+    assert r.get("errorType") == "error-room-read-only", r
+    kim.put_state(theirs, "m.room.power_levels", power)
+    wait_for(lambda: not Room.objects.get(id=chat_rid).read_only, what="writable in Concord")
+    assert api.post("chat.postMessage", roomId=chat_rid, text="talking again")["success"]
+    wait_for(lambda: "talking again" in kim.texts(theirs), what="the post in Synapse")

@@ -133,3 +133,29 @@ def test_mentions_become_pills_and_m_mentions() -> None:
                                    "Bob")
     assert got is not None and (got.mentioned_user_ids, got.mentions_room) == (("@alice:c",), True)
     assert convert.mentioned_in({"m.mentions": {"user_ids": "nope", "room": "yes"}}) == ([], False)
+
+
+def test_roles_mutes_and_read_only_by_thresholds() -> None:
+    pl = {"users_default": 0, "events_default": 0, "ban": 50, "kick": 50, "events": {"m.room.power_levels": 100}}
+    assert [convert.role_for_level(pl, level) for level in (100, 99, 50, 49, 0, -1)] == [
+        "owner", "moderator", "moderator", None, None, None]
+    assert convert.role_for_level(pl, float("inf")) == "owner"  # a v12 creator
+    # Muted: below both the members' level and the message level (ours: -1; Element's: also -1).
+    assert convert.muted_level(pl) == -1
+    assert [convert.is_muted(pl, level) for level in (-1, 0, 50)] == [True, False, False]
+    assert not convert.is_read_only(pl)
+    # Read-only: messages at the moderators' level; a muted member stays muted when it opens again.
+    ro = convert.with_read_only(pl, True)
+    assert ro["events_default"] == 50 and convert.is_read_only(ro) and convert.message_level(ro) == 50
+    assert convert.muted_level(ro) == -1 and not convert.is_muted(ro, 0)
+    assert convert.with_read_only(ro, False)["events_default"] == 0
+    # A room that names m.room.message explicitly has that level moved too.
+    explicit = {**pl, "events": {"m.room.message": 0}}
+    assert convert.with_read_only(explicit, True)["events"]["m.room.message"] == 50
+    assert convert.is_read_only({**pl, "events": {"m.room.message": 10}})
+    # A chat member's level: muted first, then roles.
+    assert convert.member_level(pl, ["owner"], False) == 100
+    assert convert.member_level(pl, ["moderator"], True) == -1
+    assert convert.member_level(pl, [], False) == 0
+    # Garbage levels fall back to the spec's defaults.
+    assert convert.message_level({"events_default": "x"}) == 0 and convert.moderator_level({"ban": None}) == 50

@@ -194,3 +194,38 @@ def test_a_remote_event_naming_our_own_media_is_not_fetched(portal: tuple[Room, 
     with pytest.raises(MatrixError) as refused:
         media_for("concord.test", "someuploadid", thumbnail=False)
     assert refused.value.status == 404
+
+
+def test_power_levels_mute_and_make_read_only_and_a_muted_members_message_is_refused(
+        portal: tuple[Room, MatrixRoom, Any]) -> None:
+    from rooms.models import Membership, Message
+
+    room, mroom, chat_room = portal
+
+    def sub(mxid: str) -> Any:
+        return Membership.objects.get(room=chat_room, user__username=mxid)
+
+    pl = {"users": {room.creator: 100, BOB: -1, CAROL: 50}, "users_default": 0, "events_default": 0,
+          "state_default": 50, "ban": 50, "kick": 50, "events": {"m.room.power_levels": 100}}
+    live(mroom, room, room.send("m.room.power_levels", pl, state_key=""))
+    assert sub(BOB).muted and not sub(CAROL).muted and sub(CAROL).roles == ["moderator"]
+    chat_room.refresh_from_db()
+    assert not chat_room.read_only
+    # A live message from the muted member is not shown (the chat's post check); from history it is.
+    refused = live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "shh"}, sender=BOB))
+    assert message_of(refused) is None
+    old = room.send("m.room.message", {"msgtype": "m.text", "body": "said before the mute"}, sender=BOB)
+    persist_event(mroom, old, arrival=Arrival.HISTORY)
+    assert message_of(old).text == "said before the mute"
+    # Read-only: messages need the moderators' level; the moderator still posts, members are not muted.
+    live(mroom, room, room.send("m.room.power_levels", {**pl, "events_default": 50,
+                                                         "users": {room.creator: 100, CAROL: 50}}, state_key=""))
+    chat_room.refresh_from_db()
+    assert chat_room.read_only and not sub(BOB).muted
+    assert message_of(live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "announce"},
+                                                  sender=CAROL))).text == "announce"
+    assert Message.objects.filter(room=chat_room, type="room-set-read-only").exists()
+    # Writable again.
+    live(mroom, room, room.send("m.room.power_levels", {**pl, "users": {room.creator: 100}}, state_key=""))
+    chat_room.refresh_from_db()
+    assert not chat_room.read_only and sub(CAROL).roles == [] and not sub(BOB).muted
