@@ -6,7 +6,10 @@ never acts, and a muted user or a plain member in a read-only room never posts.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q
 
 from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed, NotFound
@@ -155,3 +158,33 @@ def access_message(user: User, message_id: str | None) -> Message:
     if msg is None or not can_read(user, msg.room):
         raise NotFound(f'No message found with the id of "{message_id}".', "error-message-not-found")
     return msg
+
+
+def hidden_history(room: Room, sub: Membership | None) -> Q | None:
+    """The messages of ``room`` a reader with membership ``sub`` may not see (a filter to
+    exclude), or None when they may see all.
+
+    Rule (Matrix's history visibility, per message): a message sent while the room's setting was
+    ``invited`` or ``joined`` is hidden from a member who was invited / joined only after it (and
+    from anyone who is not a member); messages sent while it was ``shared`` or ``world_readable``
+    are visible to every reader. The periods come from the room's visibility-change system
+    messages; before the first one the room was ``shared``.
+    """
+    changes = list(Message.objects.filter(room=room, type=Room.HISTORY_VISIBILITY_MESSAGE)
+                   .order_by("created_at", "id").values_list("created_at", "text"))
+    if not changes:
+        return None
+    joined = sub is not None and sub.state == Membership.JOINED
+    since = (sub.joined_since or sub.joined_at) if joined and sub is not None else None
+    invited = (sub.invited_at or since) if sub is not None and joined else None
+    hidden = Q()
+    any_hidden = False
+    for i, (start, vis) in enumerate(changes):
+        end: datetime | None = changes[i + 1][0] if i + 1 < len(changes) else None
+        floor = since if vis == Room.JOINED_ONLY else invited if vis == Room.INVITED_ONLY else start
+        if vis not in (Room.JOINED_ONLY, Room.INVITED_ONLY) or (floor is not None and floor <= start):
+            continue
+        upto = floor if floor is not None and (end is None or floor < end) else end
+        hidden |= Q(created_at__gt=start, created_at__lt=upto) if upto is not None else Q(created_at__gt=start)
+        any_hidden = True
+    return hidden if any_hidden else None

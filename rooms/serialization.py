@@ -152,6 +152,7 @@ def room_json(room: Room) -> dict[str, Any]:
         "announcement": room.announcement,
         "ro": room.read_only,
         "broadcast": room.broadcast,
+        "historyVisibility": room.history_visibility,
         "archived": room.archived,
         "default": room.default,
         "msgs": room.message_count,

@@ -11,7 +11,9 @@ savepoint: a handler that fails is logged and leaves nothing half-written.
 History
     Backfilled events are from the past: only timeline handlers (:data:`TIMELINE`: messages, edits,
     reactions and redactions) apply them; state handlers (membership, name, topic) would turn today's chat
-    state back into yesterday's, so they see live events only.
+    state back into yesterday's, so they see live events only. Out-of-band events (an invite
+    withdrawn in a room we are not in, see :mod:`federation.handlers.receive`) go to the member
+    handler.
 
 Idempotence
     The store may hand an event over twice (after a crash, see :mod:`federation.store.events`):
@@ -57,6 +59,8 @@ from rooms.actions.rooms import do_change_room_setting, do_set_display_name
 from rooms.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
+
+HISTORY_VISIBILITIES = frozenset(v for v, _ in Room.HISTORY_VISIBILITIES)
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,8 @@ def on_member(ev: Incoming) -> None:
             return
         if sub is None or sub.state == Membership.LEFT:
             return
-        if sub.state == Membership.INVITED:
-            do_decline_invite(sub)
+        if sub.state == Membership.INVITED:  # declined (by us, from elsewhere) or withdrawn by them
+            do_decline_invite(sub, by=ev.sender if event.sender != event.state_key else None)
         elif event.sender == event.state_key:
             # Matrix has no "last owner" rule: the leave happened, the chat follows.
             do_leave(room, target, enforce_last_owner=False)
@@ -265,6 +269,13 @@ def on_topic(ev: Incoming) -> None:
         do_change_room_setting(ev.room, "topic", topic[:convert.MAX_TOPIC], by=ev.sender)
 
 
+def on_history_visibility(ev: Incoming) -> None:
+    """``m.room.history_visibility``: the chat room's setting (an unknown value is ignored)."""
+    value = convert.string_field(ev.event.content, "history_visibility")
+    if ev.event.state_key == "" and value in HISTORY_VISIBILITIES and value != ev.room.history_visibility:
+        do_change_room_setting(ev.room, "history_visibility", value, by=ev.sender)
+
+
 INCOMING: dict[str, Handler] = {
     "m.room.member": on_member,
     "m.room.message": on_message,
@@ -273,6 +284,7 @@ INCOMING: dict[str, Handler] = {
     "m.room.name": on_name,
     "m.room.topic": on_topic,
     "m.room.power_levels": on_power_levels,
+    "m.room.history_visibility": on_history_visibility,
 }
 TIMELINE = frozenset({"m.room.message", "m.room.redaction", "m.reaction"})
 
@@ -281,6 +293,8 @@ def wants(p: PersistedEvent) -> bool:
     """The listener's filter: accepted live or history events of other servers with a handler."""
     if not p.accepted or p.arrival is Arrival.OUTLIER or p.event.type not in INCOMING:
         return False
+    if p.arrival is Arrival.OUT_OF_BAND:  # an invite withdrawn in a room we are not in
+        return p.event.type == "m.room.member"
     if p.arrival is Arrival.HISTORY and p.event.type not in TIMELINE:
         return False
     return not is_ours(p.event.sender)

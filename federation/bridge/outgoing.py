@@ -15,7 +15,7 @@ from typing import Any
 
 from accounts.models import User
 from federation.bridge import convert, emoji, media
-from federation.bridge.portals import portal_of, update_power_levels
+from federation.bridge.portals import portal_of, send_state_as_local, update_power_levels
 from federation.bridge.users import mxid_of
 from federation.handlers.backfill import backfill_older
 from federation.handlers.room_events import EventRefused, send_event
@@ -197,8 +197,9 @@ class ChatToMatrix:
             _send(mroom.room_id, "m.room.redaction", mxid_of(by), {}, redacts=event_id)
 
     def room_setting_changed(self, room_id: str, field: str, by_id: str) -> None:
-        """Name, topic, type or read-only changed by a local user: ``m.room.name`` / ``m.room.topic``
-        / join rules / power levels (``events_default``)."""
+        """Name, topic, type, read-only or history visibility changed by a local user:
+        ``m.room.name`` / ``m.room.topic`` / join rules / power levels (``events_default``) /
+        ``m.room.history_visibility``."""
         room = Room.objects.filter(id=room_id).first()
         by = User.objects.filter(id=by_id, is_remote=False).first()
         mroom = _live_portal(room)
@@ -213,6 +214,9 @@ class ChatToMatrix:
             power = state_content(mroom, ("m.room.power_levels", "")) or {}
             if convert.is_read_only(power) != read_only:
                 update_power_levels(mroom, mxid_of(by), read_only=read_only)
+        elif field == "history_visibility":
+            send_state_as_local(mroom, mxid_of(by), "m.room.history_visibility",
+                                {"history_visibility": room.history_visibility})
         elif field == "type":
             _send(mroom.room_id, "m.room.join_rules", mxid_of(by),
                   {"join_rule": convert.join_rule_for(room.type == Room.CHANNEL)}, state_key="")

@@ -60,7 +60,7 @@ def ensure_portal(room: Room, *, version: str | None = None, by: User | None = N
                             join_rule=convert.join_rule_for(public),
                             name=room.fname or room.name if room.type != Room.DIRECT else "", topic=room.topic,
                             chat_room_id=room.id, alias=f"#{room.name}:{me}" if public and room.name else None,
-                            published=public)
+                            published=public, history_visibility=room.history_visibility)
         pl_users: dict[str, int] = {}
         for sub in members:
             if sub.user_id == creator.id:
@@ -87,10 +87,8 @@ def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int] | 
     ``read_only`` is given, messages opened to members or kept for moderators
     (:func:`~federation.bridge.convert.with_read_only`).
 
-    The chat decided the change (its own permissions: a moderator may mute); Matrix needs the
-    sender to hold the level of the power-levels event and more than the users changed. When
-    ``sender`` does not, the change goes out from the room's most powerful local member who does
-    (logged), so both sides agree. Returns False (logged) when no local member may send it.
+    Sent through :func:`send_state_as_local` (another local member sends it when ``sender`` may
+    not); returns whether it was sent.
     """
     state = state_events(mroom)
     pl = state.get(("m.room.power_levels", ""))
@@ -103,21 +101,35 @@ def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int] | 
     for creator in creators:  # v12: unlimited power, and never listed
         current.pop(creator, None)
     content["users"] = current
-    before = pl.content if pl is not None else {}
+    return send_state_as_local(mroom, sender, "m.room.power_levels", content)
+
+
+def send_state_as_local(mroom: MatrixRoom, sender: str, event_type: str, content: dict[str, Any]) -> bool:
+    """Send a state event (state key ``""``) that the chat has already allowed.
+
+    Matrix may need more power than the chat asked of the acting user (a moderator may mute in
+    the chat; the power levels need 100 here). When ``sender`` may not send it, it goes out from
+    the room's most powerful local member who may (logged), so both sides agree. Returns False
+    (logged) when no local member may send it: the change then stays local.
+    """
+    state = state_events(mroom)
+    pl = state.get(("m.room.power_levels", ""))
+    power = pl.content if pl is not None else {}
+    creators = privileged_creators(mroom, state)
     locals_by_power = sorted(
         (mxid for (t, mxid), ev in state.items()
          if t == "m.room.member" and ev.membership == "join" and is_ours(mxid) and mxid != sender),
-        key=lambda mxid: -convert.user_level(before, mxid, creators))
+        key=lambda mxid: -convert.user_level(power, mxid, creators))
     for candidate in [sender, *locals_by_power]:
         try:
-            send_event(mroom.room_id, "m.room.power_levels", candidate, content, state_key="")
+            send_event(mroom.room_id, event_type, candidate, content, state_key="")
         except EventRefused as exc:
-            log.info("power levels of %s not sendable by %s: %s", mroom.room_id, candidate, exc)
+            log.info("%s of %s not sendable by %s: %s", event_type, mroom.room_id, candidate, exc)
             continue
         if candidate != sender:
-            log.info("power levels of %s sent by %s on behalf of %s", mroom.room_id, candidate, sender)
+            log.info("%s of %s sent by %s on behalf of %s", event_type, mroom.room_id, candidate, sender)
         return True
-    log.warning("power levels of %s: no local member may send them; the change stays local", mroom.room_id)
+    log.warning("%s of %s: no local member may send it; the change stays local", event_type, mroom.room_id)
     return False
 
 

@@ -32,13 +32,15 @@ from typing import Any
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
+from federation import config
 from federation.handlers.edus import dispatch_edus
 from federation.handlers.keys import TransactionKeyStore
 from federation.handlers.pdu_checks import check_received_pdu, event_id_or_none, room_id_of
 from federation.models import InboundTransaction, MatrixEvent, MatrixRoom, StagedPDU
 from federation.protocol.auth_rules import auth_types_for, authorize_event, check_auth_rules
-from federation.protocol.errors import AuthError, ProtocolError, UnsupportedRoomVersion
+from federation.protocol.errors import AuthError, InvalidIdentifier, ProtocolError, UnsupportedRoomVersion
 from federation.protocol.events import CREATE_KEY, POWER_LEVELS_KEY, Event, StateKey
+from federation.protocol.ids import server_name_of
 from federation.protocol.room_versions import RoomVersion, get_room_version
 from federation.protocol.state_res import resolve_state
 from federation.store.events import Arrival, OrmEventStore, decode_state, encode_state, persist_event
@@ -436,6 +438,40 @@ def _auth_state(store: OrmEventStore, event: Event, ids: Mapping[StateKey, str])
     return _state_map(store, {k: ids[k] for k in keys if k in ids})
 
 
+NOT_IN_ROOM = "this server is not in the room (it holds no state of it)"
+
+
+def _withdraws_local_invite(event: Event) -> bool:
+    """A leave of one of our users sent by someone else (the shape of a withdrawn invite)."""
+    target = event.state_key or ""
+    if event.type != "m.room.member" or event.membership != "leave" or event.sender == target:
+        return False
+    try:
+        return server_name_of(target) == config.server_name()
+    except InvalidIdentifier:
+        return False
+
+
+def _out_of_band_membership(room: MatrixRoom, event: Event, origin: str) -> str:
+    """A leave of one of our users by someone else in a room we hold no state of (only an
+    invite): the spec's out-of-band membership, which the auth rules cannot check without state.
+
+    Accepted (as an outlier, handed to listeners as :attr:`Arrival.OUT_OF_BAND`) only when the
+    invite it withdraws is held and named among its auth events (so it follows that invite), and
+    it comes from the inviter's server (the inviter, or another user there). Otherwise refused.
+    """
+    target = event.state_key or ""
+    invite = MatrixEvent.objects.filter(room=room, type="m.room.member", state_key=target,
+                                        event_id__in=event.auth_event_ids, rejected_reason="").first()
+    if invite is None or (invite.pdu.get("content") or {}).get("membership") != "invite":
+        return NOT_IN_ROOM + ": it does not withdraw an invite we hold"
+    if server_name_of(event.sender) != server_name_of(invite.sender) or server_name_of(event.sender) != origin:
+        return NOT_IN_ROOM + ": only the inviter's server may withdraw an invite"
+    persist_event(room, event, arrival=Arrival.OUT_OF_BAND, outlier=True, if_exists="keep")
+    log.info("invite %s of %s withdrawn by %s (%s)", invite.event_id, target, event.sender, event.event_id)
+    return ""
+
+
 def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> str:
     """Steps 4-6 for one event, then persist it and update the room. Returns "" or the error.
 
@@ -447,6 +483,8 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
     existing = run.stored_status(event.event_id)
     if existing is not None and not existing[0]:
         return existing[1]
+    if run.store.room is not None and not run.store.room.current_state and _withdraws_local_invite(event):
+        return _out_of_band_membership(run.store.room, event, origin)
     rv = run.rv
     prev_states = _known_prev_states(run, event)
     if fetch and len(prev_states) < len(set(event.prev_event_ids)):

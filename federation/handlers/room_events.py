@@ -140,7 +140,7 @@ def power_levels_content(rv: RoomVersion, creator: str, *, invite_level: int = 0
 
 def create_room(creator: str, *, version: str | None = None, join_rule: str = "invite", name: str = "",
                 topic: str = "", chat_room_id: str | None = None, alias: str | None = None,
-                published: bool = False) -> MatrixRoom:
+                published: bool = False, history_visibility: str = "shared") -> MatrixRoom:
     """Create a Matrix room on our server with ``creator`` (a local Matrix ID) joined.
 
     Returns the stored room; its events are stored (nobody else is in it yet, so nothing is sent).
@@ -159,8 +159,8 @@ def create_room(creator: str, *, version: str | None = None, join_rule: str = "i
         send_event(room.room_id, "m.room.member", creator, {"membership": "join"}, state_key=creator)
         send_event(room.room_id, "m.room.power_levels", creator, power_levels_content(rv, creator), state_key="")
         send_event(room.room_id, "m.room.join_rules", creator, {"join_rule": join_rule}, state_key="")
-        send_event(room.room_id, "m.room.history_visibility", creator, {"history_visibility": "shared"},
-                   state_key="")
+        send_event(room.room_id, "m.room.history_visibility", creator,
+                   {"history_visibility": history_visibility}, state_key="")
         send_event(room.room_id, "m.room.guest_access", creator, {"guest_access": "forbidden"}, state_key="")
         if alias:
             MatrixRoomAlias.objects.update_or_create(alias=alias, defaults={"room": room})

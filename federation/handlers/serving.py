@@ -3,7 +3,10 @@
 Access rule (the spec's "the requesting server must be in the room", plus history visibility): a
 server may read a room's events if one of its users is joined in the room's current state, or the
 room's ``m.room.history_visibility`` is ``world_readable``; ``shared`` additionally lets a server
-read events sent while one of its users was joined at the event. Server ACLs
+read events sent while one of its users was joined at the event. Content follows the history
+visibility *at each event* (:func:`event_visible`): an event sent while the room was ``joined``
+(``invited``) before any of the server's users joined (was invited) is served redacted by
+``/event``, ``/backfill`` and ``/get_missing_events``, and ``/state`` at it is refused. Server ACLs
 (``m.room.server_acl``) are enforced on every endpoint here. Unknown rooms and events: 404
 ``M_NOT_FOUND``; refused: 403 ``M_FORBIDDEN``.
 
@@ -13,14 +16,20 @@ body; :mod:`federation.api.serving` holds the thin endpoints.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from federation import config
 from federation.clock import now_ms
 from federation.models import MatrixEvent, MatrixRoom
-from federation.protocol.room_servers import server_acl_allows
+from federation.protocol.errors import InvalidIdentifier
+from federation.protocol.events import Event, StateKey
+from federation.protocol.ids import server_name_of
+from federation.protocol.redaction import redact_event
+from federation.protocol.room_servers import history_visible_to_server, server_acl_allows, server_memberships
+from federation.protocol.room_versions import get_room_version
 from federation.store.events import auth_chain_ids, decode_state, pdus_for
-from federation.store.room_state import create_event_id_of, server_joined, state_content
+from federation.store.room_state import create_event_id_of, server_joined, state_content, state_events
 from federation.transport.errors import MatrixError
 
 MAX_BACKFILL = 100
@@ -50,6 +59,41 @@ def check_access(room: MatrixRoom, origin: str, at_event: MatrixEvent | None = N
     raise MatrixError(403, "M_FORBIDDEN", "Server is not in the room")
 
 
+def _visible_state(room: MatrixRoom, origin: str, ids: Mapping[StateKey, str]) -> dict[StateKey, Event]:
+    """Of a state map, only what visibility needs: the history visibility and origin's members."""
+    def wanted(key: StateKey) -> bool:
+        if key == ("m.room.history_visibility", ""):
+            return True
+        if key[0] != "m.room.member":
+            return False
+        try:
+            return server_name_of(key[1]) == origin
+        except InvalidIdentifier:
+            return False
+    return state_events(room, {k: v for k, v in ids.items() if wanted(k)})
+
+
+def event_visible(room: MatrixRoom, origin: str, row: MatrixEvent, joined_now: bool | None = None) -> bool:
+    """Whether ``origin`` may see the event's content (the history visibility at the event, see
+    :func:`~federation.protocol.room_servers.history_visible_to_server`); an event whose state we
+    do not know (an outlier) is judged by the current state."""
+    ids = decode_state(row.state_after) if row.state_after is not None else decode_state(room.current_state)
+    state = _visible_state(room, origin, ids)
+    vis_event = state.get(("m.room.history_visibility", ""))
+    vis = vis_event.content.get("history_visibility") if vis_event is not None else "shared"
+    if joined_now is None:
+        joined_now = server_joined(room, origin)
+    return history_visible_to_server(vis, server_memberships(state, origin), joined_now)
+
+
+def served_pdu(room: MatrixRoom, origin: str, row: MatrixEvent, joined_now: bool | None = None) -> dict[str, Any]:
+    """The PDU as ``origin`` may have it: whole when visible to it, else its redacted copy (which
+    still verifies and authorises: the DAG stays whole, the content is withheld)."""
+    if event_visible(room, origin, row, joined_now):
+        return row.pdu
+    return redact_event(row.pdu, get_room_version(room.room_version))
+
+
 def _txn_wrap(pdus: list[dict[str, Any]]) -> dict[str, Any]:
     return {"origin": config.server_name(), "origin_server_ts": now_ms(), "pdus": pdus}
 
@@ -60,7 +104,7 @@ def get_event(origin: str, event_id: str) -> dict[str, Any]:
     if row is None or row.rejected_reason:
         raise MatrixError(404, "M_NOT_FOUND", "Event not found")
     check_access(row.room, origin, row)
-    return _txn_wrap([row.pdu])
+    return _txn_wrap([served_pdu(row.room, origin, row)])
 
 
 def _state_at(room: MatrixRoom, origin: str, event_id: str | None) -> tuple[list[str], list[str]]:
@@ -70,6 +114,8 @@ def _state_at(room: MatrixRoom, origin: str, event_id: str | None) -> tuple[list
     if row is None or row.state_after is None:
         raise MatrixError(404, "M_NOT_FOUND", "Event not found or state unknown")
     check_access(room, origin, row)
+    if not event_visible(room, origin, row):
+        raise MatrixError(403, "M_FORBIDDEN", "The room's history visibility hides the state at that event")
     state = decode_state(row.state_after)
     # The state *before* the event: undo the event's own change if it is a state event.
     if row.state_key is not None and state.get((row.type, row.state_key)) == row.event_id:
@@ -158,7 +204,8 @@ def get_missing_events(origin: str, room_id: str, body: Any) -> dict[str, Any]:
             out.append(r)
         frontier = [r.event_id for r in prev_rows]
     out.sort(key=lambda r: (r.depth, r.stream))
-    return {"events": [r.pdu for r in out]}
+    joined_now = server_joined(room, origin)
+    return {"events": [served_pdu(room, origin, r, joined_now) for r in out]}
 
 
 def backfill(origin: str, room_id: str, starts: list[str], limit_param: str | None) -> dict[str, Any]:
@@ -188,4 +235,5 @@ def backfill(origin: str, room_id: str, starts: list[str], limit_param: str | No
             if not row.rejected_reason:
                 out.append(row)
             frontier.extend(p for p in row.pdu.get("prev_events", []) if p not in seen)
-    return _txn_wrap([r.pdu for r in out])
+    joined_now = server_joined(room, origin)
+    return _txn_wrap([served_pdu(room, origin, r, joined_now) for r in out])

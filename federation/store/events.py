@@ -63,6 +63,7 @@ class Arrival(enum.Enum):
     LIVE = "live"  # at the room's head: ours, or accepted on receipt / in a handshake
     HISTORY = "history"  # backfilled: from before what we held, stored as an outlier
     OUTLIER = "outlier"  # an auth or state event fetched to check others; not timeline
+    OUT_OF_BAND = "out_of_band"  # a membership change in a room we are not in (an invite withdrawn)
 
 
 @dataclass(frozen=True)

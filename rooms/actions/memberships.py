@@ -54,7 +54,10 @@ def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list
         return sub
     if sub is None:
         sub = Membership(room=room, user=user)
+    if sub.state != Membership.INVITED:  # an accepted invitation keeps its time (history visibility)
+        sub.invited_at = None
     sub.state = Membership.JOINED
+    sub.joined_since = timezone.now()
     sub.invited_by = by if by is not None and by != user else None
     sub.roles = list(roles or sub.roles or [])
     sub.open = True
@@ -119,6 +122,7 @@ def do_invite(room: Room, user: User, *, by: User) -> Membership:
     if sub is None:
         sub = Membership(room=room, user=user)
     sub.state = Membership.INVITED
+    sub.invited_at = timezone.now()
     sub.invited_by = by
     sub.save()
     _membership_event(sub)

@@ -137,7 +137,8 @@ ROOM_SETTING_MESSAGES = {
 
 @transaction.atomic
 def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: User) -> Room:
-    """Change ``topic``, ``description``, ``announcement``, ``read_only``, ``broadcast`` or the name."""
+    """Change ``topic``, ``description``, ``announcement``, ``read_only``, ``broadcast``,
+    ``history_visibility`` or the name."""
     room = Room.objects.select_for_update().get(id=room.id)
     if field == "name":
         name = check_room_name(str(value), exclude=room)
@@ -157,6 +158,15 @@ def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: Use
             room.read_only = True
         room.save(update_fields=["read_only", "broadcast", "updated_at"])
         add_system_message(room, by, "room-set-read-only" if room.read_only else "room-removed-read-only", "")
+    elif field == "history_visibility":
+        if value not in dict(Room.HISTORY_VISIBILITIES):
+            raise ApiError('"historyVisibility" must be one of "shared", "invited", "joined" or "world_readable"',
+                           "error-invalid-params")
+        if value == room.history_visibility:
+            return room
+        room.history_visibility = str(value)
+        room.save(update_fields=["history_visibility", "updated_at"])
+        add_system_message(room, by, Room.HISTORY_VISIBILITY_MESSAGE, str(value))
     else:
         raise ApiError(f"Unknown room setting {field}", "error-invalid-params")
     _room_updated(room)

@@ -19,7 +19,7 @@ from chat.api import bool_param, json_param, list_param, ok, pagination, param, 
 from chat.api_errors import ApiError, NotAllowed
 from federation.api.rest import invite_remote, is_matrix_room_ref, join_matrix_room, revoke_if_invited, via_param
 from federation.hooks import history_page_short
-from rooms.access import find_room, membership_of
+from rooms.access import find_room, hidden_history, membership_of
 from rooms.actions.memberships import (
     do_add_member,
     do_join,
@@ -153,14 +153,16 @@ class HistoryView(RoomApiView):
     def get(self, request: Request) -> Response:
         room = room_for_read(request, self.kind)
         offset, count = pagination(request, default_count=20)
+        sub = membership_of(request.user, room)
         query = HistoryQuery(latest=date_param(request, "latest"), oldest=date_param(request, "oldest"),
                              inclusive=bool(bool_param(request, "inclusive", False)), offset=offset, count=count,
-                             show_thread_messages=bool(bool_param(request, "showThreadMessages", False)))
+                             show_thread_messages=bool(bool_param(request, "showThreadMessages", False)),
+                             hidden=hidden_history(room, sub))
         messages = room_history(room, query)
         if len(messages) < count and query.oldest is None:
             if history_page_short(room):  # older history fetched from another server
                 messages = room_history(room, query)
-        extra = unread_info(room, membership_of(request.user, room), messages) \
+        extra = unread_info(room, sub, messages) \
             if bool_param(request, "unreads", False) else {}
         return ok(messages=[message_json(m) for m in messages], **extra)
 
@@ -172,7 +174,8 @@ class MessagesView(RoomApiView):
         room = room_for_read(request, self.kind)
         offset, count = pagination(request)
         messages, total = room_messages(room, query=json_param(request, "query"), sort=json_param(request, "sort"),
-                                        offset=offset, count=count)
+                                        offset=offset, count=count,
+                                        hidden=hidden_history(room, membership_of(request.user, room)))
         return ok(messages=[message_json(m) for m in messages], count=len(messages), offset=offset, total=total)
 
 

@@ -24,7 +24,8 @@ class HistoryQuery:
     """Rocket.Chat's history parameters.
 
     ``latest``/``oldest`` bound the creation time (exclusive unless ``inclusive``);
-    ``show_thread_messages`` also returns thread replies that were not sent to the room.
+    ``show_thread_messages`` also returns thread replies that were not sent to the room;
+    ``hidden`` is what the reader may not see (:func:`rooms.access.hidden_history`).
     """
 
     latest: datetime | None = None
@@ -33,6 +34,7 @@ class HistoryQuery:
     offset: int = 0
     count: int = 20
     show_thread_messages: bool = False
+    hidden: Q | None = None
 
 
 def _visible_in_room(qs: QuerySet[Message], show_thread_messages: bool) -> QuerySet[Message]:
@@ -49,6 +51,8 @@ def room_history(room: Room, query: HistoryQuery) -> list[Message]:
     """
     latest = query.latest or timezone.now()
     qs = message_queryset().filter(room=room)
+    if query.hidden is not None:
+        qs = qs.exclude(query.hidden)
     qs = qs.filter(created_at__lte=latest) if query.inclusive else qs.filter(created_at__lt=latest)
     if query.oldest is not None:
         qs = qs.filter(created_at__gte=query.oldest) if query.inclusive else qs.filter(created_at__gt=query.oldest)
@@ -74,14 +78,18 @@ def unread_info(room: Room, sub: Membership | None, loaded: list[Message]) -> di
 SORTABLE_MESSAGE_FIELDS = {"ts": "created_at", "_updatedAt": "updated_at"}
 
 
-def room_messages(room: Room, *, query: Any, sort: Any, offset: int, count: int) -> tuple[list[Message], int]:
+def room_messages(room: Room, *, query: Any, sort: Any, offset: int, count: int,
+                  hidden: Q | None = None) -> tuple[list[Message], int]:
     """A page of ``room``'s messages for ``*.messages`` and the total matching.
 
     Understands the ``query`` filters Rocket.Chat clients send for it (``pinned``,
     ``mentions._id``, ``u.username``, ``msg`` with ``$regex``) and ``sort`` on ``ts``/``_updatedAt``;
     default order is newest first. Anything else in ``query`` is refused rather than ignored.
+    ``hidden``: what the reader may not see (:func:`rooms.access.hidden_history`).
     """
     qs = _visible_in_room(message_queryset().filter(room=room), True)
+    if hidden is not None:
+        qs = qs.exclude(hidden)
     if query is not None:
         if not isinstance(query, dict):
             raise ApiError('"query" must be a JSON object', "error-invalid-params")

@@ -1,7 +1,9 @@
 """``rooms.saveRoomSettings`` (Rocket.Chat's one-call room settings form) and ``rooms.bannedUsers``.
 
 ``rooms.saveRoomSettings`` takes ``rid`` and any of ``roomName``, ``roomTopic``, ``roomDescription``,
-``roomAnnouncement``, ``readOnly``, ``roomType`` (``c``/``p``) and, as our extension, ``broadcast``.
+``roomAnnouncement``, ``readOnly``, ``roomType`` (``c``/``p``) and, as our extensions, ``broadcast``
+and ``historyVisibility`` (``shared``, ``invited``, ``joined``, ``world_readable``: who sees
+messages from before they were in the room; Matrix's ``m.room.history_visibility``).
 Each change goes through the same action as its single-setting call, so it posts the same system
 message and live event. Settings are applied in a fixed order and the first refused one stops the
 call (earlier ones stay applied, as in Rocket.Chat); the answer names the room.
@@ -42,6 +44,10 @@ class SaveRoomSettingsView(RoomApiView):
             if flag is not None and flag != getattr(room, field):
                 room = do_change_room_setting(room, field, flag, by=request.user)
                 changed.append(param_name)
+        visibility = str_param(request, "historyVisibility")
+        if visibility is not None and visibility != room.history_visibility:
+            room = do_change_room_setting(room, "history_visibility", visibility, by=request.user)
+            changed.append("historyVisibility")
         room_type = str_param(request, "roomType")
         if room_type is not None and room_type != room.type:
             if room_type not in (Room.CHANNEL, Room.GROUP):

@@ -13,10 +13,21 @@ class Room(models.Model):
 
     ``read_only`` and ``broadcast`` both restrict posting to owners and moderators (and holders of
     ``post-readonly``); broadcast rooms additionally show replies as direct follow-ups only.
+    ``history_visibility`` is Matrix's: ``shared`` (members see all history, the default),
+    ``invited`` / ``joined`` (members see messages sent while the setting was so only from their
+    invitation / joining on), ``world_readable`` (as shared; other servers may read without a member).
     """
 
     CHANNEL, GROUP, DIRECT = "c", "p", "d"
     TYPES = [(CHANNEL, "public channel"), (GROUP, "private group"), (DIRECT, "direct message")]
+    SHARED, JOINED_ONLY, INVITED_ONLY, WORLD_READABLE = "shared", "joined", "invited", "world_readable"
+    # The system message of a visibility change (its text: the new value); these messages are also
+    # the record of when each setting was in force (rooms.access.hidden_history).
+    HISTORY_VISIBILITY_MESSAGE = "room_changed_history_visibility"
+    HISTORY_VISIBILITIES = [(SHARED, "members see all history"),
+                            (INVITED_ONLY, "members see history from their invitation"),
+                            (JOINED_ONLY, "members see history from when they joined"),
+                            (WORLD_READABLE, "anyone may read the history")]
 
     id = models.CharField(primary_key=True, max_length=64, default=random_id, editable=False)
     type = models.CharField(max_length=1, choices=TYPES)
@@ -27,6 +38,8 @@ class Room(models.Model):
     announcement = models.TextField(blank=True)
     read_only = models.BooleanField(default=False)
     broadcast = models.BooleanField(default=False)
+    # Who sees messages from before they were in the room (Matrix's m.room.history_visibility).
+    history_visibility = models.CharField(max_length=16, choices=HISTORY_VISIBILITIES, default=SHARED)
     archived = models.BooleanField(default=False)
     default = models.BooleanField(default=False)
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -78,6 +91,10 @@ class Membership(models.Model):
     group_mentions = models.PositiveIntegerField(default=0)
     last_read_at = models.DateTimeField(null=True, blank=True)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # When the member was last invited (kept on accepting) and last joined: what the room's
+    # history visibility measures from.
+    invited_at = models.DateTimeField(null=True, blank=True)
+    joined_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -171,6 +171,9 @@ export function profileDialog() {
   });
 }
 
+export const HISTORY_VISIBILITY = [["shared", "All earlier messages"], ["invited", "Messages from their invitation on"],
+  ["joined", "Messages from when they joined"], ["world_readable", "All messages; anyone may read (other servers too)"]];
+
 export function settingsDialog(rid) {
   const r = state.rooms.get(rid) || {};
   const t = roomType(rid);
@@ -182,10 +185,13 @@ export function settingsDialog(rid) {
   const ann = h("textarea", { name: "announcement", rows: 2, disabled: !can }); ann.value = r.announcement || "";
   const ro = h("input", { type: "checkbox", name: "readOnly", checked: !!r.ro, disabled: !can });
   const bc = h("input", { type: "checkbox", name: "broadcast", checked: !!r.broadcast, disabled: !can });
+  const hv = h("select", { name: "historyVisibility", disabled: !can },
+    ...HISTORY_VISIBILITY.map(([v, label]) => h("option", { value: v, selected: (r.historyVisibility || "shared") === v }, label)));
   const btn = h("button", { class: "primary", type: "submit", disabled: !can }, "Save");
   const p = prefix(t);
   const form = h("form", { class: "form" }, f("Name", name), f("Topic", topic), f("Description", desc), f("Announcement", ann),
-    h("label", { class: "check" }, ro, " Read-only"), h("label", { class: "check" }, bc, " Broadcast"), can ? btn : h("p", { class: "muted" }, "Only owners and moderators change settings."));
+    h("label", { class: "check" }, ro, " Read-only"), h("label", { class: "check" }, bc, " Broadcast"),
+    f("New members see", hv), can ? btn : h("p", { class: "muted" }, "Only owners and moderators change settings."));
   const danger = h("div", { class: "danger-zone" },
     h("button", { id: "leave-room", onclick: () => attempt(async () => {
       if (!(await confirmDialog(`Leave ${roomTitle(rid)}?`, "Leave"))) return;
@@ -208,6 +214,7 @@ export function settingsDialog(rid) {
       if (ann.value !== (r.announcement || "")) await post(`${p}.setAnnouncement`, { roomId: rid, announcement: ann.value });
       if (ro.checked !== !!r.ro) await post(`${p}.setReadOnly`, { roomId: rid, readOnly: ro.checked });
       if (bc.checked !== !!r.broadcast) await post("rooms.saveRoomSettings", { rid, broadcast: bc.checked });
+      if (hv.value !== (r.historyVisibility || "shared")) await post("rooms.saveRoomSettings", { rid, historyVisibility: hv.value });
       toast("Settings saved.", "ok");
       dlg.close();
     });

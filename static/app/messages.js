@@ -4,6 +4,9 @@ import { h, fmtTime, fmtSize, safeUrl } from "./dom.js";
 import { emojiChar } from "./emoji.js";
 import { state } from "./state.js";
 
+const HISTORY_WORDS = { shared: "all earlier messages", invited: "messages from their invitation on",
+  joined: "messages from when they joined", world_readable: "all messages, readable by anyone" };
+
 const SYSTEM = {
   uj: (m) => `${m.msg || m.u?.username} joined the room`,
   ul: (m) => `${m.msg || m.u?.username} left the room`,
@@ -23,6 +26,7 @@ const SYSTEM = {
   "room-unarchived": (m) => `${m.u?.username} unarchived the room`,
   "room-set-read-only": (m) => `${m.u?.username} made the room read only`,
   "room-removed-read-only": (m) => `${m.u?.username} made the room writable`,
+  room_changed_history_visibility: (m) => `${m.u?.username} changed what new members see to: ${HISTORY_WORDS[m.msg] || m.msg}`,
   "message_pinned": (m) => `${m.u?.username} pinned a message`,
   "room_e2e_enabled": () => "Encryption enabled",
 };

@@ -158,3 +158,59 @@ def test_typing_and_receipt_edus_reach_live_clients(fed: ConcordTLS, peer: FakeP
     assert ("typing", peer.user("bob")) in got
     assert not any(u == "@forged:other.example" for _, u in got)
     assert User.objects.get(pk=remote.pk).status == "online"
+
+
+def test_history_visibility_at_each_event_decides_what_a_server_is_served(
+        fed: ConcordTLS, peer: FakePeer, fed_ca: TestCA) -> None:
+    """A server whose user joined while the room was ``joined`` gets the events from before its
+    join redacted (``/event``, ``/backfill``, ``/get_missing_events``) and no state there; events
+    of the ``shared`` period and after its join come whole; the room's own server sees everything."""
+    from federation.protocol.builder import build_event
+
+    room = joined_room(fed, peer)
+    text = {"msgtype": "m.text", "body": "shared period"}
+    before = room.send("m.room.message", text)
+    vis = room.send("m.room.history_visibility", {"history_visibility": "joined"}, state_key="")
+    hidden = room.send("m.room.message", {"msgtype": "m.text", "body": "joined period"})
+    olive_peer = FakePeer(fed_ca)
+    try:
+        olive = olive_peer.user("olive")
+        room.ts += 1
+        join = build_event(room.rv, room_id=room.room_id, event_type="m.room.member", sender=olive,
+                           content={"membership": "join"}, prev_events=[room.last], state=room.state,
+                           origin_server_ts=room.ts, server_name=olive_peer.server_name,
+                           signing_key=olive_peer.key, state_key=olive)
+        room.last = join
+        room.state[("m.room.member", olive)] = join.event_id
+        after = room.send("m.room.message", {"msgtype": "m.text", "body": "after olive"})
+        results = send_txn(fed, peer, [e.pdu for e in (before, vis, hidden, join, after)])
+        assert all(v == {} for v in results.values()), results
+
+        def as_olive(method: str, path: str, content: Any = None) -> Any:
+            return signed_call(fed.base_url, peer_ca(fed), method, path, origin=olive_peer.server_name,
+                               destination=fed.server_name, key=olive_peer.key, content=content)
+
+        def event(caller: Any, ev: Event) -> dict[str, Any]:
+            r = caller("GET", f"/_matrix/federation/v1/event/{quote(ev.event_id, safe='')}")
+            assert r.status_code == 200, r.text
+            return dict(r.json()["pdus"][0]["content"])
+
+        assert event(as_olive, before) == text
+        assert event(as_olive, hidden) == {}  # redacted: the event stays, its content does not
+        assert event(as_olive, after)["body"] == "after olive"
+        assert event(lambda m, p: call(fed, peer, m, p), hidden)["body"] == "joined period"
+        rid = quote(room.room_id, safe="")
+        r = as_olive("GET", f"/_matrix/federation/v1/backfill/{rid}?v={quote(after.event_id, safe='')}&limit=5")
+        bodies = {Event(p, room.rv).event_id: p["content"].get("body") for p in r.json()["pdus"]}
+        assert bodies[after.event_id] == "after olive" and bodies[hidden.event_id] is None
+        assert bodies[before.event_id] == "shared period"
+        r = as_olive("POST", f"/_matrix/federation/v1/get_missing_events/{rid}",
+                     {"earliest_events": [before.event_id], "latest_events": [after.event_id], "limit": 10})
+        missing = {Event(p, room.rv).event_id: p["content"] for p in r.json()["events"]}
+        assert missing[hidden.event_id] == {} and missing[join.event_id] == {"membership": "join"}
+        r = as_olive("GET", f"/_matrix/federation/v1/state_ids/{rid}?event_id={quote(hidden.event_id, safe='')}")
+        assert (r.status_code, r.json()["errcode"]) == (403, "M_FORBIDDEN")
+        r = as_olive("GET", f"/_matrix/federation/v1/state_ids/{rid}?event_id={quote(after.event_id, safe='')}")
+        assert r.status_code == 200, r.text
+    finally:
+        olive_peer.close()

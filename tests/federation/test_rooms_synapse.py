@@ -674,3 +674,57 @@ def test_mutes_and_read_only_agree_both_ways(
     wait_for(lambda: not Room.objects.get(id=chat_rid).read_only, what="writable in Concord")
     assert api.post("chat.postMessage", roomId=chat_rid, text="talking again")["success"]
     wait_for(lambda: "talking again" in kim.texts(theirs), what="the post in Synapse")
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+def test_an_invite_withdrawn_on_synapse_is_gone_in_concord(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    """A leave of an invited user, sent by the inviter, reaches a server that is not in the room
+    (out of band): the pending invitation disappears, the chat room keeps no member of ours."""
+    from rooms.models import Membership
+
+    make_user(f"wd{version}", name="Withdrawn")
+    api = ConcordApi(live_url, f"wd{version}")
+    gus = SynapseUser(synapse, f"wgus{version}")
+    room_id = gus.create_room(preset="private_chat", name=f"Withdrawn {version}", room_version=version)
+    invitee = f"@wd{version}:{fed.server_name}"
+    assert gus.invite(room_id, invitee).status_code == 200
+    sub = Membership.objects.get(user__username=f"wd{version}", state=Membership.INVITED)
+    assert gus.kick(room_id, invitee).status_code == 200  # Synapse's way to withdraw an invite
+    wait_for(lambda: _member_state(sub.room_id, f"wd{version}") == "left", what="invite gone in Concord")
+    r = api.post("rooms.invite", roomId=sub.room_id, action="accept")
+    assert not r["success"] and r["_status"] == 400, r
+    assert gus.membership(room_id, invitee) == "leave"
+
+
+@pytest.mark.parametrize("version", ["11"])
+def test_history_visibility_follows_both_ways(
+        version: str, fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any,
+        live_url: str) -> None:
+    from rooms.models import Room
+
+    def concord_vis(rid: str) -> str:
+        return str(Room.objects.get(id=rid).history_visibility)
+
+    # A Concord room: the setting (saveRoomSettings, by its owner) is Synapse's state.
+    make_user("hvowner", name="History Owner")
+    api = ConcordApi(live_url, "hvowner")
+    rid = api.post("channels.create", name="hv")["channel"]["_id"]
+    alias = api.post("rooms.federation", roomId=rid, roomVersion=version)["federation"]["alias"]
+    ivy = SynapseUser(synapse, "hvivy")
+    room_id = ivy.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, ivy.user_id) == "joined", what="ivy joined in Concord")
+    assert api.post("rooms.saveRoomSettings", rid=rid, historyVisibility="joined")["success"]
+    wait_for(lambda: (ivy.state(room_id, "m.room.history_visibility") or {}).get("history_visibility") == "joined",
+             what="joined in Synapse")
+    # A Synapse room: its owner's changes show in the chat room's setting.
+    make_user("hvguest", name="History Guest")
+    guest = ConcordApi(live_url, "hvguest")
+    kim = SynapseUser(synapse, "hvkim")
+    theirs = kim.create_room(preset="public_chat", room_version=version)
+    chat_rid = guest.post("channels.join", roomId=theirs, via=[synapse.server_name])["channel"]["_id"]
+    assert concord_vis(chat_rid) == "shared"
+    for value in ("invited", "world_readable"):
+        kim.put_state(theirs, "m.room.history_visibility", {"history_visibility": value})
+        wait_for(lambda value=value: concord_vis(chat_rid) == value, what=f"{value} in Concord")

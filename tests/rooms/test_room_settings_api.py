@@ -61,3 +61,46 @@ def test_banned_users_list_and_muted_usernames(live_url, make_user, rc_client):
     sara.call_api_post("rooms.unmuteUser", roomId=rid, username="tomas")
     assert sara.call_api_get("rooms.bannedUsers", roomId=rid)["users"] == []
     assert sara.channels_info(room_id=rid)["channel"]["muted"] == []
+
+
+def _texts(client, rid):
+    history = client.call_api_get("channels.history", roomId=rid, count=100)
+    return [m["msg"] for m in reversed(history["messages"]) if not m.get("t")]
+
+
+def test_history_visibility_decides_what_newcomers_read(live_url, make_user, rc_client):
+    for name in ("vera", "walt", "xena", "yuri"):
+        make_user(name)
+    vera = rc_client("vera")
+    rid = vera.channels_create("visible")["channel"]["_id"]
+    vera.chat_post_message("said while shared", room_id=rid)
+    answer = vera.call_api_post("rooms.saveRoomSettings", rid=rid, historyVisibility="joined")
+    assert answer["changed"] == ["historyVisibility"] and answer["room"]["historyVisibility"] == "joined"
+    assert vera.channels_info(room_id=rid)["channel"]["historyVisibility"] == "joined"
+    vera.chat_post_message("said while joined-only", room_id=rid)
+    vera.call_api_post("channels.invite", roomId=rid, username="walt")
+    vera.chat_post_message("after walt joined", room_id=rid)
+    walt = rc_client("walt")
+    # Walt joined after the second message: he reads the shared one and what came after him.
+    assert _texts(walt, rid) == ["said while shared", "after walt joined"]
+    assert [m["msg"] for m in walt.call_api_get("channels.messages", roomId=rid)["messages"] if not m.get("t")] == [
+        "after walt joined", "said while shared"]
+    assert _texts(vera, rid) == ["said while shared", "said while joined-only", "after walt joined"]
+    # Back to shared: messages from then on reach every later member; those of the joined-only
+    # period stay hidden from anyone who joined after them.
+    vera.call_api_post("rooms.saveRoomSettings", rid=rid, historyVisibility="shared")
+    vera.chat_post_message("shared again", room_id=rid)
+    vera.call_api_post("channels.invite", roomId=rid, username="xena")
+    assert _texts(rc_client("xena"), rid) == ["said while shared", "shared again"]
+    assert _texts(walt, rid) == ["said while shared", "after walt joined", "shared again"]
+    # The change is announced in the room.
+    kinds = [m.get("t") for m in vera.call_api_get("channels.history", roomId=rid, count=100)["messages"]]
+    assert kinds.count("room_changed_history_visibility") == 2
+    # Bad values and callers without edit-room are refused.
+    status, body = api_error(vera.call_api_post, "rooms.saveRoomSettings", rid=rid, historyVisibility="everyone")
+    assert status == 400 and body["errorType"] == "error-invalid-params"
+    status, body = api_error(rc_client("walt").call_api_post, "rooms.saveRoomSettings", rid=rid,
+                             historyVisibility="joined")
+    assert status == 403
+    # Nothing in the change breaks a room that never used it.
+    assert _texts(rc_client("yuri"), vera.channels_create("plain")["channel"]["_id"]) == []
