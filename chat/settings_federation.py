@@ -68,3 +68,6 @@ CONCORD_FEDERATION_ALLOWED_SERVERS: list[str] = [
 CONCORD_FEDERATION_DENIED_SERVERS: list[str] = [
     s.strip() for s in os.environ.get("CONCORD_FEDERATION_DENIED_SERVERS", "").split(",") if s.strip()
 ]
+# Whether other servers may list our public channels (GET/POST /publicRooms); aliases resolve anyway.
+CONCORD_FEDERATION_PUBLISH_ROOMS: bool = os.environ.get("CONCORD_FEDERATION_PUBLISH_ROOMS", "true").strip().lower() \
+    not in ("0", "false", "no", "off")

@@ -95,6 +95,12 @@ def room_version_default() -> str:
     return str(_get("CONCORD_FEDERATION_ROOM_VERSION", "12"))
 
 
+def publish_rooms() -> bool:
+    """Whether other servers may list our public channels (``publicRooms``;
+    ``CONCORD_FEDERATION_PUBLISH_ROOMS``, default on). Aliases resolve either way."""
+    return bool(_get("CONCORD_FEDERATION_PUBLISH_ROOMS", True))
+
+
 def allowed_servers() -> list[str]:
     """``CONCORD_FEDERATION_ALLOWED_SERVERS`` (empty: everyone not denied)."""
     return list(_get("CONCORD_FEDERATION_ALLOWED_SERVERS", []) or [])

@@ -5,6 +5,9 @@ Endpoints
         (the shape Rocket.Chat uses for federated invites). Accepting an invite to a room on
         another server joins it there (``make_join``/``send_join``); rejecting tells the inviting
         server (``make_leave``/``send_leave``).
+    ``GET federation/searchPublicRooms?serverName=&roomName=&count=&pageToken=``: another server's
+        public rooms (ours for our own name); ``POST federation/joinExternalPublicRoom
+        {externalRoomId, serverName?}`` joins one (Rocket.Chat's names and shapes).
     ``GET rooms.federation?roomId=``: the Matrix side of a chat room (room ID, version, alias),
         ``null`` when it is not federated. ``POST rooms.federation {roomId, roomVersion?}``
         federates a room now (``10``, ``11`` or ``12``; default ``CONCORD_FEDERATION_ROOM_VERSION``).
@@ -17,13 +20,16 @@ the invite; ``channels.join`` with a ``roomId`` that is a Matrix room ID or alia
 
 from __future__ import annotations
 
+import re
+
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
-from chat.api import ApiView, list_param, ok, str_param
+from chat.api import ApiView, list_param, ok, pagination, str_param
 from chat.api_errors import ApiError, NotAllowed
 from federation import config
+from federation.bridge import directory as bridge_directory
 from federation.bridge.memberships import (
     MembershipError,
     accept_invite,
@@ -34,10 +40,14 @@ from federation.bridge.memberships import (
 )
 from federation.bridge.portals import ensure_portal, portal_of
 from federation.bridge.users import looks_like_matrix_id, may_federate, user_for_mxid
+from federation.handlers.directory import DirectoryError
 from federation.protocol.room_versions import SUPPORTED_ROOM_VERSIONS
+from federation.transport.errors import MatrixError
 from rooms.access import access_room_for_read
 from rooms.models import Membership, Room
 from rooms.serialization import room_json
+
+SERVER_NAME_RE = re.compile(r"^(?:[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
 
 def federation_on() -> bool:
@@ -167,3 +177,45 @@ def via_param(request: Request) -> list[str]:
     for v in values:
         out.extend(s.strip() for s in str(v).split(",") if s.strip())
     return out
+
+
+class SearchPublicRoomsView(ApiView):
+    """``federation/searchPublicRooms?serverName=&roomName=&count=&pageToken=``: a server's public
+    rooms (Rocket.Chat's shape: ``rooms[]`` of ``id``, ``name``, ``canonicalAlias``,
+    ``joinedMembers``, ``topic``, ``canJoin``; ``count``, ``total``, ``nextPageToken``,
+    ``prevPageToken``)."""
+
+    def get(self, request: Request) -> Response:
+        if not federation_on():
+            raise ApiError("Federation is not enabled on this server", "error-federation-disabled")
+        if not may_federate(request.user):
+            raise NotAllowed("Not allowed to use federation", "error-not-allowed")
+        server = (str_param(request, "serverName", max_length=255) or "").strip().lower()
+        if not server:
+            raise ApiError('The "serverName" param is required', "error-invalid-params")
+        if not SERVER_NAME_RE.match(server):
+            raise ApiError(f'"{server}" is not a server name', "error-invalid-params")
+        _, count = pagination(request, default_count=20)
+        try:
+            answer = bridge_directory.search_remote_rooms(
+                server, room_name=(str_param(request, "roomName", max_length=200) or "").strip(),
+                count=min(count, 100), page_token=str_param(request, "pageToken", max_length=200) or None)
+        except DirectoryError as exc:
+            raise ApiError(str(exc), "error-federation-directory") from exc
+        except MatrixError as exc:  # our own directory, unpublished
+            raise ApiError(exc.error, "error-federation-directory") from exc
+        return ok(**answer)
+
+
+class JoinExternalPublicRoomView(ApiView):
+    """``federation/joinExternalPublicRoom {externalRoomId, serverName?}``: join a room found in a
+    directory (``serverName``, our extension, is the server to join through; by default the
+    room ID's)."""
+
+    def post(self, request: Request) -> Response:
+        target = (str_param(request, "externalRoomId", max_length=255) or "").strip()
+        if not is_matrix_room_ref(target):
+            raise ApiError('"externalRoomId" must be a Matrix room ID or alias', "error-invalid-params")
+        server = (str_param(request, "serverName", max_length=255) or "").strip().lower()
+        room = join_matrix_room(request.user, target, [server] if server else [])
+        return ok(room=room_json(room))

@@ -11,7 +11,6 @@ from federation import config
 from federation.api.endpoint import error_response, matrix_endpoint
 from federation.bridge import directory as bridge_directory
 from federation.bridge.users import profile_of
-from federation.handlers import directory
 from federation.handlers.keys import notary_query
 from federation.handlers.receive import TransactionRefused, receive_transaction
 from federation.signing_key import server_key_response
@@ -90,10 +89,14 @@ def query_directory(request: HttpRequest, body: Any, origin: str) -> dict[str, A
 
 @matrix_endpoint(("GET", "POST"))
 def public_rooms(request: HttpRequest, body: Any, origin: str) -> dict[str, Any]:
-    """``GET|POST /_matrix/federation/v1/publicRooms`` (published rooms, with limit/since paging)."""
+    """``GET|POST /_matrix/federation/v1/publicRooms``: our public channels, limit/since paging, and
+    the POST's ``filter.generic_search_term``."""
     params = body if isinstance(body, dict) else {}
-    return directory.public_rooms(params.get("limit", request.GET.get("limit", 100)),
-                                  params.get("since", request.GET.get("since", "0")))
+    search = params.get("filter")
+    term = search.get("generic_search_term") if isinstance(search, dict) else None
+    return bridge_directory.public_rooms(params.get("limit", request.GET.get("limit", 100)),
+                                         params.get("since", request.GET.get("since", "0")),
+                                         term if isinstance(term, str) else "")
 
 
 @csrf_exempt

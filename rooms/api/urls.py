@@ -3,11 +3,18 @@
 
 from django.urls import include, path
 
-from federation.api.rest import InviteAnswerView, RoomFederationView
+from federation.api.rest import (
+    InviteAnswerView,
+    JoinExternalPublicRoomView,
+    RoomFederationView,
+    SearchPublicRoomsView,
+)
 
 urlpatterns = [
     path("rooms.invite", InviteAnswerView.as_view()),
     path("rooms.federation", RoomFederationView.as_view()),
+    path("federation/searchPublicRooms", SearchPublicRoomsView.as_view()),
+    path("federation/joinExternalPublicRoom", JoinExternalPublicRoomView.as_view()),
     path("", include("rooms.api.urls_rooms")),
     path("", include("rooms.api.urls_chat")),
 ]

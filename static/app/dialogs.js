@@ -109,32 +109,69 @@ export function dmDialog() {
 
 export function directoryDialog() {
   const search = h("input", { type: "search", placeholder: "Search channels", "aria-label": "Search channels" });
+  const server = h("input", { type: "text", name: "server", placeholder: "This server (or e.g. matrix.org)", "aria-label": "Server", autocomplete: "off" });
   const list = h("ul", { class: "directory-list" });
-  const dlg = modal("Directory", h("div", {}, search, list), { cls: "wide" });
-  const load = async () => {
-    const q = search.value.trim();
-    try {
-      const res = await get("channels.list", { count: 100, query: q ? { name: { $regex: q } } : undefined });
-      clear(list);
-      const rooms = res.channels || [];
-      if (!rooms.length) list.append(h("li", { class: "muted" }, q ? "No channels match." : "No public channels yet."));
-      for (const r of rooms) {
-        const joined = state.subs.has(r._id) && state.subs.get(r._id).state === "joined";
-        list.append(h("li", {},
-          h("div", { class: "dir-info" }, h("strong", {}, `# ${r.fname || r.name}`), h("span", { class: "muted" }, ` ${r.usersCount || 0} members`),
-            r.topic ? h("div", { class: "muted small" }, r.topic) : null),
-          h("div", { class: "dir-actions" },
-            h("button", { onclick: () => { state.rooms.set(r._id, r); dlg.close(); openRoom(r._id); } }, joined ? "Open" : "Preview"),
-            joined ? null : h("button", { class: "primary", dataset: { join: r.name }, onclick: () => attempt(async () => {
-              await post("channels.join", { roomId: r._id });
-              state.rooms.set(r._id, r);
-              state.subs.set(r._id, { rid: r._id, t: "c", name: r.name, fname: r.fname || r.name, roles: [], unread: 0, state: "joined" });
-              dlg.close(); renderSidebar(); openRoom(r._id);
-            }) }, "Join"))));
-      }
-    } catch (e) { dlg.showError(e.message); }
+  const more = h("button", { class: "more", hidden: true }, "More rooms");
+  const dlg = modal("Directory", h("div", {}, h("div", { class: "dir-search" }, search, server), list, more), { cls: "wide" });
+  let next = null;
+  const joinLocal = (r) => attempt(async () => {
+    await post("channels.join", { roomId: r._id });
+    state.rooms.set(r._id, r);
+    state.subs.set(r._id, { rid: r._id, t: "c", name: r.name, fname: r.fname || r.name, roles: [], unread: 0, state: "joined" });
+    dlg.close(); renderSidebar(); openRoom(r._id);
+  });
+  const joinRemote = (r, srv) => attempt(async () => {
+    const res = await post("federation/joinExternalPublicRoom", { externalRoomId: r.canonicalAlias || r.id, serverName: srv });
+    const room = res.room;
+    state.rooms.set(room._id, room);
+    state.subs.set(room._id, { rid: room._id, t: room.t, name: room.name, fname: room.fname || room.name, roles: [], unread: 0, state: "joined" });
+    dlg.close(); renderSidebar(); openRoom(room._id);
+  });
+  const loadLocal = async (q) => {
+    const res = await get("channels.list", { count: 100, query: q ? { name: { $regex: q } } : undefined });
+    clear(list);
+    const rooms = res.channels || [];
+    if (!rooms.length) list.append(h("li", { class: "muted" }, q ? "No channels match." : "No public channels yet."));
+    for (const r of rooms) {
+      const joined = state.subs.has(r._id) && state.subs.get(r._id).state === "joined";
+      list.append(h("li", {},
+        h("div", { class: "dir-info" }, h("strong", {}, `# ${r.fname || r.name}`), h("span", { class: "muted" }, ` ${r.usersCount || 0} members`),
+          r.topic ? h("div", { class: "muted small" }, r.topic) : null),
+        h("div", { class: "dir-actions" },
+          h("button", { onclick: () => { state.rooms.set(r._id, r); dlg.close(); openRoom(r._id); } }, joined ? "Open" : "Preview"),
+          joined ? null : h("button", { class: "primary", dataset: { join: r.name }, onclick: () => joinLocal(r) }, "Join"))));
+    }
   };
-  let timer; search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 200); });
+  const loadRemote = async (q, srv, append) => {
+    const res = await get("federation/searchPublicRooms", { serverName: srv, roomName: q || undefined, count: 30, pageToken: append ? next : undefined });
+    if (!append) clear(list);
+    next = res.nextPageToken || null;
+    more.hidden = !next;
+    const rooms = res.rooms || [];
+    if (!rooms.length && !append) list.append(h("li", { class: "muted" }, q ? `No rooms on ${srv} match.` : `${srv} lists no public rooms.`));
+    for (const r of rooms) {
+      list.append(h("li", {},
+        h("div", { class: "dir-info" }, h("strong", {}, `# ${r.name}`), h("span", { class: "muted" }, ` ${r.joinedMembers} members · ${r.canonicalAlias || r.id}`),
+          r.topic ? h("div", { class: "muted small" }, r.topic) : null),
+        h("div", { class: "dir-actions" },
+          r.canJoin ? h("button", { class: "primary", dataset: { join: r.canonicalAlias || r.id }, onclick: () => joinRemote(r, srv) }, "Join")
+            : h("span", { class: "muted small" }, "Invite only"))));
+    }
+  };
+  const load = async (append = false) => {
+    const q = search.value.trim();
+    const srv = server.value.trim().toLowerCase();
+    more.hidden = true;
+    try {
+      if (!srv) await loadLocal(q);
+      else await loadRemote(q, srv, append);
+    } catch (e) { if (!append) clear(list); list.append(h("li", { class: "form-error" }, e.message)); }
+  };
+  more.addEventListener("click", () => load(true));
+  let timer;
+  search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => load(), 250); });
+  server.addEventListener("change", () => load());
+  server.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); load(); } });
   load(); search.focus();
 }
 

@@ -165,6 +165,8 @@ class SynapseServer:
             "rc_joins": {"local": {"per_second": 1000, "burst_count": 1000},
                          "remote": {"per_second": 1000, "burst_count": 1000}},
             "presence": {"enabled": False},
+            "allow_public_rooms_over_federation": True,  # its directory, for our searchPublicRooms
+            "room_list_publication_rules": [{"action": "allow"}],  # users may publish (default: admins only)
         }
         self.config.write_text(json.dumps(cfg, indent=1))  # JSON is YAML
 

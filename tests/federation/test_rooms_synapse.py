@@ -728,3 +728,50 @@ def test_history_visibility_follows_both_ways(
     for value in ("invited", "world_readable"):
         kim.put_state(theirs, "m.room.history_visibility", {"history_visibility": value})
         wait_for(lambda value=value: concord_vis(chat_rid) == value, what=f"{value} in Concord")
+
+
+def test_public_room_directories_both_ways(fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any,
+                                           make_user: Any, live_url: str) -> None:
+    """A Concord user browses Synapse's public rooms and joins one from the list; Synapse browses
+    Concord's, where every public channel is listed (federated on the way) and filters work."""
+    from federation.models import MatrixRoom
+
+    make_user("browser", name="Browser")
+    api = ConcordApi(live_url, "browser")
+    dora = SynapseUser(synapse, "dirdora")
+    listed = dora.create_room(preset="public_chat", visibility="public", name="Gardening club",
+                              topic="Tomatoes", room_alias_name="gardening")
+    dora.create_room(preset="public_chat", visibility="public", name="Chess corner")
+    page = api.get("federation/searchPublicRooms", serverName=synapse.server_name, count=1)
+    assert page["success"] and page["count"] == 1 and page["total"] >= 2 and page.get("nextPageToken"), page
+    found = api.get("federation/searchPublicRooms", serverName=synapse.server_name, roomName="garden")
+    assert [(r["id"], r["name"], r["topic"], r["canJoin"]) for r in found["rooms"]] == [
+        (listed, "Gardening club", "Tomatoes", True)], found
+    assert found["rooms"][0]["canonicalAlias"] == f"#gardening:{synapse.server_name}"
+    joined = api.post("federation/joinExternalPublicRoom", externalRoomId=listed, serverName=synapse.server_name)
+    assert joined["success"], joined
+    wait_for(lambda: dora.membership(listed, f"@browser:{fed.server_name}") == "join", what="joined from the list")
+
+    # Synapse reads Concord's directory: a channel never federated is listed (and now a Matrix room).
+    rid = api.post("channels.create", name="knitting", extraData={"topic": "Wool"})["channel"]["_id"]
+    api.post("groups.create", name="secret-knitting")
+    r = dora._req("GET", "/publicRooms", server=fed.server_name, limit="50")
+    assert r.status_code == 200, r.text
+    names = {c.get("name"): c for c in r.json()["chunk"]}
+    assert "knitting" in names and "secret-knitting" not in names, names
+    assert names["knitting"]["room_id"] == MatrixRoom.objects.get(chat_room_id=rid).room_id
+    assert names["knitting"]["canonical_alias"] == f"#knitting:{fed.server_name}"
+    r = dora._req("POST", "/publicRooms", {"filter": {"generic_search_term": "wool"}}, server=fed.server_name)
+    assert [c["name"] for c in r.json()["chunk"]] == ["knitting"], r.text
+    assert dora.join(names["knitting"]["room_id"], via=[fed.server_name]).status_code == 200
+
+    # Bad input: no server, not a server name, a denied one, one that does not answer.
+    for params, words in (({}, "serverName"), ({"serverName": "not a server!"}, "not a server name"),
+                          ({"serverName": "nowhere.invalid"}, "could not be reached")):
+        r = api.get("federation/searchPublicRooms", **params)
+        assert r["_status"] == 400 and not r["success"] and words in r["error"], r
+    from django.test import override_settings
+
+    with override_settings(CONCORD_FEDERATION_DENIED_SERVERS=[synapse.server_name]):
+        r = api.get("federation/searchPublicRooms", serverName=synapse.server_name)
+        assert r["_status"] == 400 and "not allowed" in r["error"], r
