@@ -71,3 +71,5 @@ CONCORD_FEDERATION_DENIED_SERVERS: list[str] = [
 # Whether other servers may list our public channels (GET/POST /publicRooms); aliases resolve anyway.
 CONCORD_FEDERATION_PUBLISH_ROOMS: bool = os.environ.get("CONCORD_FEDERATION_PUBLISH_ROOMS", "true").strip().lower() \
     not in ("0", "false", "no", "off")
+# How many of a room's latest messages become Matrix history when it first federates (0: none).
+CONCORD_FEDERATION_HISTORY_ON_FEDERATE: int = int(os.environ.get("CONCORD_FEDERATION_HISTORY_ON_FEDERATE", "200"))

@@ -95,6 +95,12 @@ def room_version_default() -> str:
     return str(_get("CONCORD_FEDERATION_ROOM_VERSION", "12"))
 
 
+def history_on_federate() -> int:
+    """How many of a room's latest messages become Matrix history when it first federates
+    (``CONCORD_FEDERATION_HISTORY_ON_FEDERATE``, default 200; 0: none)."""
+    return int(_get("CONCORD_FEDERATION_HISTORY_ON_FEDERATE", 200))
+
+
 def publish_rooms() -> bool:
     """Whether other servers may list our public channels (``publicRooms``;
     ``CONCORD_FEDERATION_PUBLISH_ROOMS``, default on). Aliases resolve either way."""

@@ -16,7 +16,7 @@ from typing import Any
 from accounts.models import User
 from federation import config
 from federation.bridge import convert
-from federation.bridge.portals import portal_of
+from federation.models import MatrixRoom
 from federation.store.room_state import server_joined
 from federation.transport.errors import MatrixError
 from rooms.models import Message, Upload
@@ -72,7 +72,7 @@ def media_for(origin: str, media_id: str, *, thumbnail: bool) -> tuple[bytes, st
     want_thumb = thumbnail or media_id.endswith(THUMB_SUFFIX)
     upload = Upload.objects.filter(id=media_id.removesuffix(THUMB_SUFFIX), confirmed=True).select_related(
         "room").first()
-    mroom = portal_of(upload.room) if upload is not None else None
+    mroom = MatrixRoom.objects.filter(chat_room=upload.room).first() if upload is not None else None
     if upload is None or mroom is None or not server_joined(mroom, origin):
         raise not_found
     if want_thumb and upload.thumbnail:

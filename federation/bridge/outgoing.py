@@ -15,6 +15,7 @@ from typing import Any
 
 from accounts.models import User
 from federation.bridge import convert, emoji, media
+from federation.bridge.content import event_of, mentions_of, message_content
 from federation.bridge.portals import portal_of, send_state_as_local, update_power_levels
 from federation.bridge.users import mxid_of
 from federation.handlers.backfill import backfill_older
@@ -24,7 +25,7 @@ from federation.protocol.events import Event
 from federation.protocol.ids import server_name_of
 from federation.store.outbox import enqueue_edu
 from federation.store.room_state import joined_servers, membership_of, state_content
-from rooms.models import Membership, Mention, Message, Room
+from rooms.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +38,6 @@ def _send(room_id: str, event_type: str, sender: str, content: dict[str, Any], *
     except Exception:
         log.exception("sending %s by %s in %s failed", event_type, sender, room_id)
     return None
-
-
-def _event_of(message_id: str | None) -> str | None:
-    """The Matrix event of a bridged chat message (its first: a message has one), if any."""
-    if not message_id:
-        return None
-    return BridgedMessage.objects.filter(message_id=message_id).order_by("created_at").values_list(
-        "event_id", flat=True).first()
-
-
-def _mentions(msg: Message) -> tuple[str, dict[str, Any]]:
-    """The message's HTML with mention pills, and its ``m.mentions``."""
-    users = list(User.objects.filter(id__in=Mention.objects.filter(message=msg).values("user_id")))
-    mxids = {u.username.lstrip("@"): mxid_of(u) for u in users}  # as the HTML names them (no "@")
-    return (convert.matrix_html(msg.html, mxids) if msg.html else "",
-            convert.mentions_content(list(mxids.values()), room=bool(msg.mentions_all or msg.mentions_here)))
 
 
 def _live_portal(room: Room | None) -> MatrixRoom | None:
@@ -114,12 +99,7 @@ class ChatToMatrix:
         mroom = _live_portal(msg.room)
         if mroom is None:
             return
-        html, mentions = _mentions(msg)
-        content = convert.message_content(msg.text, html, thread_root_event_id=_event_of(msg.thread_root_id),
-                                          reply_to_event_id=_event_of(msg.quoted_id), mentions=mentions)
-        file = media.file_content_of(msg)
-        if file is not None:  # the file, its caption as body; the same relations and mentions
-            content = {**file, **{k: v for k, v in content.items() if k in ("m.relates_to", "m.mentions")}}
+        content = message_content(msg)
         event = _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
         if event is not None:
             BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
@@ -128,12 +108,12 @@ class ChatToMatrix:
         """A bridged message's text changed: an ``m.replace`` of its event (by its own author only:
         Matrix ignores replacements by anyone else)."""
         msg = Message.objects.filter(id=message_id).select_related("user", "room", "file").first()
-        original = _event_of(message_id)
+        original = event_of(message_id)
         if msg is None or original is None or msg.user is None or msg.user.is_remote or msg.user_id != by_id:
             return
         mroom = _live_portal(msg.room)
         if mroom is not None:
-            html, mentions = _mentions(msg)
+            html, mentions = mentions_of(msg)
             content = convert.edit_content(original, msg.text, html, mentions=mentions)
             file = media.file_content_of(msg)
             if file is not None:  # the new content replaces the whole message: keep the file in it
@@ -144,7 +124,7 @@ class ChatToMatrix:
         """A local user's reaction on a bridged message: ``m.reaction`` (added) or its redaction (removed)."""
         user = User.objects.filter(id=user_id, is_remote=False).first()
         msg = Message.objects.filter(id=message_id).select_related("room").first()
-        target = _event_of(message_id)
+        target = event_of(message_id)
         mroom = _live_portal(msg.room) if msg is not None else None
         if user is None or target is None or mroom is None:
             return
@@ -179,7 +159,7 @@ class ChatToMatrix:
         newest = (Message.objects.filter(room_id=room_id, created_at__lte=convert.sent_at(at_ms),
                                          id__in=BridgedMessage.objects.values("message_id"))
                   .order_by("-created_at").values_list("id", flat=True).first())
-        latest = _event_of(newest)
+        latest = event_of(newest)
         if latest is None:
             return
         enqueue_edu(joined_servers(mroom), "m.receipt", {mroom.room_id: {"m.read": {mxid_of(user): {
@@ -187,7 +167,7 @@ class ChatToMatrix:
 
     def message_deleted(self, message_id: str, by_id: str) -> None:
         """A bridged message was deleted: ``m.room.redaction``."""
-        event_id = _event_of(message_id)
+        event_id = event_of(message_id)
         msg = Message.objects.filter(id=message_id).select_related("room").first()
         by = User.objects.filter(id=by_id, is_remote=False).first()
         if event_id is None or msg is None or by is None:

@@ -3,7 +3,8 @@
 
 * :func:`ensure_portal` federates a chat room: the Matrix room is created with its joined local
   members and their power levels (public channels get ``join_rule: public``, the alias
-  ``#name:<server>`` and a directory entry; groups and DMs are invite-only).
+  ``#name:<server>`` and a directory entry; groups and DMs are invite-only), its read-only and
+  history visibility settings, and its latest earlier messages (:func:`_bring_history`).
 * :func:`create_portal_room` makes the chat room for a Matrix room from elsewhere, through
   ``rooms.actions`` (no members yet; the callers add them).
 """
@@ -18,12 +19,13 @@ from django.db import transaction
 from accounts.models import User
 from federation import config
 from federation.bridge import convert
+from federation.bridge.content import message_content
 from federation.bridge.users import is_ours, mxid_of
 from federation.handlers.room_events import EventRefused, create_room, send_event
-from federation.models import MatrixRoom
+from federation.models import BridgedMessage, MatrixRoom
 from federation.store.room_state import privileged_creators, state_events
 from rooms.actions.rooms import do_create_portal_room, free_room_name
-from rooms.models import Membership, Room
+from rooms.models import Membership, Message, Room
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,28 @@ def ensure_portal(room: Room, *, version: str | None = None, by: User | None = N
         read_only = room.read_only or room.broadcast
         if pl_users or read_only:
             update_power_levels(mroom, mxid_of(creator), pl_users, read_only=read_only or None)
+        _bring_history(mroom, room, {mxid_of(creator), *(mxid_of(sub.user) for sub in members)})
         mroom.refresh_from_db()
     return mroom
+
+
+def _bring_history(mroom: MatrixRoom, room: Room, joined: set[str]) -> None:
+    """The room's latest messages from before it federated (at most
+    ``CONCORD_FEDERATION_HISTORY_ON_FEDERATE``) become its first Matrix messages, oldest first,
+    each sent by its author with its original time, so joiners can backfill them. Messages of
+    authors who are not joined members now (they left, or are remote) and system messages stay
+    in the chat only: Matrix only lets a room's members send into it."""
+    limit = config.history_on_federate()
+    if limit <= 0:
+        return
+    recent = list(Message.objects.filter(room=room, type="", deleted_at__isnull=True)
+                  .select_related("user", "file").order_by("-created_at", "-id")[:limit])
+    for msg in reversed(recent):
+        if msg.user is None or msg.user.is_remote or mxid_of(msg.user) not in joined:
+            continue
+        event = send_event(mroom.room_id, "m.room.message", mxid_of(msg.user), message_content(msg),
+                           origin_server_ts=int(msg.created_at.timestamp() * 1000))
+        BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
 
 
 def update_power_levels(mroom: MatrixRoom, sender: str, users: dict[str, int] | None = None, *,

@@ -75,12 +75,13 @@ def _fan_out(room: MatrixRoom, event: Event, before: Mapping[StateKey, str], aft
 
 def send_event(room_id: str, event_type: str, sender: str, content: Mapping[str, Any], *,
                state_key: str | None = None, redacts: str | None = None,
-               extra_destinations: Iterable[str] = ()) -> Event:
+               extra_destinations: Iterable[str] = (), origin_server_ts: int | None = None) -> Event:
     """Build, check, store and queue one of our events in a room we are in.
 
     Guarantees: the event passes the auth rules against the current state (else
     :class:`EventRefused` and nothing changes); it is stored, becomes the room's forward extremity
     and is queued for every server joined before or after it, in one transaction.
+    ``origin_server_ts`` dates it in the past (a chat message older than the room's federation).
     """
     with transaction.atomic():
         room = MatrixRoom.objects.select_for_update().get(room_id=room_id)
@@ -89,7 +90,8 @@ def send_event(room_id: str, event_type: str, sender: str, content: Mapping[str,
         store = OrmEventStore(room)
         prevs = list(store.get_events(room.forward_extremities).values())
         event = build_event(rv, room_id=room.room_id, event_type=event_type, sender=sender, content=content,
-                            prev_events=prevs[-20:], state=state, origin_server_ts=now_ms(),
+                            prev_events=prevs[-20:], state=state,
+                            origin_server_ts=origin_server_ts if origin_server_ts is not None else now_ms(),
                             server_name=config.server_name(), signing_key=get_signing_key(), state_key=state_key,
                             redacts=redacts)
         try:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rocketchat_API.APIExceptions.RocketExceptions import RocketApiException
 from rocketchat_API.rocketchat import RocketChat
 
 from tests.federation.conftest import ConcordTLS
@@ -410,3 +411,93 @@ def test_typing_and_read_receipts_between_two_concords(
     receipts = wait_for(lambda: alice.call_api_get("chat.getMessageReadReceipts", messageId=said["_id"])["receipts"],
                         what="bob's read receipt on main")
     assert [r["user"]["username"] for r in receipts] == [bob_mxid]
+
+
+def _peer_member_id(rc: RocketChat, rid: str, username: str, kind: str = "channels") -> str:
+    answer = rc.call_api_get(f"{kind}.members", roomId=rid, count=200)
+    return str(next(m["_id"] for m in answer.get("members", []) if m["username"] == username))
+
+
+@pytest.mark.parametrize("version", ["10", "12"])
+def test_governance_between_two_concords(
+        version: str, fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat]) -> None:
+    """Roles, mutes, read-only, history visibility, bans both ways between two Concords; the peer's
+    directory browsed from main; an invite the peer withdraws disappears on main."""
+    from rooms.models import Membership, Room
+
+    uid = _uid()
+    make_user(f"ga{uid}", name="Gov Alice")
+    alice = rc_client(f"ga{uid}")
+    alice_mxid = f"@ga{uid}:{fed.server_name}"
+    rid, alias = _main_public_room(alice, f"gov{uid}", version)
+    bob = concord_peer.register(f"gb{uid}", "Gov Bob")
+    bob_mxid = concord_peer.mxid(f"gb{uid}")
+    peer_rid = bob.channels_join(alias, None)["channel"]["_id"]
+    bob_id = Membership.objects.get(room_id=rid, user__username=bob_mxid).user_id
+
+    def peer_roles() -> list[str]:
+        sub = _peer_sub(bob, lambda s: s.get("rid") == peer_rid) or {}
+        return sorted(sub.get("roles") or [])
+
+    def bob_post(text: str) -> dict[str, Any]:
+        try:
+            return dict(bob.call_api_post("chat.postMessage", roomId=peer_rid, text=text))
+        except RocketApiException as exc:  # the client raises Rocket.Chat's errors: "API error (<type>): ..."
+            return {"errorType": str(exc).split("(", 1)[1].split(")", 1)[0]}
+
+    # Main's owner: moderator -> owner -> member, shown on the peer.
+    assert alice.channels_add_moderator(rid, bob_id)["success"]
+    wait_for(lambda: peer_roles() == ["moderator"], what="moderator on the peer")
+    assert alice.channels_remove_moderator(rid, bob_id)["success"]
+    wait_for(lambda: peer_roles() == [], what="plain member on the peer")
+    # Mute: the peer refuses bob's posts; unmuted, they reach main.
+    assert alice.call_api_post("rooms.muteUser", roomId=rid, userId=bob_id)["success"]
+    wait_for(lambda: bob_post("muted?").get("errorType") == "error-user-muted", what="muted on the peer")
+    assert alice.call_api_post("rooms.unmuteUser", roomId=rid, userId=bob_id)["success"]
+    wait_for(lambda: bob_post(f"free {uid}").get("success") is True, what="unmuted on the peer")
+    wait_for(lambda: f"free {uid}" in _texts(alice, rid), what="bob's post on main")
+    # Read-only and history visibility follow.
+    assert alice.channels_set_read_only(rid, True)["success"]
+    wait_for(lambda: bob.channels_info(peer_rid)["channel"].get("ro") is True, what="read-only on the peer")
+    assert bob_post("ro?").get("errorType") == "error-room-read-only"
+    assert alice.channels_set_read_only(rid, False)["success"]
+    wait_for(lambda: bob.channels_info(peer_rid)["channel"].get("ro") is False, what="writable on the peer")
+    assert alice.call_api_post("rooms.saveRoomSettings", rid=rid, historyVisibility="invited")["success"]
+    wait_for(lambda: bob.channels_info(peer_rid)["channel"].get("historyVisibility") == "invited",
+             what="history visibility on the peer")
+    # Ban and unban: bob is out on the peer, then may come back.
+    assert alice.call_api_post("rooms.banUser", roomId=rid, userId=bob_id)["success"]
+    wait_for(lambda: _peer_sub(bob, lambda s: s.get("rid") == peer_rid and s.get("state") == "joined") is None,
+             what="bob out on the peer")
+    assert alice.call_api_post("rooms.unbanUser", roomId=rid, userId=bob_id)["success"]
+    wait_for(lambda: bool(bob.channels_join(alias, None).get("success")), what="bob back after the unban")
+
+    # The peer's own room: its owner mutes alice and makes the room read-only; main follows.
+    their = bob.channels_create(f"peergov{uid}")["channel"]["_id"]
+    assert bob.call_api_post("rooms.federation", roomId=their, roomVersion=version)["success"]
+    # Main browses the peer's directory and joins from it.
+    found = alice.call_api_get("federation/searchPublicRooms", serverName=concord_peer.server_name,
+                               roomName=f"peergov{uid}")
+    assert [r["name"] for r in found["rooms"]] == [f"peergov{uid}"], found
+    joined = alice.call_api_post("federation/joinExternalPublicRoom", externalRoomId=found["rooms"][0]["id"],
+                                 serverName=concord_peer.server_name)
+    assert joined["success"], joined
+    main_rid = joined["room"]["_id"]
+    wait_for(lambda: alice_mxid in _members(bob, their), what="alice joined on the peer")
+    alice_there = _peer_member_id(bob, their, alice_mxid)
+    assert bob.call_api_post("rooms.muteUser", roomId=their, userId=alice_there)["success"]
+    wait_for(lambda: Membership.objects.get(room_id=main_rid, user__username=f"ga{uid}").muted, what="muted on main")
+    assert bob.call_api_post("rooms.unmuteUser", roomId=their, userId=alice_there)["success"]
+    assert bob.channels_set_read_only(their, True)["success"]
+    wait_for(lambda: Room.objects.get(id=main_rid).read_only, what="read-only on main")
+    assert not Membership.objects.get(room_id=main_rid, user__username=f"ga{uid}").muted
+
+    # An invite the peer withdraws is gone on main.
+    group = bob.groups_create(f"wd{uid}")["group"]["_id"]
+    assert bob.call_api_post("rooms.federation", roomId=group, roomVersion=version)["success"]
+    assert bob.call_api_post("groups.invite", roomId=group, username=alice_mxid)["success"]
+    sub = wait_for(lambda: Membership.objects.filter(user__username=f"ga{uid}", state=Membership.INVITED).first(),
+                   what="invitation on main")
+    assert bob.call_api_post("groups.kick", roomId=group, username=alice_mxid)["success"]
+    wait_for(lambda: _main_state(sub.room_id, f"ga{uid}") == "left", what="withdrawn invite gone on main")

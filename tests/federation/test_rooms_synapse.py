@@ -504,7 +504,8 @@ def test_files_cross_both_ways_as_authenticated_media(
 
 def test_a_public_channel_never_federated_is_joinable_by_alias(
         fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any, make_user: Any, live_url: str) -> None:
-    """``query/directory`` of a public channel that is not a Matrix room yet makes it one."""
+    """``query/directory`` of a public channel that is not a Matrix room yet makes it one, with its
+    earlier messages as history."""
     from federation.models import MatrixRoom
 
     make_user("aliasowner", name="Alias Owner")
@@ -517,6 +518,8 @@ def test_a_public_channel_never_federated_is_joinable_by_alias(
     assert joined.status_code == 200, joined.text
     assert MatrixRoom.objects.get(chat_room_id=rid).room_id == joined.json()["room_id"]
     wait_for(lambda: _member_state(rid, walker.user_id) == "joined", what="walker joined in Concord")
+    # What was said before the room federated is its Matrix history: Synapse backfills it.
+    wait_for(lambda: "in the lobby" in walker.texts(joined.json()["room_id"]), what="earlier history in Synapse")
     # A private group's name is not an alias, and an unknown name stays unknown.
     api.post("groups.create", name="backroom")
     for alias in (f"#backroom:{fed.server_name}", f"#nothing-here:{fed.server_name}"):
