@@ -16,7 +16,7 @@ function modal(title, body, { actions = [], onClose, cls = "" } = {}) {
   const close = () => { dlg.close(); };
   dlg.addEventListener("close", () => { dlg.remove(); if (onClose) onClose(); });
   dlg.append(h("header", {}, h("h2", {}, title), h("button", { class: "close", type: "button", "aria-label": "Close", onclick: close }, "✕")),
-    err, body, actions.length ? h("footer", {}, actions) : null);
+    err, body, ...(actions.length ? [h("footer", {}, actions)] : []));  // (a null would show as "null")
   document.body.append(dlg);
   dlg.showModal();
   dlg.showError = (msg) => { err.textContent = msg; err.classList.remove("hidden"); };

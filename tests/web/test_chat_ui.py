@@ -395,17 +395,21 @@ def test_history_scrollback_permalink_and_settings(live_url, make_user, open_pag
     a.goto(f"/channel/archive?msg={ids[118]}")
     expect(a.locator(f"#msg-{ids[118]}")).to_be_in_viewport()
 
-    # Room settings: announcement and read-only.
+    # Room settings: announcement, read-only and what new members see.
     a.click("#settings-button")
     a.fill("dialog textarea[name=announcement]", "Read the *rules*")
     a.check("dialog input[name=readOnly]")
+    a.select_option("dialog select[name=historyVisibility]", "joined")
     a.click("dialog button[type=submit]")
     expect(a.locator("#announcement")).to_have_text("Read the *rules*")
     # The dialog saves each setting in turn: wait for the last one to land.
     deadline = time.time() + 10
-    while not _in_thread(lambda: type(room).objects.get(id=room.id).read_only) and time.time() < deadline:
+    while _in_thread(lambda: type(room).objects.get(id=room.id).history_visibility) != "joined" \
+            and time.time() < deadline:
         time.sleep(0.1)
     assert _in_thread(lambda: type(room).objects.get(id=room.id).read_only)
+    assert _in_thread(lambda: type(room).objects.get(id=room.id).history_visibility) == "joined"
+    expect(a.locator("#msg-list")).to_contain_text("changed what new members see to: messages from when they joined")
     shot(a, "settings-applied")
 
 
