@@ -135,7 +135,7 @@ export function directoryDialog() {
     for (const r of rooms) {
       const joined = state.subs.has(r._id) && state.subs.get(r._id).state === "joined";
       list.append(h("li", {},
-        h("div", { class: "dir-info" }, h("strong", {}, `# ${r.fname || r.name}`), h("span", { class: "muted" }, ` ${r.usersCount || 0} members`),
+        h("div", { class: "dir-info" }, h("strong", {}, `# ${r.fname || r.name}`), h("span", { class: "muted" }, ` ${r.usersCount || 0} member${r.usersCount === 1 ? "" : "s"}`),
           r.topic ? h("div", { class: "muted small" }, r.topic) : null),
         h("div", { class: "dir-actions" },
           h("button", { onclick: () => { state.rooms.set(r._id, r); dlg.close(); openRoom(r._id); } }, joined ? "Open" : "Preview"),
@@ -151,7 +151,7 @@ export function directoryDialog() {
     if (!rooms.length && !append) list.append(h("li", { class: "muted" }, q ? `No rooms on ${srv} match.` : `${srv} lists no public rooms.`));
     for (const r of rooms) {
       list.append(h("li", {},
-        h("div", { class: "dir-info" }, h("strong", {}, `# ${r.name}`), h("span", { class: "muted" }, ` ${r.joinedMembers} members · ${r.canonicalAlias || r.id}`),
+        h("div", { class: "dir-info" }, h("strong", {}, `# ${r.name}`), h("span", { class: "muted" }, ` ${r.joinedMembers} member${r.joinedMembers === 1 ? "" : "s"} · ${r.canonicalAlias || r.id}`),
           r.topic ? h("div", { class: "muted small" }, r.topic) : null),
         h("div", { class: "dir-actions" },
           r.canJoin ? h("button", { class: "primary", dataset: { join: r.canonicalAlias || r.id }, onclick: () => joinRemote(r, srv) }, "Join")
