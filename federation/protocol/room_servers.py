@@ -7,13 +7,15 @@
   room's ``m.room.history_visibility`` at that event (else it gets the redacted copy).
 * :func:`server_acl_allows`: the ``m.room.server_acl`` check of the spec ("Server Access Control
   Lists"): IP literals refused when ``allow_ip_literals`` is false, then ``deny`` globs, then
-  ``allow`` globs, matched against the host without its port; no ACL event means everyone.
+  ``allow`` globs (:func:`acl_glob_matches`: ``*`` and ``?`` only, case-insensitive), matched
+  against the host without its port; no ACL event means everyone.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -88,6 +90,18 @@ def server_acl_allows(acl: Mapping[str, Any] | None, server: str) -> bool:
             pass
     deny = acl.get("deny", [])
     allow = acl.get("allow", [])
-    if any(isinstance(p, str) and fnmatch.fnmatchcase(host, p) for p in deny if isinstance(deny, list)):
+    if any(isinstance(p, str) and acl_glob_matches(p, host) for p in deny if isinstance(deny, list)):
         return False
-    return any(isinstance(p, str) and fnmatch.fnmatchcase(host, p) for p in allow if isinstance(allow, list))
+    return any(isinstance(p, str) and acl_glob_matches(p, host) for p in allow if isinstance(allow, list))
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+                      re.IGNORECASE | re.DOTALL)
+
+
+def acl_glob_matches(pattern: str, host: str) -> bool:
+    """The spec's ACL glob: ``*`` any run of characters, ``?`` one character, everything else
+    literal (``[`` included, unlike shell globs), compared case-insensitively (spec v1.19)."""
+    return _glob_regex(pattern).fullmatch(host) is not None

@@ -83,6 +83,14 @@ def parse_key_id(key_id: str) -> tuple[str, str]:
     return alg, version
 
 
+# Server signing keys whose private half is known (published, or open to attack): nothing signed
+# with one of them counts, whoever presents it (as Synapse refuses them since 1.147.1,
+# ELEMENTSEC-2025-1670). Unpadded standard base64 of the public keys.
+KNOWN_INSECURE_KEYS: frozenset[str] = frozenset({
+    "l/O9hxMVKB6Lg+3Hqf0FQQZhVESQcMzbPN1Cz2nM3og",
+})
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyKey:
     """An Ed25519 public key with its version (the part after ``ed25519:``)."""
@@ -124,10 +132,12 @@ class VerifyKey:
         """Check a detached signature.
 
         Raises:
-            SignatureError: if it does not verify.
+            SignatureError: if it does not verify, or the key is in :data:`KNOWN_INSECURE_KEYS`.
         """
         if len(signature) != 64:
             raise SignatureError("an Ed25519 signature is 64 bytes")
+        if self.encode() in KNOWN_INSECURE_KEYS:
+            raise SignatureError("signed with a known-insecure key (its private half is public)")
         if not _open(signature + message, self.key_bytes):
             raise SignatureError("signature does not verify")
 

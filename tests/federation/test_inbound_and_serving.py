@@ -214,3 +214,17 @@ def test_history_visibility_at_each_event_decides_what_a_server_is_served(
         assert r.status_code == 200, r.text
     finally:
         olive_peer.close()
+
+
+def test_requests_and_events_signed_with_a_known_insecure_key_are_refused(
+        fed: ConcordTLS, peer: FakePeer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from federation.models import MatrixEvent
+    from federation.protocol import signing
+
+    room = joined_room(fed, peer)
+    msg = room.send("m.room.message", {"msgtype": "m.text", "body": "signed with a public key"})
+    monkeypatch.setattr(signing, "KNOWN_INSECURE_KEYS", frozenset({peer.key.verify_key.encode()}))
+    r = call(fed, peer, "PUT", "/_matrix/federation/v1/send/insecure1",
+             {"origin": peer.server_name, "origin_server_ts": 1, "pdus": [msg.pdu], "edus": []})
+    assert (r.status_code, r.json()["errcode"]) == (401, "M_UNAUTHORIZED")
+    assert not MatrixEvent.objects.filter(event_id=msg.event_id).exists()

@@ -93,3 +93,19 @@ def test_auth_state_for_trims_state() -> None:
     assert set(trimmed) == {
         ("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.join_rules", ""),
     }
+
+
+def test_a_known_insecure_key_verifies_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from federation.protocol import signing
+
+    # The listed key (Synapse's ban list): whatever it signed is refused.
+    banned = VerifyKey.decode("ed25519:a", "l/O9hxMVKB6Lg+3Hqf0FQQZhVESQcMzbPN1Cz2nM3og")
+    with pytest.raises(SignatureError, match="known-insecure"):
+        banned.verify(b"anything", b"\0" * 64)
+    # A good signature stops counting once its key is on the list.
+    key = SigningKey.from_seed(SEED, "1")
+    signed = sign_json({"a": 1}, "domain", key)
+    verify_json_signature(signed, "domain", key.verify_key)
+    monkeypatch.setattr(signing, "KNOWN_INSECURE_KEYS", frozenset({key.verify_key.encode()}))
+    with pytest.raises(SignatureError, match="known-insecure"):
+        verify_json_signature(signed, "domain", key.verify_key)
