@@ -55,6 +55,7 @@ PERMISSIONS: dict[str, list[str]] = {
     "assign-roles": ["admin"],
     "view-privileged-setting": ["admin"],
     "access-federation": ["admin", "user"],
+    "api-bypass-rate-limit": ["admin", "bot"],
 }
 
 

@@ -297,6 +297,7 @@ def main() -> int:
     os.environ["REDIS_URL"] = args.redis_url
     os.environ["CONCORD_REDIS_PREFIX"] = "concord-bench"
     os.environ.setdefault("CONCORD_DB_POOL_SIZE", "16")
+    os.environ.setdefault("CONCORD_RATE_LIMITS", "off")  # the bench measures throughput, not the limits
     os.environ.setdefault("CONCORD_DATA_DIR", str(ROOT / "data" / "bench"))
     _ensure_database(args.database_url)
     room_id, posters, listeners = _prepare(args)

@@ -395,6 +395,7 @@ class Concord:
             "CONCORD_FEDERATION_CA_BUNDLE": str(ca.ca_cert), "CONCORD_FEDERATION_ALLOW_PRIVATE": "1",
             "CONCORD_FEDERATION_BACKOFF_MIN": "1", "CONCORD_FEDERATION_BACKOFF_MAX": "5",
             "CONCORD_LOG_LEVEL": os.environ.get("CONCORD_LOG_LEVEL", "WARNING"),
+            "CONCORD_RATE_LIMITS": "off",  # the synthetic peer's burst measures throughput, not the limits
         })
         self.env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         self.workdir = workdir

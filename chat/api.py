@@ -14,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import has_permission
+from chat import rate_limits
 from chat.api_errors import ApiError
 from chat.api_parsers import json_problem
 
@@ -126,7 +128,15 @@ def pagination(request: Request, default_count: int = 50) -> tuple[int, int]:
 
 
 class ApiView(APIView):
-    """Base of every REST view: authenticated by default, Rocket.Chat error shapes."""
+    """Base of every REST view: authenticated by default, Rocket.Chat error shapes, and the
+    per-user REST rate limit (:mod:`chat.rate_limits`; ``api-bypass-rate-limit`` holders exempt)."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        user = request.user
+        if rate_limits.enabled() and user is not None and user.is_authenticated \
+                and not has_permission(user, "api-bypass-rate-limit"):
+            rate_limits.check("rest", str(user.pk))
 
 
 class PublicApiView(ApiView):

@@ -51,7 +51,11 @@ def error_body(message: str, error_type: str, **extra: Any) -> dict[str, Any]:
 def rocketchat_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler turning every error into Rocket.Chat's error shape."""
     if isinstance(exc, ApiError):
-        return Response(error_body(exc.message, exc.error_type, **exc.extra), status=exc.status_code)
+        response = Response(error_body(exc.message, exc.error_type, **exc.extra), status=exc.status_code)
+        retry_after = getattr(exc, "retry_after", None)  # chat.rate_limits.RateLimited
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
+        return response
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return Response(
             {"status": "error", "success": False, "message": "You must be logged in to do this.",

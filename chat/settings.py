@@ -13,6 +13,7 @@ Environment variables:
     CONCORD_ALLOWED_HOSTS  comma separated; default ``*``
     CONCORD_MAX_UPLOAD_MB  attachment size limit, default 100
     CONCORD_OPEN_REGISTRATION  ``0`` to turn off self sign-up (default on)
+    CONCORD_RATE_LIMITS    ``off`` to turn every rate limit off (see chat/rate_limits.py for each one)
     CONCORD_DB_POOL_SIZE   PostgreSQL connections per web process (default 8)
     CONCORD_DB_SYNCHRONOUS_COMMIT  PostgreSQL ``synchronous_commit`` for our connections (default: server's)
 """
@@ -151,6 +152,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 OPEN_REGISTRATION = os.environ.get("CONCORD_OPEN_REGISTRATION", "1") == "1"
 SITE_NAME = os.environ.get("CONCORD_SITE_NAME", "Concord")
+
+# Rate limits (chat/rate_limits.py): ``CONCORD_RATE_LIMITS=off`` turns them off;
+# ``CONCORD_RATE_LIMIT_<NAME>=<count>/<seconds>`` changes one (names: login_account, login_address,
+# rest, messages, invites, federation).
+CONCORD_RATE_LIMITS = os.environ.get("CONCORD_RATE_LIMITS", "on").strip().lower() not in ("0", "off", "false", "no")
+for _name in ("login_account", "login_address", "rest", "messages", "invites", "federation"):
+    if os.environ.get(f"CONCORD_RATE_LIMIT_{_name.upper()}"):
+        globals()[f"CONCORD_RATE_LIMIT_{_name.upper()}"] = os.environ[f"CONCORD_RATE_LIMIT_{_name.upper()}"]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Distinct prefixes let several Concord instances (or test runs) share one Redis.

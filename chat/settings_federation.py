@@ -73,3 +73,5 @@ CONCORD_FEDERATION_PUBLISH_ROOMS: bool = os.environ.get("CONCORD_FEDERATION_PUBL
     not in ("0", "false", "no", "off")
 # How many of a room's latest messages become Matrix history when it first federates (0: none).
 CONCORD_FEDERATION_HISTORY_ON_FEDERATE: int = int(os.environ.get("CONCORD_FEDERATION_HISTORY_ON_FEDERATE", "200"))
+# Requests one remote server may have in progress at once (more: 429 M_LIMIT_EXCEEDED).
+CONCORD_FEDERATION_MAX_CONCURRENT: int = int(os.environ.get("CONCORD_FEDERATION_MAX_CONCURRENT", "5"))

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.actions import do_create_user
 from accounts.models import User
+from chat import rate_limits
 from chat.api_errors import ApiError
 
 
@@ -55,14 +56,22 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if "@" in ident:
             found = User.objects.filter(email__iexact=ident).first()
             ident = found.username if found else ident
-        user = authenticate(request, username=ident, password=password) if ident and password else None
-        if user is None:
+        address = rate_limits.client_address(request.META)
+        wait = rate_limits.login_wait(ident, address) if ident else None
+        user = authenticate(request, username=ident, password=password) if ident and password and wait is None \
+            else None
+        if wait is not None:
+            error = f"Too many failed sign-ins. Try again in {max(1, int(wait))} seconds."
+        elif user is None:
             error = "Wrong username or password."
+            if ident:
+                rate_limits.login_failed(ident, address)
         else:
             login(request, user)
             return redirect(_next_url(request))
+    status = 429 if error.startswith("Too many") else 400 if error else 200
     return render(request, "login.html", _context(mode="login", error=error, username=username,
-                                                  next=_next_url(request)), status=400 if error else 200)
+                                                  next=_next_url(request)), status=status)
 
 
 @ensure_csrf_cookie

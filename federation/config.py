@@ -101,6 +101,11 @@ def history_on_federate() -> int:
     return int(_get("CONCORD_FEDERATION_HISTORY_ON_FEDERATE", 200))
 
 
+def max_concurrent_requests() -> int:
+    """Requests one remote server may have in progress at once (``CONCORD_FEDERATION_MAX_CONCURRENT``, 5)."""
+    return int(_get("CONCORD_FEDERATION_MAX_CONCURRENT", 5))
+
+
 def publish_rooms() -> bool:
     """Whether other servers may list our public channels (``publicRooms``;
     ``CONCORD_FEDERATION_PUBLISH_ROOMS``, default on). Aliases resolve either way."""

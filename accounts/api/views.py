@@ -14,6 +14,7 @@ from accounts import actions
 from accounts.models import Permission, Role, User
 from accounts.permissions import has_permission
 from accounts.serialization import avatar_url, permission_json, role_json, user_json
+from chat import rate_limits
 from chat.api import ApiView, PublicApiView, bool_param, json_param, list_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotAllowed, NotFound
 from rooms.access import find_room
@@ -49,8 +50,13 @@ class LoginView(PublicApiView):
         if "@" in ident and not ident.startswith("@"):
             found = User.objects.filter(email__iexact=ident).first()
             username = found.username if found else ident
+        address = rate_limits.client_address(request.META)
+        wait = rate_limits.login_wait(username, address)
+        if wait is not None:
+            raise rate_limits.RateLimited(wait)
         user = authenticate(request._request, username=username, password=password)
         if user is None:
+            rate_limits.login_failed(username, address)
             return Response({"status": "error", "error": "Unauthorized", "message": "Unauthorized"}, status=401)
         assert isinstance(user, User)
         token = actions.do_login(user, "login")

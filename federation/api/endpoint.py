@@ -11,15 +11,19 @@ answered 500 ``M_UNKNOWN`` only for genuine server faults.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
 
+from chat import rate_limits
 from federation import config
 from federation.handlers.keys import get_server_verify_keys_now
 from federation.protocol.canonical_json import parse_json
@@ -38,6 +42,53 @@ View = Callable[..., Any]
 def error_response(status: int, errcode: str, error: str) -> JsonResponse:
     """The spec's error body."""
     return JsonResponse({"errcode": errcode, "error": error}, status=status)
+
+
+class LimitExceeded(Exception):
+    """Too many requests from one server: 429 ``M_LIMIT_EXCEEDED`` with ``retry_after_ms``."""
+
+    def __init__(self, message: str, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(1, retry_after_ms)
+
+
+SLOW_DOWN_SECONDS = 0.5
+
+
+def _throttle(origin: str) -> None:
+    """Synapse's shape of federation rate limiting: past half the per-window limit each request
+    waits a little; past the limit it is refused (``CONCORD_RATE_LIMIT_FEDERATION``)."""
+    n, allowed, left = rate_limits.count("federation", origin)
+    if n > allowed:
+        raise LimitExceeded(f"Too many requests from {origin}", int(left * 1000) + 1)
+    if n > allowed // 2:
+        time.sleep(min(SLOW_DOWN_SECONDS, left))
+
+
+@contextlib.contextmanager
+def _in_flight(origin: str) -> Iterator[None]:
+    """At most ``CONCORD_FEDERATION_MAX_CONCURRENT`` requests of one server at a time (all
+    processes together); more are refused with 429 until one finishes."""
+    if not rate_limits.enabled():
+        yield
+        return
+    key = f"rl:inflight:{origin}"
+    try:
+        cache.add(key, 0, timeout=120)
+        n = int(cache.incr(key))
+    except Exception:
+        log.exception("concurrency of %s not counted (cache unavailable)", origin)
+        yield
+        return
+    try:
+        if n > config.max_concurrent_requests():
+            raise LimitExceeded(f"Too many concurrent requests from {origin}", 1000)
+        yield
+    finally:
+        try:
+            cache.decr(key)
+        except Exception:  # expired meanwhile (a request longer than two minutes): nothing to undo
+            log.info("concurrency counter of %s was gone", origin)
 
 
 def matrix_endpoint(methods: tuple[str, ...], *, auth: bool = True) -> Callable[[View], View]:
@@ -63,8 +114,15 @@ def matrix_endpoint(methods: tuple[str, ...], *, auth: bool = True) -> Callable[
                         raise MatrixError(exc.status, exc.errcode, str(exc))
                     if not config.server_allowed(origin):
                         raise MatrixError(403, "M_FORBIDDEN", "Federation with your server is not allowed")
+                    _throttle(origin)
                     _wake(origin)
-                result = fn(request, body, origin, **kwargs)
+                    with _in_flight(origin):
+                        result = fn(request, body, origin, **kwargs)
+                else:
+                    result = fn(request, body, origin, **kwargs)
+            except LimitExceeded as exc:
+                return JsonResponse({"errcode": "M_LIMIT_EXCEEDED", "error": str(exc),
+                                     "retry_after_ms": exc.retry_after_ms}, status=429)
             except MatrixError as exc:
                 return error_response(exc.status, exc.errcode, exc.error)
             except Exception:

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from accounts.permissions import has_permission
+from chat import rate_limits
 from chat.api import bool_param, json_param, list_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotAllowed
 from federation.api.rest import invite_remote, is_matrix_room_ref, join_matrix_room, revoke_if_invited, via_param
@@ -275,6 +276,9 @@ class InviteView(RoomApiView):
         room = room_for_read(request, self.kind)
         users = target_users(request)
         check_can_add_users(request.user, room)
+        if rate_limits.enabled() and not has_permission(request.user, "api-bypass-rate-limit"):
+            for _ in users:
+                rate_limits.check("invites", str(request.user.pk))
         with transaction.atomic():
             for user in users:
                 if not user.is_remote:

@@ -21,6 +21,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
+from accounts.permissions import has_permission
+from chat import rate_limits
 from chat.api import ApiView, bool_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotFound
 from rooms.access import UNKNOWN_MEMBERSHIP, access_message, access_room_and_membership, access_room_for_read
@@ -126,6 +128,12 @@ def _thread_root(user: User, tmid: str | None) -> Message:
     return root
 
 
+def limit_messages(user: User, room: Room) -> None:
+    """The per-user, per-room message rate limit (``api-bypass-rate-limit`` holders exempt)."""
+    if rate_limits.enabled() and not has_permission(user, "api-bypass-rate-limit"):
+        rate_limits.check("messages", f"{user.pk}:{room.id}")
+
+
 class PostMessageView(ApiView):
     """``chat.postMessage``: ``roomId`` or ``channel``; ``text``, ``alias``, ``emoji``, ``avatar``,
     ``attachments``, ``tmid``, ``tshow``, ``quote``. Answers ``{ts, channel, message}``."""
@@ -135,6 +143,7 @@ class PostMessageView(ApiView):
                                         str_param(request, "channel", max_length=300))
         text, attachments, quoted = extract_quote(param(request, "text", ""), param(request, "attachments"),
                                                   param(request, "quote"))
+        limit_messages(request.user, room)
         msg = do_send_message(
             request.user, room, text, attachments=attachments, quoted_id=quoted, membership=sub,
             thread_root_id=id_param(request, "tmid", required=False), show_in_room=bool_param(request, "tshow"),
@@ -169,6 +178,7 @@ class SendMessageView(ApiView):
             raise ApiError('The "tshow" field must be a boolean.', "error-invalid-params")
         text, attachments, quoted = extract_quote(message.get("msg", ""), message.get("attachments"),
                                                   message.get("quote"))
+        limit_messages(request.user, room)
         msg = do_send_message(request.user, room, text, attachments=attachments, quoted_id=quoted, membership=sub,
                               thread_root_id=tmid or None, show_in_room=tshow, message_id=message.get("_id"),
                               alias=fields["alias"] or "", emoji=fields["emoji"] or "",
