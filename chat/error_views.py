@@ -38,3 +38,13 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     return _answer(request, 500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form post without its CSRF token: JSON for API callers (who authenticate with tokens,
+    never by cookie), Django's explanation for a browser form."""
+    if request.path.startswith(("/api/", "/_matrix/")):
+        return _answer(request, 403)
+    from django.views.csrf import csrf_failure as django_csrf_failure  # only the browser case needs it
+
+    return django_csrf_failure(request, reason)

@@ -44,11 +44,17 @@ def test_info_is_public(live_url):
     assert "version" in r.json()
 
 
-def test_unknown_endpoint_is_json_404(live_url):
-    r = requests.get(f"{live_url}/api/v1/no.such.call")
-    assert r.status_code == 404
-    assert r.json() == {"success": False, "error": "Unknown API endpoint: /api/v1/no.such.call",
-                        "errorType": "error-not-found"}
+def test_unknown_endpoint_is_json_404_whatever_the_method(live_url, make_user, rc_client):
+    make_user("unknowncaller")
+    rc = rc_client("unknowncaller")
+    s = requests.Session()
+    s.get(f"{live_url}/login")  # a browser's cookies (CSRF, session) must not turn it into a 403
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        for headers in ({}, dict(rc.headers)):
+            r = s.request(method, f"{live_url}/api/v1/no.such.call", json={"x": 1}, headers=headers)
+            assert r.status_code == 404, (method, r.text[:200])
+            assert r.json() == {"success": False, "error": "Unknown API endpoint: /api/v1/no.such.call",
+                                "errorType": "error-not-found"}
 
 
 def test_malformed_json_is_400(live_url, make_user, rc_client):
