@@ -14,6 +14,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from accounts.models import AuthToken, Permission, Role, User
+from accounts.user_events import user_created
 from chat.api_errors import ApiError
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def check_email(email: object) -> str:
 @transaction.atomic
 def do_create_user(username: object, email: object, password: object, name: object = "", *,
                    roles: Iterable[str] = ("user",), active: bool = True, is_bot: bool = False) -> User:
-    """Create a local user with hashed password and the given global roles."""
+    """Create a local user with hashed password and the given global roles; then the listeners of
+    :mod:`accounts.user_events` run in the same transaction (a failing one undoes it all)."""
     username = check_username(username)
     email = check_email(email)
     if not isinstance(password, str) or not password:
@@ -73,6 +75,7 @@ def do_create_user(username: object, email: object, password: object, name: obje
     user.roles.set(found)
     if "admin" in found:
         User.objects.filter(id=user.id).update(is_staff=True)
+    user_created(user)
     return user
 
 
@@ -214,3 +217,64 @@ def do_remove_global_role(user: User, role: Role) -> None:
             raise ApiError("The last admin cannot be removed", "error-action-not-allowed")
         User.objects.filter(id=user.id).update(is_staff=False)
     user.roles.remove(role)
+
+
+@transaction.atomic
+def do_set_preferences(user: User, data: dict[str, object]) -> User:
+    """Merge validated preferences (:func:`accounts.preferences.validated`) into the user's."""
+    from accounts.preferences import validated  # small module, read only here and in the API
+
+    user = User.objects.select_for_update().get(id=user.id)
+    user.preferences = {**(user.preferences or {}), **validated(data)}
+    user.save(update_fields=["preferences", "updated_at"])
+    return user
+
+
+PERSONAL_TOKEN_NAME_MAX = 64
+
+
+def _check_token_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError("The 'tokenName' param is required", "error-invalid-params")
+    if len(name) > PERSONAL_TOKEN_NAME_MAX:
+        raise ApiError(f"A token name is at most {PERSONAL_TOKEN_NAME_MAX} characters", "error-invalid-params")
+    return name.strip()
+
+
+@transaction.atomic
+def do_generate_personal_token(user: User, name: object, *, bypass_two_factor: bool = False) -> str:
+    """A named personal access token (returned once; only its hash is kept)."""
+    name = _check_token_name(name)
+    if AuthToken.objects.filter(user=user, personal=True, name=name).exists():
+        raise ApiError("A token with this name already exists", "error-token-already-exists")
+    token = secrets.token_urlsafe(32)
+    AuthToken.objects.create(user=user, digest=AuthToken.hash(token), name=name, personal=True,
+                             last_part=token[-6:], bypass_two_factor=bool(bypass_two_factor))
+    return token
+
+
+@transaction.atomic
+def do_regenerate_personal_token(user: User, name: object) -> str:
+    """Replace a personal access token with a new secret (same name and two-factor choice)."""
+    name = _check_token_name(name)
+    old = AuthToken.objects.select_for_update().filter(user=user, personal=True, name=name).first()
+    if old is None:
+        raise ApiError("Invalid token", "error-token-does-not-exists")
+    bypass = old.bypass_two_factor
+    old.delete()
+    return do_generate_personal_token(user, name, bypass_two_factor=bypass)
+
+
+def do_remove_personal_token(user: User, name: object) -> None:
+    name = _check_token_name(name)
+    deleted, _ = AuthToken.objects.filter(user=user, personal=True, name=name).delete()
+    if not deleted:
+        raise ApiError("Invalid token", "error-token-does-not-exists")
+
+
+def do_logout_other_clients(user: User, keep_token: str) -> int:
+    """End every login of ``user`` but the one of ``keep_token`` (personal access tokens stay).
+    Returns how many were ended."""
+    deleted, _ = AuthToken.objects.filter(user=user, personal=False).exclude(
+        digest=AuthToken.hash(keep_token)).delete()
+    return deleted

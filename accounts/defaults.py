@@ -56,6 +56,7 @@ PERMISSIONS: dict[str, list[str]] = {
     "view-privileged-setting": ["admin"],
     "access-federation": ["admin", "user"],
     "api-bypass-rate-limit": ["admin", "bot"],
+    "create-personal-access-tokens": ["admin", "user", "bot"],
 }
 
 

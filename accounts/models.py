@@ -8,11 +8,31 @@ room membership. A :class:`Permission` lists the roles that hold it, as Rocket.C
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser, UserManager
-from django.db import models
+from django.db import models, transaction
 
+from accounts.user_events import user_created
 from chat.ids import random_id
+
+
+class ConcordUserManager(UserManager["User"]):
+    """Django's manager; users it creates (``createsuperuser``) are announced like the actions' ones."""
+
+    def create_user(self, username: str, email: str | None = None, password: str | None = None,
+                    **extra_fields: Any) -> User:
+        with transaction.atomic():
+            user = super().create_user(username, email, password, **extra_fields)
+            user_created(user)
+        return user
+
+    def create_superuser(self, username: str, email: str | None = None, password: str | None = None,
+                         **extra_fields: Any) -> User:
+        with transaction.atomic():
+            user = super().create_superuser(username, email, password, **extra_fields)
+            user_created(user)
+        return user
 
 
 class User(AbstractUser):
@@ -37,8 +57,11 @@ class User(AbstractUser):
     utc_offset = models.IntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
     is_remote = models.BooleanField(default=False)
+    # Rocket.Chat's user preferences (``users.setPreferences``): only keys of
+    # accounts.preferences.PREFERENCES, each of its type.
+    preferences = models.JSONField(default=dict, blank=True)
 
-    objects = UserManager()
+    objects = ConcordUserManager()
 
     REQUIRED_FIELDS = ["email"]
 
@@ -93,6 +116,11 @@ class AuthToken(models.Model):
     digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     name = models.CharField(max_length=64, blank=True)
+    # A personal access token (``users.generatePersonalAccessToken``): named, listed by its last
+    # characters, never ended by "log out other clients".
+    personal = models.BooleanField(default=False)
+    last_part = models.CharField(max_length=8, blank=True)
+    bypass_two_factor = models.BooleanField(default=False)
 
     @staticmethod
     def hash(token: str) -> str:

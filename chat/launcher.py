@@ -96,6 +96,7 @@ def run() -> int:
     def start(redis_url: str) -> int:
         os.environ["REDIS_URL"] = redis_url
         _manage("migrate", "--noinput")
+        _manage("first_start")  # rocket.cat and #general on a fresh server (nothing otherwise)
         honcho = shutil.which("honcho", path=bin_dir) or "honcho"
         proc = subprocess.Popen([honcho, "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"], cwd=ROOT)
 

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class RoomsConfig(AppConfig):
     name = "rooms"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts.user_events import on_user_created
+        from rooms.actions.memberships import do_join_default_rooms
+
+        # Composition: a new local user joins the default rooms (Rocket.Chat's "default" channels).
+        on_user_created(do_join_default_rooms)

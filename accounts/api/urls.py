@@ -1,5 +1,6 @@
 from django.urls import path
 
+from accounts.api import users_more as more
 from accounts.api import views as v
 
 urlpatterns = [
@@ -18,6 +19,18 @@ urlpatterns = [
     path("users.updateOwnBasicInfo", v.UsersUpdateOwnView.as_view()),
     path("users.setStatus", v.UsersSetStatusView.as_view()),
     path("users.getPresence", v.UsersGetPresenceView.as_view()),
+    path("users.checkUsernameAvailability", more.CheckUsernameAvailabilityView.as_view()),
+    path("users.getPreferences", more.GetPreferencesView.as_view()),
+    path("users.setPreferences", more.SetPreferencesView.as_view()),
+    path("users.presence", more.PresenceView.as_view()),
+    path("users.getStatus", more.GetStatusView.as_view()),
+    path("users.listByStatus", more.ListByStatusView.as_view()),
+    path("users.logoutOtherClients", more.LogoutOtherClientsView.as_view()),
+    path("users.removeOtherTokens", more.RemoveOtherTokensView.as_view()),
+    path("users.generatePersonalAccessToken", more.GeneratePersonalAccessTokenView.as_view()),
+    path("users.regeneratePersonalAccessToken", more.RegeneratePersonalAccessTokenView.as_view()),
+    path("users.getPersonalAccessTokens", more.GetPersonalAccessTokensView.as_view()),
+    path("users.removePersonalAccessToken", more.RemovePersonalAccessTokenView.as_view()),
     path("permissions.listAll", v.PermissionsListAllView.as_view()),
     path("permissions.update", v.PermissionsUpdateView.as_view()),
     path("roles.list", v.RolesListView.as_view()),

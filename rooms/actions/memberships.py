@@ -76,6 +76,17 @@ def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list
 
 
 @transaction.atomic
+def do_join_default_rooms(user: User) -> None:
+    """A new local user joins every default room (``Room.default``, not archived), as Rocket.Chat
+    does at registration; remote users (puppets) never do."""
+    if user.is_remote:
+        return
+    for room in Room.objects.filter(default=True, archived=False, type__in=(Room.CHANNEL, Room.GROUP)):
+        if not Membership.objects.filter(room=room, user=user, banned=True).exists():
+            do_add_member(room, user)
+
+
+@transaction.atomic
 def do_join(room: Room, user: User) -> Membership:
     """``user`` joins ``room`` by themselves (Rocket.Chat's ``channels.join``).
 

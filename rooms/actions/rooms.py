@@ -175,6 +175,18 @@ def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: Use
 
 
 @transaction.atomic
+def do_set_default(room: Room, default: bool) -> Room:
+    """Mark a channel or group as default (new users join it) or not (Rocket.Chat's ``default``)."""
+    room = Room.objects.select_for_update().get(id=room.id)
+    if room.type == Room.DIRECT:
+        raise ApiError("A direct message cannot be a default room", "error-action-not-allowed")
+    room.default = default
+    room.save(update_fields=["default", "updated_at"])
+    _room_updated(room)
+    return room
+
+
+@transaction.atomic
 def do_set_room_type(room: Room, room_type: str, *, by: User) -> Room:
     """Turn a public channel into a private group or back (Rocket.Chat's ``setType``).
 

@@ -34,6 +34,7 @@ from rooms.actions.rooms import (
     do_create_room,
     do_delete_room,
     do_set_archived,
+    do_set_default,
     do_set_room_type,
 )
 from rooms.api.room_common import (
@@ -355,6 +356,24 @@ class RenameView(RoomApiView):
         if name.lstrip("#") == room.name:
             raise ApiError("The channel name is the same as what it would be changed to.", "error-invalid-room-name")
         room = do_change_room_setting(room, "name", name, by=request.user)
+        return ok(**room_answer(self.kind, room))
+
+
+class SetDefaultView(RoomApiView):
+    """``*.setDefault``: ``default`` true/false; new users join default rooms (room administration
+    only, as in Rocket.Chat, whose error types for the two refusals are kept as it has them)."""
+
+    def post(self, request: Request) -> Response:
+        room = room_for_read(request, self.kind)
+        value = param(request, "default")
+        if value is None:
+            raise ApiError('The bodyParam "default" is required', "error-channels-setdefault-is-same")
+        default = str(value).lower() in ("true", "1")
+        if room.default == default:
+            raise ApiError("The channel default setting is the same as what it would be changed to.",
+                           "error-channels-setdefault-missing-default-param")
+        check_permission(request.user, "view-room-administration")
+        room = do_set_default(room, default)
         return ok(**room_answer(self.kind, room))
 
 

@@ -49,6 +49,7 @@ def _rooms(prefix: str, kind: RoomKind) -> list[URLPattern]:
         route("setAnnouncement", v.TextSettingView, field="announcement"),
         route("rename", v.RenameView),
         route("setReadOnly", v.ReadOnlyView),
+        route("setDefault", v.SetDefaultView),
         route("setType", v.SetTypeView),
         route("archive", v.ArchiveView, archived=True),
         route("unarchive", v.ArchiveView, archived=False),
