@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, list[str]] = {
     "unarchive-room": ["admin", "owner"],
     "delete-c": ["admin", "owner"],
     "delete-p": ["admin", "owner"],
+    "delete-d": ["admin"],
     "edit-message": ["admin", "owner", "moderator"],
     "delete-message": ["admin", "owner", "moderator"],
     "delete-own-message": ["admin", "user", "bot", "owner", "moderator"],

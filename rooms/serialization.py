@@ -189,6 +189,7 @@ def subscription_json(sub: Membership) -> dict[str, Any]:
         "fname": fname,
         "u": user_brief(sub.user),
         "open": sub.open,
+        "f": sub.favorite,
         "alert": sub.unread > 0,
         "unread": sub.unread,
         "userMentions": sub.user_mentions,

@@ -288,3 +288,14 @@ def do_set_room_role(room: Room, user: User, role: str, granted: bool, *, by: Us
     _membership_event(sub)
     notify_subscription(sub)
     federation_hooks.room_role_changed(room, user, by)
+
+
+@transaction.atomic
+def do_set_favorite(sub: Membership, favorite: bool) -> Membership:
+    """Mark a room as a favorite in the member's own room list (Rocket.Chat's ``f``)."""
+    sub = Membership.objects.select_for_update().get(id=sub.id)
+    if sub.favorite != favorite:
+        sub.favorite = favorite
+        sub.save(update_fields=["favorite", "updated_at"])
+        notify_subscription(sub)
+    return sub

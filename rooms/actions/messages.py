@@ -18,7 +18,7 @@ from federation import hooks as federation_hooks
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
-from rooms.models import Membership, Mention, Message, MessageEdit, Reaction, Room, Upload
+from rooms.models import Membership, Mention, Message, MessageEdit, Reaction, Room, Star, Upload
 from rooms.serialization import iso, message_json, message_queryset, subscription_json, user_brief
 
 if TYPE_CHECKING:
@@ -459,3 +459,17 @@ def read_receipts(msg: Message) -> list[dict[str, Any]]:
             .filter(~Q(user_id=msg.user_id)).select_related("user").order_by("last_read_at"))
     return [{"_id": f"{msg.id}:{s.user_id}", "roomId": msg.room_id, "userId": s.user_id, "messageId": msg.id,
              "ts": iso(s.last_read_at), "user": user_brief(s.user)} for s in subs]
+
+
+@transaction.atomic
+def do_set_starred(user: User, msg: Message, starred: bool) -> None:
+    """Star (or unstar) a message for ``user`` alone; only members of its room may. Starring
+    twice, or unstarring what is not starred, changes nothing."""
+    if not Membership.objects.filter(room=msg.room, user=user, state=Membership.JOINED).exists():
+        raise NotAllowed("Not allowed", "error-not-allowed")
+    if msg.deleted_at is not None:
+        raise ApiError("The message was deleted", "error-invalid-message")
+    if starred:
+        Star.objects.get_or_create(message=msg, user=user)
+    else:
+        Star.objects.filter(message=msg, user=user).delete()

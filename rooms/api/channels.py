@@ -20,7 +20,7 @@ from chat.api import bool_param, json_param, list_param, ok, pagination, param, 
 from chat.api_errors import ApiError, NotAllowed
 from federation.api.rest import invite_remote, is_matrix_room_ref, join_matrix_room, revoke_if_invited, via_param
 from federation.hooks import history_page_short
-from rooms.access import find_room, hidden_history, membership_of
+from rooms.access import access_room_for_read, find_room, hidden_history, membership_of
 from rooms.actions.memberships import (
     do_add_member,
     do_join,
@@ -334,16 +334,35 @@ class OpenView(RoomApiView):
 
 
 class TextSettingView(RoomApiView):
-    """``*.setTopic``/``setDescription``/``setAnnouncement``: answers ``{<field>: value}``."""
+    """``*.setTopic``/``setDescription``/``setAnnouncement``: answers ``{<field>: value}``;
+    ``*.setPurpose`` is Rocket.Chat's other name of the description (``purpose`` in and out)."""
 
     field = "topic"
+    answer = ""
+    param_name = ""
 
     def post(self, request: Request) -> Response:
         room = room_for_read(request, self.kind)
-        value = text_param(request, self.field)
+        value = text_param(request, self.param_name or self.field)
         check_permission(request.user, "edit-room", room)
         room = do_change_room_setting(room, self.field, value, by=request.user)
-        return ok(**{self.field: getattr(room, self.field)})
+        return ok(**{self.answer or self.field: getattr(room, self.field)})
+
+
+class OnlineView(RoomApiView):
+    """``*.online?roomId=`` (or ``_id=``, or Rocket.Chat's ``query={"_id": roomId}``): the members
+    not offline."""
+
+    def get(self, request: Request) -> Response:
+        query = json_param(request, "query")
+        room_id = str_param(request, "roomId") or str_param(request, "_id") or (
+            query.get("_id") if isinstance(query, dict) else None)
+        if not room_id:
+            raise ApiError("Invalid channel", "error-not-allowed")
+        room = access_room_for_read(request.user, str(room_id), None, self.kind.types)
+        online = (Membership.objects.filter(room=room, state=Membership.JOINED, user__is_active=True)
+                  .exclude(user__status="offline").select_related("user").order_by("user__username"))
+        return ok(online=[{"_id": m.user_id, "username": m.user.username} for m in online])
 
 
 class RenameView(RoomApiView):
@@ -419,10 +438,15 @@ class ArchiveView(RoomApiView):
 
 
 class DeleteView(RoomApiView):
-    """``channels.delete`` / ``groups.delete`` (``delete-c`` / ``delete-p``)."""
+    """``channels.delete`` / ``groups.delete`` / ``im.delete`` (``delete-c`` / ``delete-p`` /
+    ``delete-d``; room administrators reach any DM, as in Rocket.Chat)."""
 
     def post(self, request: Request) -> Response:
-        room = room_for_read(request, self.kind)
+        room_id = str_param(request, "roomId") or str_param(request, "rid")
+        if self.kind.type == Room.DIRECT and room_id and has_permission(request.user, "view-room-administration"):
+            room = find_room(room_id, None, self.kind.types)  # room administration reaches any DM
+        else:
+            room = room_for_read(request, self.kind)
         check_permission(request.user, self.kind.delete_permission or "view-room-administration", room)
         do_delete_room(room, by=request.user)
         return ok()

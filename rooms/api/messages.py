@@ -32,6 +32,7 @@ from rooms.actions.messages import (
     do_follow_thread,
     do_send_message,
     do_set_pinned,
+    do_set_starred,
     do_toggle_reaction,
     read_receipts,
 )
@@ -343,6 +344,30 @@ class PinView(ApiView):
 
 class UnpinView(PinView):
     pinned = False
+
+
+class StarView(ApiView):
+    """``chat.starMessage`` / ``chat.unStarMessage``: ``messageId`` (only for the caller)."""
+
+    starred = True
+
+    def post(self, request: Request) -> Response:
+        msg = access_message(request.user, id_param(request, "messageId", "msgId"))
+        do_set_starred(request.user, msg, self.starred)
+        return ok()
+
+
+class StarredMessagesView(ApiView):
+    """``chat.getStarredMessages``: ``roomId``; the caller's starred messages, newest first, each
+    with ``starred: [{_id}]`` (the caller: stars are private)."""
+
+    def get(self, request: Request) -> Response:
+        room = access_room_for_read(request.user, room_id=id_param(request, "roomId"))
+        qs = Message.objects.filter(room=room, deleted_at__isnull=True, stars__user=request.user)
+        page = message_page(request, qs.order_by("-created_at", "-id"))
+        for m in page["messages"]:
+            m["starred"] = [{"_id": request.user.id}]
+        return ok(**page)
 
 
 class PinnedMessagesView(ApiView):

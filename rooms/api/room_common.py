@@ -60,7 +60,7 @@ class RoomKind:
 
 CHANNELS = RoomKind(Room.CHANNEL, "channel", "channels", "create-c", "delete-c")
 GROUPS = RoomKind(Room.GROUP, "group", "groups", "create-p", "delete-p")
-DMS = RoomKind(Room.DIRECT, "room", "ims", "create-d", "")
+DMS = RoomKind(Room.DIRECT, "room", "ims", "create-d", "delete-d")
 
 
 def _contains_nul(value: Any) -> bool:

@@ -13,9 +13,10 @@ from django.db.models import Q
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat.api import ApiView, ok, param
+from chat.api import ApiView, bool_param, ok, param, str_param
 from chat.api_errors import ApiError
 from rooms.access import access_joined_room, access_room_for_read
+from rooms.actions.memberships import do_set_favorite
 from rooms.actions.messages import do_mark_read, do_mark_unread
 from rooms.api.chat_params import date_param, id_param
 from rooms.models import Membership, Message, Room
@@ -107,3 +108,28 @@ class RoomsInfoView(ApiView):
         room_name = None if room_id else id_param(request, "roomName", required=False)
         room = access_room_for_read(request.user, room_id=room_id, room_name=room_name)
         return ok(room=room_json(room))
+
+
+class FavoriteView(ApiView):
+    """``rooms.favorite {roomId | roomName, favorite}``: the caller's own room list."""
+
+    def post(self, request: Request) -> Response:
+        favorite = bool_param(request, "favorite")
+        if favorite is None:
+            raise ApiError('The "favorite" param is required', "error-invalid-params")
+        room_id = id_param(request, "roomId", required=False)
+        room_name = None if room_id else id_param(request, "roomName", required=False)
+        room, sub = access_joined_room(request.user, room_id, room_name)
+        do_set_favorite(sub, favorite)
+        return ok()
+
+
+class NameExistsView(ApiView):
+    """``rooms.nameExists?roomName=``: whether a channel or group has that name."""
+
+    def get(self, request: Request) -> Response:
+        name = str_param(request, "roomName", max_length=300)
+        if not name:
+            raise ApiError("must have required property 'roomName' [invalid-params]", "invalid-params")
+        exists = Room.objects.filter(name=name.lstrip("#"), type__in=(Room.CHANNEL, Room.GROUP)).exists()
+        return ok(exists=exists)

@@ -50,6 +50,8 @@ def _rooms(prefix: str, kind: RoomKind) -> list[URLPattern]:
         route("rename", v.RenameView),
         route("setReadOnly", v.ReadOnlyView),
         route("setDefault", v.SetDefaultView),
+        route("setPurpose", v.TextSettingView, field="description", answer="purpose", param_name="purpose"),
+        route("online", v.OnlineView),
         route("setType", v.SetTypeView),
         route("archive", v.ArchiveView, archived=True),
         route("unarchive", v.ArchiveView, archived=False),
@@ -71,6 +73,7 @@ def _dms(prefix: str) -> list[URLPattern]:
         route("list", dm.DmListView, everyone=False),
         route("list.everyone", dm.DmListView, everyone=True),
         route("setTopic", dm.DmSetTopicView),
+        route("delete", v.DeleteView),
     ] + _shared(prefix, DMS)
 
 

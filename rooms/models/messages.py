@@ -98,3 +98,14 @@ class Mention(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "user"], name="unique_mention")]
+
+
+class Star(models.Model):
+    """A message a user starred (Rocket.Chat's ``chat.starMessage``): theirs alone to see."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="stars")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="unique_star")]

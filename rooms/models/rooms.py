@@ -86,6 +86,7 @@ class Membership(models.Model):
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     open = models.BooleanField(default=True)
+    favorite = models.BooleanField(default=False)  # Rocket.Chat's "f": the room is starred in the list
     unread = models.PositiveIntegerField(default=0)
     user_mentions = models.PositiveIntegerField(default=0)
     group_mentions = models.PositiveIntegerField(default=0)

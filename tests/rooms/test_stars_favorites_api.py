@@ -1,0 +1,63 @@
+"""Starred messages, favorite rooms, purpose, online members, name checks and deleting a DM,
+through the unmodified client (Rocket.Chat's shapes and errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.rooms.room_helpers import api_error
+
+
+def test_stars_are_private_and_favorites_show_in_subscriptions(live_url: str, make_user: Any,
+                                                                rc_client: Any) -> None:
+    make_user("stella")
+    make_user("sid")
+    make_user("outsider")
+    stella, sid = rc_client("stella"), rc_client("sid")
+    rid = stella.groups_create("starry", members=["sid"])["group"]["_id"]
+    first = stella.chat_post_message("remember this", room_id=rid)["message"]["_id"]
+    stella.chat_post_message("not this", room_id=rid)
+    assert stella.chat_star_message(first)["success"]
+    assert stella.chat_star_message(first)["success"]  # twice: still one star
+    starred = stella.call_api_get("chat.getStarredMessages", roomId=rid)
+    assert [m["msg"] for m in starred["messages"]] == ["remember this"] and starred["total"] == 1
+    assert starred["messages"][0]["starred"] == [{"_id": stella.me()["_id"]}]
+    assert sid.call_api_get("chat.getStarredMessages", roomId=rid)["messages"] == []  # stars are one's own
+    status, body = api_error(rc_client("outsider").chat_star_message, first)
+    assert status in (400, 403)
+    assert stella.chat_unstar_message(first)["success"]
+    assert stella.call_api_get("chat.getStarredMessages", roomId=rid)["total"] == 0
+
+    assert stella.rooms_favorite(room_id=rid, favorite=True)["success"]
+    sub = stella.call_api_get("subscriptions.getOne", roomId=rid)["subscription"]
+    assert sub["f"] is True
+    assert sid.call_api_get("subscriptions.getOne", roomId=rid)["subscription"]["f"] is False
+    assert stella.rooms_favorite(room_id=rid, favorite=False)["success"]
+    assert stella.call_api_get("subscriptions.getOne", roomId=rid)["subscription"]["f"] is False
+    status, body = api_error(stella.call_api_post, "rooms.favorite", roomId=rid)
+    assert status == 400 and body["errorType"] == "error-invalid-params"
+
+
+def test_purpose_online_name_exists_and_dm_delete(live_url: str, make_user: Any, rc_client: Any,
+                                                  admin_user: Any) -> None:
+    make_user("pia")
+    make_user("pat")
+    pia = rc_client("pia")
+    rid = pia.channels_create("purposeful", members=["pat"])["channel"]["_id"]
+    assert pia.call_api_post("channels.setPurpose", roomId=rid, purpose="Ship it")["purpose"] == "Ship it"
+    assert pia.channels_info(room_id=rid)["channel"]["description"] == "Ship it"
+    pia.users_set_status("here", status="online")
+    rc_client("pat").users_set_status("gone", status="offline")
+    assert [u["username"] for u in pia.channels_online(rid)["online"]] == ["pia"]
+    assert pia.call_api_get("rooms.nameExists", roomName="purposeful")["exists"] is True
+    assert pia.call_api_get("rooms.nameExists", roomName="nothing-here")["exists"] is False
+    status, body = api_error(pia.call_api_get, "rooms.nameExists")
+    assert status == 400
+
+    dm = pia.call_api_post("dm.create", username="pat")["room"]["_id"]
+    status, body = api_error(pia.call_api_post, "im.delete", roomId=dm)
+    assert status == 403  # delete-d: admins only, as in Rocket.Chat
+    admin = rc_client(admin_user.username)
+    assert admin.call_api_post("im.delete", roomId=dm)["success"]
+    status, body = api_error(pia.call_api_get, "im.history", roomId=dm)
+    assert status in (400, 404)
