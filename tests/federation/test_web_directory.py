@@ -3,6 +3,7 @@ Concord user names Synapse's server in the Directory, sees its published rooms, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,9 +12,17 @@ from playwright.sync_api import expect
 from tests.federation.conftest import ConcordTLS
 from tests.federation.rooms_helpers import SynapseUser, wait_for
 from tests.federation.synapse_harness import SynapseServer
-from tests.web.conftest import browser, open_page, shot  # noqa: F401 (the browser fixtures)
+from tests.web.conftest import chromium, open_page, shot  # noqa: F401 (the browser fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Chromium for this test only: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which the later (non-browser) tests of the session must not inherit
+    (tests/web, last in the run, may keep theirs for the whole session)."""
+    yield from chromium()
 
 
 def test_directory_lists_and_joins_a_synapse_room(fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any,

@@ -21,6 +21,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    yield from chromium()
+
+
+def chromium() -> Iterator[Any]:
+    """Headless Chromium through Playwright's sync API, closed when the generator ends. While it
+    is open, Playwright keeps an event loop running in this thread: tests elsewhere that use a
+    browser take it for one test only (tests/web runs last and keeps one for its session)."""
     if not os.path.exists(CHROMIUM):
         # `make test` installs it (tests/install-browser.sh); in CI a missing browser is a failure.
         message = f"Chromium not installed at {CHROMIUM} (run tests/install-browser.sh)"
