@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chat.api_errors import ApiError, NotAllowed
@@ -36,9 +37,12 @@ def notify_subscription(sub: Membership) -> None:
 
 
 def add_system_message(room: Room, user: User | None, kind: str, text: str = "") -> Message:
-    """A system message (``uj``, ``ul``, ``au``, ``ru``, ``ub``...) recorded in the room's history."""
+    """A system message (``uj``, ``ul``, ``au``, ``ru``, ``ub``...) recorded in the room's history.
+    It counts in the room's ``msgs`` as Rocket.Chat counts it (not in members' unread counts)."""
     msg = Message.objects.create(room=room, user=user, type=kind, text=text)
-    Room.objects.filter(id=room.id).update(last_message_at=msg.created_at)
+    Room.objects.filter(id=room.id).update(last_message_at=msg.created_at, message_count=F("message_count") + 1)
+    room.message_count += 1  # the caller's instance says it too (answers built from it stay right)
+    room.last_message_at = msg.created_at
     send_to_room(room.id, LiveEvent("message.new", room.id, message_json(msg)))
     return msg
 

@@ -104,3 +104,13 @@ def test_history_visibility_decides_what_newcomers_read(live_url, make_user, rc_
     assert status == 403
     # Nothing in the change breaks a room that never used it.
     assert _texts(rc_client("yuri"), vera.channels_create("plain")["channel"]["_id"]) == []
+
+
+def test_system_messages_count_in_msgs_as_in_rocket_chat(live_url, make_user, rc_client):
+    make_user("mona")
+    mona = rc_client("mona")
+    rid = mona.channels_create("counting")["channel"]["_id"]
+    before = mona.channels_info(room_id=rid)["channel"]["msgs"]
+    mona.chat_post_message("one", room_id=rid)
+    assert mona.channels_set_read_only(rid, True)["channel"]["msgs"] == before + 2  # a message, a system message
+    assert mona.channels_info(room_id=rid)["channel"]["msgs"] == before + 2
