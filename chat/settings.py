@@ -151,6 +151,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MAX_UPLOAD_BYTES = int(float(os.environ.get("CONCORD_MAX_UPLOAD_MB", "100")) * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "chat.upload_limits.SizeLimitedUploadHandler",  # the size limit, while the body streams in
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 OPEN_REGISTRATION = os.environ.get("CONCORD_OPEN_REGISTRATION", "1") == "1"
 SITE_NAME = os.environ.get("CONCORD_SITE_NAME", "Concord")
 

@@ -54,6 +54,52 @@ def _image_info(data: bytes) -> tuple[int, int, bytes] | None:
 
 
 @transaction.atomic
+def _mp4_like(data: bytes) -> bool:
+    return data[4:8] == b"ftyp"
+
+
+def _mpeg_audio(data: bytes) -> bool:
+    return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
+
+
+def _utf8_text(data: bytes) -> bool:
+    try:
+        data[:1 << 20].decode("utf-8")
+    except UnicodeDecodeError as exc:  # a character cut at the 1 MiB mark is still text
+        return exc.start >= (1 << 20) - 4
+    return b"\x00" not in data[:1 << 20]
+
+
+# What a file served inline (rooms.views.INLINE_TYPES) must start with to be what it says; images
+# are opened with Pillow instead. A file that is not what it claims is kept as a download.
+_SIGNATURES: dict[str, object] = {
+    "application/pdf": lambda d: d[:5] == b"%PDF-",
+    "video/mp4": _mp4_like, "audio/mp4": _mp4_like, "video/quicktime": _mp4_like, "audio/x-m4a": _mp4_like,
+    "audio/mpeg": _mpeg_audio,
+    "audio/ogg": lambda d: d[:4] == b"OggS", "video/ogg": lambda d: d[:4] == b"OggS",
+    "audio/webm": lambda d: d[:4] == b"\x1a\x45\xdf\xa3", "video/webm": lambda d: d[:4] == b"\x1a\x45\xdf\xa3",
+    "audio/wav": lambda d: d[:4] == b"RIFF" and d[8:12] == b"WAVE",
+    "audio/x-wav": lambda d: d[:4] == b"RIFF" and d[8:12] == b"WAVE",
+    "audio/flac": lambda d: d[:4] == b"fLaC",
+    "text/plain": _utf8_text,
+}
+
+
+def sniffed_type(content_type: str, data: bytes) -> str:
+    """``content_type`` when the bytes are what it says (or it is never shown inline), else
+    ``application/octet-stream``: an audio, video, PDF or text file that is something else is
+    not served inline as what it claims."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base.startswith("image/"):
+        return content_type  # checked by opening it (see _store_upload)
+    check = _SIGNATURES.get(base)
+    if check is not None:
+        return content_type if check(data) else "application/octet-stream"  # type: ignore[operator]
+    if base.startswith(("audio/", "video/")):
+        return "application/octet-stream"  # a kind served inline that we cannot check: a download
+    return content_type
+
+
 def do_upload(user: User, room: Room, uploaded: UploadedFile, description: str = "") -> Upload:
     """Store an uploaded file for ``room`` (not yet visible until confirmed as a message)."""
     check_can_post(user, room)
@@ -73,6 +119,7 @@ def _store_upload(user: User | None, room: Room, name: str, content_type: str, d
     content_type = (content_type or mimetypes.guess_type(name)[0] or "application/octet-stream")[:255]
     if "/" not in content_type or any(c in content_type for c in "<>\"' "):
         content_type = "application/octet-stream"
+    content_type = sniffed_type(content_type, data)
     upload = Upload(room=room, user=user, name=name, content_type=content_type, size=len(data),
                     description=str(description or "")[:5000])
     if content_type.startswith("image/"):

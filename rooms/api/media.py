@@ -8,12 +8,14 @@ only to readers of the room by :mod:`rooms.views`.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chat.api import ApiView, ok, str_param
 from chat.api_errors import ApiError, NotFound
+from chat.upload_limits import upload_too_large
 from rooms.access import access_room_for_read
 from rooms.actions.messages import MAX_MESSAGE_LENGTH
 from rooms.actions.uploads import do_confirm_upload, do_upload, do_upload_and_send
@@ -24,6 +26,8 @@ from rooms.serialization import message_json, message_queryset, upload_json
 
 def _uploaded_file(request: Request) -> UploadedFile:
     uploaded = request.FILES.get("file") if hasattr(request, "FILES") else None
+    if uploaded is None and upload_too_large(request):
+        raise ApiError(f"File exceeds allowed size of {settings.MAX_UPLOAD_BYTES} bytes", "error-file-too-large")
     if uploaded is None:
         raise ApiError('The "file" field (multipart/form-data) is required', "error-invalid-params")
     return uploaded
