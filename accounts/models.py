@@ -72,6 +72,20 @@ class User(AbstractUser):
     def display_name(self) -> str:
         return self.name or self.username
 
+    def _is_concord_admin(self) -> bool:
+        """Holds the global ``admin`` role (then Django admin is theirs too, as for a superuser)."""
+        cached = getattr(self, "_concord_admin", None)
+        if cached is None:
+            cached = self.is_active and self.is_staff and not self.is_remote and "admin" in self.role_names()
+            self._concord_admin = cached
+        return bool(cached)
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return self._is_concord_admin() or super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self._is_concord_admin() or super().has_module_perms(app_label)
+
     def role_names(self) -> list[str]:
         names = [r.id for r in self.roles.all()]
         if self.is_superuser and "admin" not in names:

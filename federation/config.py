@@ -2,17 +2,22 @@
 
 Every module of :mod:`federation` asks here instead of reading ``django.conf.settings``: values are
 read at call time (so tests and a settings reload take effect at once) and defaults live in one
-place. The server allow/deny rule is here too, because it is a pure function of two settings.
+place. The server allow/deny rule is here too: the environment's lists, or where one is empty
+the rules an admin keeps in the database (:class:`~federation.models.ServerRule`).
 
-Layer: the bottom of the package beside :mod:`federation.protocol`; imports only Django settings.
+Layer: just above :mod:`federation.models` (the stored rules); imports Django settings and the models.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
+
+from federation.models import ServerRule
 
 
 def _get(name: str, default: Any) -> Any:
@@ -112,14 +117,50 @@ def publish_rooms() -> bool:
     return bool(_get("CONCORD_FEDERATION_PUBLISH_ROOMS", True))
 
 
+RULES_TTL_SECONDS = 5.0
+_rules_cache: tuple[float, dict[str, list[str]]] | None = None
+
+
+def _stored_rules() -> dict[str, list[str]]:
+    """The allow/deny rules an admin keeps in the database (:class:`~federation.models.ServerRule`),
+    read at most every :data:`RULES_TTL_SECONDS` per process (a change shows everywhere within it)."""
+    global _rules_cache
+    now = time.monotonic()
+    if _rules_cache is not None and now - _rules_cache[0] < RULES_TTL_SECONDS:
+        return _rules_cache[1]
+    rules: dict[str, list[str]] = {ServerRule.ALLOW: [], ServerRule.DENY: []}
+    try:
+        for pattern, kind in ServerRule.objects.values_list("pattern", "kind"):
+            rules.setdefault(kind, []).append(pattern)
+    except DatabaseError:  # no table yet (before migrate): no stored rules
+        pass
+    _rules_cache = (now, rules)
+    return rules
+
+
+def forget_stored_rules() -> None:
+    """Read the stored rules again on next use (after an admin change, in this process)."""
+    global _rules_cache
+    _rules_cache = None
+
+
 def allowed_servers() -> list[str]:
-    """``CONCORD_FEDERATION_ALLOWED_SERVERS`` (empty: everyone not denied)."""
-    return list(_get("CONCORD_FEDERATION_ALLOWED_SERVERS", []) or [])
+    """``CONCORD_FEDERATION_ALLOWED_SERVERS`` when set, else the admin's allow rules (both empty:
+    everyone not denied)."""
+    env = list(_get("CONCORD_FEDERATION_ALLOWED_SERVERS", []) or [])
+    return env or list(_stored_rules()[ServerRule.ALLOW])
 
 
 def denied_servers() -> list[str]:
-    """``CONCORD_FEDERATION_DENIED_SERVERS``."""
-    return list(_get("CONCORD_FEDERATION_DENIED_SERVERS", []) or [])
+    """``CONCORD_FEDERATION_DENIED_SERVERS`` when set, else the admin's deny rules."""
+    env = list(_get("CONCORD_FEDERATION_DENIED_SERVERS", []) or [])
+    return env or list(_stored_rules()[ServerRule.DENY])
+
+
+def lists_from_environment() -> dict[str, bool]:
+    """Which of the two lists the environment sets (then the admin's rules of that kind are unused)."""
+    return {ServerRule.ALLOW: bool(_get("CONCORD_FEDERATION_ALLOWED_SERVERS", [])),
+            ServerRule.DENY: bool(_get("CONCORD_FEDERATION_DENIED_SERVERS", []))}
 
 
 def _pattern_matches(pattern: str, server: str) -> bool:

@@ -218,3 +218,24 @@ class PendingMedia(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ServerRule(models.Model):
+    """A server allowed or denied at run time (Django admin), used when the matching
+    ``CONCORD_FEDERATION_ALLOWED_SERVERS`` / ``_DENIED_SERVERS`` environment list is empty (the
+    environment wins when set). ``pattern``: a server name (with or without port) or ``*.domain``."""
+
+    ALLOW, DENY = "allow", "deny"
+    KINDS = [(ALLOW, "allow"), (DENY, "deny")]
+
+    pattern = models.CharField(max_length=255)
+    kind = models.CharField(max_length=5, choices=KINDS)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pattern", "kind"], name="fed_server_rule_unique")]
+        ordering = ["kind", "pattern"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pattern}"

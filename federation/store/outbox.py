@@ -238,3 +238,21 @@ def catching_up(dest: Destination) -> bool:
     """Whether the destination has been failing for longer than the catch-up threshold."""
     return bool(dest.failing_since) and (timezone.now() - dest.failing_since).total_seconds() >= \
         config.catch_up_after()
+
+
+def retry_now(server_name: str) -> bool:
+    """An admin's "retry now": the destination's backoff is cleared and, when something is
+    queued, a send starts at once. Returns whether a send was asked for."""
+    Destination.objects.filter(server_name=server_name).update(next_attempt_at=None, retry_interval=0)
+    if has_pending(server_name):
+        _schedule(server_name)
+        return True
+    return False
+
+
+def destination_state(dest: Destination) -> str:
+    """In words: ``up``, ``backing off`` (failing, the next attempt later), or ``catching up``
+    (failing past the catch-up threshold: only the rooms' latest events will be sent)."""
+    if dest.failing_since is None:
+        return "up"
+    return "catching up" if catching_up(dest) else "backing off"

@@ -16,7 +16,7 @@ import pytest
 from tests.federation.conftest import ConcordTLS
 from tests.federation.fakepeer import FakePeer
 from tests.federation.rooms_helpers import ConcordApi, SynapseUser
-from tests.federation.signed_requests import signed_call
+from tests.federation.signed_requests import peer_ca, signed_call
 from tests.federation.synapse_harness import SynapseServer, TestCA
 
 
@@ -139,3 +139,57 @@ def test_denied_synapse_cannot_invite_or_join(fed: ConcordTLS, synapse: SynapseS
     assert not Membership.objects.filter(room_id=rid, user__username=quinn.user_id).exists()
     r2 = api.post("channels.invite", roomId=rid, username=quinn.user_id)
     assert r2["_status"] == 403, r2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lists_edited_at_run_time_in_django_admin(fed: ConcordTLS, peer: FakePeer, admin_user: Any,
+                                                  settings: Any) -> None:
+    """An admin denies a server in Django admin: its signed requests get 403 at once (this
+    process; others within seconds); an environment list, when set, wins over the stored rules."""
+    from django.test import Client
+
+    from federation import config
+    from federation.models import Destination, OutboundEDU, ServerRule
+
+    settings.CONCORD_FEDERATION_ALLOWED_SERVERS = []
+    settings.CONCORD_FEDERATION_DENIED_SERVERS = []
+    config.forget_stored_rules()
+    path = "/_matrix/federation/v1/query/profile?user_id=%40admin%3A" + fed.server_name
+
+    def status() -> int:
+        return signed_call(fed.base_url, peer_ca(fed), "GET", path, origin=peer.server_name,
+                           destination=fed.server_name, key=peer.key).status_code
+
+    assert status() == 200
+    web = Client()
+    web.force_login(admin_user)
+    r = web.post("/admin/federation/serverrule/add/", {"pattern": f"  {peer.server_name.upper()} ", "kind": "deny",
+                                                       "note": "spam"})
+    assert r.status_code == 302, r.content[:500]
+    assert ServerRule.objects.get().pattern == peer.server_name.lower()
+    assert status() == 403 and not config.server_allowed(peer.server_name)
+    listing = web.get("/admin/federation/serverrule/")
+    assert listing.status_code == 200 and b"yes" in listing.content
+    # The environment's list wins while it is set.
+    settings.CONCORD_FEDERATION_DENIED_SERVERS = ["someone.else.example"]
+    assert config.server_allowed(peer.server_name)
+    assert b"environment" in web.get("/admin/federation/serverrule/").content
+    settings.CONCORD_FEDERATION_DENIED_SERVERS = []
+    web.post(f"/admin/federation/serverrule/{ServerRule.objects.get().pk}/delete/", {"post": "yes"})
+    assert status() == 200
+
+    # Destinations: state, queue, and "retry now" clearing a backoff.
+    from django.utils import timezone
+
+    Destination.objects.create(server_name="down.example", retry_interval=600, failing_since=timezone.now(),
+                               next_attempt_at=timezone.now() + timezone.timedelta(minutes=10),
+                               last_error="connection refused")
+    OutboundEDU.objects.create(destination_id="down.example", edu_type="m.typing", content={})
+    page = web.get("/admin/federation/destination/")
+    assert page.status_code == 200 and b"backing off" in page.content and b"connection refused" in page.content
+    r = web.post("/admin/federation/destination/", {"action": "retry", "_selected_action": ["down.example"]})
+    assert r.status_code == 302
+    dest = Destination.objects.get(server_name="down.example")
+    assert dest.next_attempt_at is None and dest.retry_interval == 0
+    for url in ("/admin/federation/remoteserverkey/", "/admin/federation/matrixroom/"):
+        assert web.get(url).status_code == 200
