@@ -278,3 +278,10 @@ def do_logout_other_clients(user: User, keep_token: str) -> int:
     deleted, _ = AuthToken.objects.filter(user=user, personal=False).exclude(
         digest=AuthToken.hash(keep_token)).delete()
     return deleted
+
+
+def do_delete_puppet(user: User) -> None:
+    """Remove a remote user's stand-in (callers check that nothing refers to it any more)."""
+    if not user.is_remote:
+        raise ValueError(f"{user.username} is a local user")
+    user.delete()

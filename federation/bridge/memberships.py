@@ -24,7 +24,14 @@ from accounts.models import User
 from federation import config
 from federation.bridge.portals import create_portal_room, ensure_portal, portal_of
 from federation.bridge.remote_media import queue_avatar
-from federation.bridge.users import local_user_for, may_federate, mxid_of, puppet_for, refresh_profile
+from federation.bridge.users import (
+    forget_unused_puppet,
+    local_user_for,
+    may_federate,
+    mxid_of,
+    puppet_for,
+    refresh_profile,
+)
 from federation.handlers import joins
 from federation.handlers.backfill import backfill_from
 from federation.handlers.joins import MembershipError
@@ -98,15 +105,21 @@ def _refresh_profile_later(user: User) -> None:
 def invite_remote_user(room: Room, invitee: User, *, by: User) -> None:
     """Invite a remote user (puppet) into a chat room, federating the room if needed.
 
+    Checked first (:func:`federation.handlers.joins.check_invitee`): the server is allowed, the
+    room's ACL admits it, it answers and the user exists; a failed check changes nothing (the room
+    is not federated for it, and a puppet made for the mistyped ID is removed).
+
     Raises:
-        MembershipError: the inviter lacks ``access-federation``, the server is not allowed, or the
-            invitee's server refused (its answer is in the message).
+        MembershipError: the inviter lacks ``access-federation``, a check failed, or the invitee's
+            server refused (its answer is in the message).
     """
-    server = server_name_of(invitee.username)
     if not may_federate(by):
         raise MembershipError("You are not allowed to invite users from other servers")
-    if not config.server_allowed(server):
-        raise MembershipError(f"Federation with {server} is not allowed")
+    try:
+        joins.check_invitee(invitee.username, portal_of(room))
+    except MembershipError:
+        forget_unused_puppet(invitee)  # a mistyped ID leaves nothing behind
+        raise
     mroom = ensure_portal(room, by=by)
     joins.send_invite(mroom, mxid_of(by), invitee.username, is_direct=room.type == Room.DIRECT)
     with applying_remote():

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from accounts.actions import do_get_or_create_puppet, do_set_remote_profile
+from accounts.actions import do_delete_puppet, do_get_or_create_puppet, do_set_remote_profile
 from accounts.models import User
 from accounts.permissions import has_permission
 from federation import config
@@ -23,6 +23,7 @@ from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.ids import UserId, server_name_of
 from federation.transport.client import FederationClient, FederationError
 from federation.transport.errors import MatrixError
+from rooms.models import Membership, Message
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +142,13 @@ def profile_of(user_id: str, field: str | None) -> dict[str, Any]:
     if field in (None, "avatar_url") and avatar:
         out["avatar_url"] = avatar
     return out
+
+
+def forget_unused_puppet(user: User) -> None:
+    """Remove a puppet nothing refers to (no membership of any state, no message): what a
+    mistyped Matrix ID in an invite left behind."""
+    if not user.is_remote:
+        return
+    if Membership.objects.filter(user=user).exists() or Message.objects.filter(user=user).exists():
+        return
+    do_delete_puppet(user)

@@ -207,6 +207,35 @@ def countersign_invite(event: Event) -> tuple[MatrixRoom, Event]:
 # --- client: inviting a remote user into one of our rooms -----------------------------------------
 
 
+INVITE_CHECK_TIMEOUT = 15.0
+
+
+def check_invitee(user_id: str, mroom: MatrixRoom | None = None) -> None:
+    """What Rocket.Chat checks before an invite goes out, so that a mistyped one fails at once
+    and in words: the server is allowed (ours and, for a room already federated, the room's server
+    ACL), it resolves and answers, and the user exists there (a profile query; a server that
+    refuses profile queries, 403, is given the benefit of the doubt).
+
+    Raises:
+        MembershipError: which of those failed.
+    """
+    server = server_name_of(user_id)
+    if not config.server_allowed(server):
+        raise MembershipError(f"Federation with {server} is not allowed on this server")
+    if mroom is not None and mroom.current_state and not origin_allowed_by_acl(mroom, server):
+        raise MembershipError(f"This room's server ACL does not admit {server}")
+    try:
+        FederationClient(timeout=min(config.request_timeout(), INVITE_CHECK_TIMEOUT)).query_profile(server, user_id)
+    except FederationError as exc:
+        if exc.status == 0:
+            raise MembershipError(f"{server} could not be reached: {exc}") from exc
+        if exc.status == 404:
+            raise MembershipError(f"There is no user {user_id} on {server}") from exc
+        if exc.status not in (401, 403):
+            raise MembershipError(f"{server} did not answer about {user_id}: {exc}") from exc
+        log.info("profile of %s not given by %s (%s): inviting anyway", user_id, server, exc.status)
+
+
 def send_invite(mroom: MatrixRoom, sender: str, invitee: str, *, is_direct: bool) -> Event:
     """Invite ``invitee`` (a remote Matrix ID) into our room: built on our head, counter-signed by
     the invitee's server, then stored and sent to the room.

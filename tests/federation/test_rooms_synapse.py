@@ -778,3 +778,34 @@ def test_public_room_directories_both_ways(fed: ConcordTLS, synapse: SynapseServ
     with override_settings(CONCORD_FEDERATION_DENIED_SERVERS=[synapse.server_name]):
         r = api.get("federation/searchPublicRooms", serverName=synapse.server_name)
         assert r["_status"] == 400 and "not allowed" in r["error"], r
+
+
+def test_invites_are_checked_before_they_are_sent(fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any,
+                                                  make_user: Any, live_url: str) -> None:
+    """A mistyped user, a server that does not answer, a server the room's ACL refuses: each a
+    clear error at once, and nothing left behind (the room is not federated for it, no puppet)."""
+    from accounts.models import User
+    from federation.bridge.portals import ensure_portal
+    from federation.handlers.room_events import send_event
+    from federation.models import MatrixRoom
+    from rooms.models import Room
+
+    make_user("checker", name="Checker")
+    api = ConcordApi(live_url, "checker")
+    rid = api.post("groups.create", name="checked")["group"]["_id"]
+    for mxid, words in ((f"@nobody:{synapse.server_name}", "There is no user"),
+                        ("@someone:nowhere.invalid", "could not be reached")):
+        r = api.post("groups.invite", roomId=rid, username=mxid)
+        assert r["_status"] == 400 and r["errorType"] == "error-federation-invite" and words in r["error"], r
+        assert not User.objects.filter(username=mxid).exists()
+    assert not MatrixRoom.objects.filter(chat_room_id=rid).exists()
+    # A real user on an allowed server is invited.
+    real = SynapseUser(synapse, "checkedreal")
+    assert api.post("groups.invite", roomId=rid, username=real.user_id)["success"]
+    # The room's server ACL now refuses Synapse: the next invite there is refused here.
+    mroom = ensure_portal(Room.objects.get(id=rid))
+    send_event(mroom.room_id, "m.room.server_acl", f"@checker:{fed.server_name}",
+               {"allow": [fed.server_name.split(":")[0]], "deny": [], "allow_ip_literals": True}, state_key="")
+    other = SynapseUser(synapse, "checkedother")
+    r = api.post("groups.invite", roomId=rid, username=other.user_id)
+    assert r["_status"] == 400 and "server ACL" in r["error"], r
