@@ -16,6 +16,7 @@ from django.db import transaction
 from accounts.models import AuthToken, Permission, Role, User
 from accounts.user_events import user_created
 from chat.api_errors import ApiError
+from federation import hooks as federation_hooks
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -167,6 +168,7 @@ def do_update_profile(user: User, *, name: str | None = None, email: str | None 
         user.name = name
     if email is not None and email != user.email:
         user.email = check_email(email)
+    before = (user.status, user.status_text)
     if status is not None:
         if status not in dict(User.STATUS_CHOICES):
             raise ApiError("Invalid status", "error-invalid-status")
@@ -174,6 +176,8 @@ def do_update_profile(user: User, *, name: str | None = None, email: str | None 
     if status_text is not None:
         user.status_text = str(status_text)[:255]
     user.save()
+    if (user.status, user.status_text) != before and not user.is_remote:
+        federation_hooks.presence_changed(user)
     return user
 
 

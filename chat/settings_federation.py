@@ -75,3 +75,10 @@ CONCORD_FEDERATION_PUBLISH_ROOMS: bool = os.environ.get("CONCORD_FEDERATION_PUBL
 CONCORD_FEDERATION_HISTORY_ON_FEDERATE: int = int(os.environ.get("CONCORD_FEDERATION_HISTORY_ON_FEDERATE", "200"))
 # Requests one remote server may have in progress at once (more: 429 M_LIMIT_EXCEEDED).
 CONCORD_FEDERATION_MAX_CONCURRENT: int = int(os.environ.get("CONCORD_FEDERATION_MAX_CONCURRENT", "5"))
+# Rocket.Chat's federation switches: typing, read receipts and presence cross servers (both ways).
+CONCORD_FEDERATION_TYPING: bool = os.environ.get("CONCORD_FEDERATION_TYPING", "1").strip().lower() \
+    not in ("0", "false", "no", "off")
+CONCORD_FEDERATION_RECEIPTS: bool = os.environ.get("CONCORD_FEDERATION_RECEIPTS", "1").strip().lower() \
+    not in ("0", "false", "no", "off")
+CONCORD_FEDERATION_PRESENCE: bool = os.environ.get("CONCORD_FEDERATION_PRESENCE", "1").strip().lower() \
+    not in ("0", "false", "no", "off")

@@ -111,6 +111,12 @@ def max_concurrent_requests() -> int:
     return int(_get("CONCORD_FEDERATION_MAX_CONCURRENT", 5))
 
 
+def edus_enabled(kind: str) -> bool:
+    """Rocket.Chat's federation switches: whether ``typing``, ``receipts`` or ``presence`` cross
+    servers, both ways (``CONCORD_FEDERATION_TYPING`` / ``_RECEIPTS`` / ``_PRESENCE``, default on)."""
+    return bool(_get(f"CONCORD_FEDERATION_{kind.upper()}", True))
+
+
 def publish_rooms() -> bool:
     """Whether other servers may list our public channels (``publicRooms``;
     ``CONCORD_FEDERATION_PUBLISH_ROOMS``, default on). Aliases resolve either way."""

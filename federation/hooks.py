@@ -70,6 +70,8 @@ class FederationSink(Protocol):
 
     def room_role_changed(self, room_id: str, user_id: str, by_id: str) -> None: ...
 
+    def presence_changed(self, user_id: str) -> None: ...
+
     def history_page_short(self, room_id: str) -> bool: ...
 
 
@@ -185,6 +187,12 @@ def member_muted(room: Room, user: User, by: User) -> None:
     """``do_set_muted``: the member's power level goes below (or back above) the message level."""
     if (sink := _active_sink()) is not None:
         _later(sink.room_role_changed, room.id, user.id, by.id)
+
+
+def presence_changed(user: User) -> None:
+    """``do_update_profile``: a local user's status changed."""
+    if (sink := _active_sink()) is not None:
+        _later(sink.presence_changed, user.id)
 
 
 def history_page_short(room: Room) -> bool:

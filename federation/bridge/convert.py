@@ -370,6 +370,19 @@ def with_read_only(power_levels: Mapping[str, Any], read_only: bool) -> dict[str
     return content
 
 
+PRESENCE_OF_STATUS = {"online": "online", "away": "unavailable", "busy": "unavailable", "offline": "offline"}
+
+
+def presence_content(user_id: str, status: str, status_text: str = "") -> dict[str, Any]:
+    """One ``m.presence`` push entry for a chat status (away and busy are ``unavailable``)."""
+    presence = PRESENCE_OF_STATUS.get(status, "offline")
+    entry: dict[str, Any] = {"user_id": user_id, "presence": presence, "currently_active": presence == "online",
+                             "last_active_ago": 0}
+    if status_text:
+        entry["status_msg"] = status_text[:255]
+    return entry
+
+
 def join_rule_for(is_public_channel: bool) -> str:
     """A public channel is ``public``; groups and DMs are ``invite``."""
     return "public" if is_public_channel else "invite"

@@ -16,6 +16,7 @@ from typing import Any
 
 from accounts.actions import do_set_remote_profile
 from accounts.models import User
+from federation import config
 from federation.bridge import convert
 from federation.bridge.portals import matrix_room
 from federation.handlers.edus import register_edu_handler
@@ -45,7 +46,9 @@ def _chat_room_and_user(room_id: object, user_id: str) -> tuple[Room, User] | No
 
 
 def handle_typing(origin: str, content: dict[str, Any]) -> None:
-    """``m.typing``: ``{room_id, user_id, typing}``."""
+    """``m.typing``: ``{room_id, user_id, typing}`` (ignored with ``CONCORD_FEDERATION_TYPING`` off)."""
+    if not config.edus_enabled("typing"):
+        return
     user_id = content.get("user_id")
     if not _from_origin(user_id, origin):
         return
@@ -60,8 +63,11 @@ def handle_receipt(origin: str, content: dict[str, Any]) -> None:
 
     The remote user's read position moves to the bridged message of the (latest known) event, never
     backwards: it shows in ``chat.getMessageReadReceipts`` and as a live ``receipt``. A receipt for
-    an event we cannot place is shown live only, with its time.
+    an event we cannot place is shown live only, with its time. Ignored with
+    ``CONCORD_FEDERATION_RECEIPTS`` off.
     """
+    if not config.edus_enabled("receipts"):
+        return
     for room_id, kinds in content.items():
         if not isinstance(kinds, dict):
             continue
@@ -104,7 +110,10 @@ _PRESENCE_TO_STATUS = {"online": "online", "unavailable": "away", "offline": "of
 
 
 def handle_presence(origin: str, content: dict[str, Any]) -> None:
-    """``m.presence``: ``{"push": [{user_id, presence, ...}]}``; updates known remote users' status."""
+    """``m.presence``: ``{"push": [{user_id, presence, ...}]}``; updates known remote users' status
+    (ignored with ``CONCORD_FEDERATION_PRESENCE`` off)."""
+    if not config.edus_enabled("presence"):
+        return
     push = content.get("push")
     if not isinstance(push, list):
         return

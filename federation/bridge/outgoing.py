@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from accounts.models import User
+from federation import config
 from federation.bridge import convert, emoji, media
 from federation.bridge.content import event_of, mentions_of, message_content
 from federation.bridge.portals import portal_of, send_state_as_local, update_power_levels
@@ -140,7 +141,10 @@ class ChatToMatrix:
                 link.delete()
 
     def typing_changed(self, room_id: str, username: str, typing: bool) -> None:
-        """A local user typing in a portal: ``m.typing`` to the room's other servers."""
+        """A local user typing in a portal: ``m.typing`` to the room's other servers (not with
+        ``CONCORD_FEDERATION_TYPING`` off)."""
+        if not config.edus_enabled("typing"):
+            return
         mroom = _live_portal(Room.objects.filter(id=room_id).first())
         user = User.objects.filter(username=username, is_remote=False).first()
         if mroom is None or user is None:
@@ -150,7 +154,9 @@ class ChatToMatrix:
 
     def read_marked(self, room_id: str, user_id: str, at_ms: int) -> None:
         """A local user read a portal up to ``at_ms``: ``m.receipt`` (``m.read``) of the latest bridged
-        message by then."""
+        message by then (not with ``CONCORD_FEDERATION_RECEIPTS`` off)."""
+        if not config.edus_enabled("receipts"):
+            return
         room = Room.objects.filter(id=room_id).first()
         mroom = _live_portal(room)
         user = User.objects.filter(id=user_id, is_remote=False).first()
@@ -164,6 +170,23 @@ class ChatToMatrix:
             return
         enqueue_edu(joined_servers(mroom), "m.receipt", {mroom.room_id: {"m.read": {mxid_of(user): {
             "event_ids": [latest], "data": {"ts": at_ms}}}}})
+
+    def presence_changed(self, user_id: str) -> None:
+        """A local user's status changed: ``m.presence`` to every server sharing a portal with them
+        (online; away and busy as ``unavailable``; offline), not with ``CONCORD_FEDERATION_PRESENCE`` off."""
+        if not config.edus_enabled("presence"):
+            return
+        user = User.objects.filter(id=user_id, is_remote=False).first()
+        if user is None:
+            return
+        servers: set[str] = set()
+        rooms = Membership.objects.filter(user=user, state=Membership.JOINED).values("room_id")
+        for mroom in MatrixRoom.objects.filter(chat_room_id__in=rooms).exclude(current_state=[]):
+            servers.update(joined_servers(mroom))
+        servers.discard(config.server_name())
+        if servers:
+            enqueue_edu(sorted(servers), "m.presence", {"push": [convert.presence_content(
+                mxid_of(user), user.status, user.status_text)]})
 
     def message_deleted(self, message_id: str, by_id: str) -> None:
         """A bridged message was deleted: ``m.room.redaction``."""

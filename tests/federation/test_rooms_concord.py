@@ -501,3 +501,36 @@ def test_governance_between_two_concords(
                    what="invitation on main")
     assert bob.call_api_post("groups.kick", roomId=group, username=alice_mxid)["success"]
     wait_for(lambda: _main_state(sub.room_id, f"ga{uid}") == "left", what="withdrawn invite gone on main")
+
+
+def test_presence_crosses_and_the_switches_stop_it(
+        fed: ConcordTLS, concord_peer: ConcordPeer, outbox_pump: Any, make_user: Any,
+        rc_client: Callable[..., RocketChat], settings: Any) -> None:
+    """A status set on main shows on the peer (busy as away: Matrix's "unavailable");
+    with ``CONCORD_FEDERATION_PRESENCE`` off nothing more crosses, and nothing is taken in."""
+    uid = _uid()
+    make_user(f"pa{uid}", name="Presence Alice")
+    alice = rc_client(f"pa{uid}")
+    alice_mxid = f"@pa{uid}:{fed.server_name}"
+    rid, alias = _main_public_room(alice, f"presence{uid}", "11")
+    bob = concord_peer.register(f"pb{uid}", "Presence Bob")
+    peer_rid = bob.channels_join(alias, None)["channel"]["_id"]
+    alice_there = _peer_member_id(bob, peer_rid, alice_mxid)
+
+    def peer_status() -> str:
+        return str(bob.call_api_get("users.getStatus", userId=alice_there)["status"])
+
+    alice.users_set_status("in a meeting", status="busy")
+    wait_for(lambda: peer_status() == "away", what="busy on main shows as away on the peer")
+    alice.users_set_status("", status="online")
+    wait_for(lambda: peer_status() == "online", what="online on the peer")
+    settings.CONCORD_FEDERATION_PRESENCE = False
+    alice.users_set_status("", status="busy")
+    time.sleep(3)
+    assert peer_status() == "online"
+    # Incoming too: the peer's user going away does not change anything here.
+    from accounts.models import User
+
+    bob.users_set_status("", status="away")
+    time.sleep(3)
+    assert User.objects.get(username=concord_peer.mxid(f"pb{uid}")).status != "away"
