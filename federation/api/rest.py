@@ -26,10 +26,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import User
-from chat.api import ApiView, list_param, ok, pagination, str_param
+from accounts.permissions import has_permission
+from chat.api import ApiView, bool_param, list_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotAllowed
 from federation import config
 from federation.bridge import directory as bridge_directory
+from federation.bridge.acl import AclError, acl_of, set_server_acl
 from federation.bridge.memberships import (
     MembershipError,
     accept_invite,
@@ -42,6 +44,7 @@ from federation.bridge.portals import ensure_portal, portal_of
 from federation.bridge.users import looks_like_matrix_id, may_federate, user_for_mxid
 from federation.handlers.directory import DirectoryError
 from federation.protocol.room_versions import SUPPORTED_ROOM_VERSIONS
+from federation.store.room_state import joined_servers
 from federation.transport.errors import MatrixError
 from rooms.access import access_room_for_read
 from rooms.models import Membership, Room
@@ -154,7 +157,8 @@ class RoomFederationView(ApiView):
         if mroom is None:
             return ok(federation=None)
         alias = mroom.aliases.values_list("alias", flat=True).first()
-        return ok(federation={"roomId": mroom.room_id, "roomVersion": mroom.room_version, "alias": alias})
+        return ok(federation={"roomId": mroom.room_id, "roomVersion": mroom.room_version, "alias": alias,
+                              "servers": joined_servers(mroom), "serverAcl": acl_of(mroom)})
 
     def post(self, request: Request) -> Response:
         if not federation_on():
@@ -168,6 +172,27 @@ class RoomFederationView(ApiView):
         mroom = ensure_portal(room, version=version or None, by=request.user)
         alias = mroom.aliases.values_list("alias", flat=True).first()
         return ok(federation={"roomId": mroom.room_id, "roomVersion": mroom.room_version, "alias": alias})
+
+
+class RoomServerAclView(ApiView):
+    """``rooms.setServerAcl {roomId, allow[], deny[], allowIpLiterals}`` (our extension): the
+    federated room's ``m.room.server_acl``, for its owners (and admins). ``allow`` empty: every
+    server not denied. Answers ``{serverAcl: {allow, deny, allowIpLiterals, servers}}``."""
+
+    def post(self, request: Request) -> Response:
+        room = access_room_for_read(request.user, str_param(request, "roomId"), None, ("c", "p"))
+        sub = Membership.objects.filter(room=room, user=request.user, state=Membership.JOINED).first()
+        if not ((sub is not None and "owner" in sub.roles) or has_permission(request.user, "view-room-administration")):
+            raise NotAllowed("Only the room's owners change its server ACL", "error-not-allowed")
+        mroom = portal_of(room)
+        if mroom is None or not mroom.current_state:
+            raise ApiError("This room is not federated", "error-room-not-federated")
+        try:
+            acl = set_server_acl(mroom, request.user, allow=param(request, "allow"), deny=param(request, "deny"),
+                                 allow_ip_literals=bool_param(request, "allowIpLiterals"))
+        except AclError as exc:
+            raise ApiError(str(exc), "error-invalid-params") from exc
+        return ok(serverAcl=acl)
 
 
 def via_param(request: Request) -> list[str]:

@@ -7,12 +7,14 @@ from federation.api.rest import (
     InviteAnswerView,
     JoinExternalPublicRoomView,
     RoomFederationView,
+    RoomServerAclView,
     SearchPublicRoomsView,
 )
 
 urlpatterns = [
     path("rooms.invite", InviteAnswerView.as_view()),
     path("rooms.federation", RoomFederationView.as_view()),
+    path("rooms.setServerAcl", RoomServerAclView.as_view()),
     path("federation/searchPublicRooms", SearchPublicRoomsView.as_view()),
     path("federation/joinExternalPublicRoom", JoinExternalPublicRoomView.as_view()),
     path("", include("rooms.api.urls_rooms")),

@@ -241,7 +241,9 @@ export function settingsDialog(rid) {
       if (!(await confirmDialog(`Delete ${roomTitle(rid)} and all its messages? This cannot be undone.`, "Delete room"))) return;
       await post(`${p}.delete`, { roomId: rid }); dlg.close();
     }) }, "Delete room") : null);
-  const dlg = modal(`Settings · ${roomTitle(rid)}`, h("div", {}, form, h("hr"), danger));
+  const fedBox = h("div", { class: "federation-box" });
+  const dlg = modal(`Settings · ${roomTitle(rid)}`, h("div", {}, form, fedBox, h("hr"), danger));
+  if (t !== "d") federationSection(rid, fedBox, dlg);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     submitting(dlg, btn, async () => {
@@ -256,6 +258,31 @@ export function settingsDialog(rid) {
       dlg.close();
     });
   });
+}
+
+// The Matrix side of a federated room: its ID, the servers in it and (for owners) its server ACL.
+async function federationSection(rid, box, dlg) {
+  let fed;
+  try { fed = (await get("rooms.federation", { roomId: rid })).federation; } catch { return; }
+  if (!fed) return;
+  const owner = isAdmin() || (state.subs.get(rid)?.roles || []).includes("owner");
+  const acl = fed.serverAcl || { allow: ["*"], deny: [], allowIpLiterals: true };
+  const lines = (list) => (list || []).join("\n");
+  const allow = h("textarea", { name: "aclAllow", rows: 2, disabled: !owner, placeholder: "* (every server)" });
+  allow.value = lines(acl.allow.filter((p) => p !== "*"));
+  const deny = h("textarea", { name: "aclDeny", rows: 2, disabled: !owner, placeholder: "evil.example.org, *.spam.example" });
+  deny.value = lines(acl.deny);
+  const save = h("button", { type: "button", disabled: !owner }, "Save server ACL");
+  const split = (text) => text.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+  save.addEventListener("click", () => attempt(async () => {
+    await post("rooms.setServerAcl", { roomId: rid, allow: split(allow.value), deny: split(deny.value), allowIpLiterals: acl.allowIpLiterals });
+  }, "Server ACL saved."));
+  box.append(h("hr"), h("h3", {}, "Federation"),
+    h("p", { class: "muted small" }, `Matrix room ${fed.roomId} (version ${fed.roomVersion})${fed.alias ? ` · ${fed.alias}` : ""}`),
+    h("p", { class: "muted small", id: "federation-servers" }, `Servers in the room: ${(fed.servers || []).join(", ") || "only this one"}`),
+    h("label", {}, "Servers allowed (one per line; empty: every server)", allow),
+    h("label", {}, "Servers denied", deny),
+    owner ? save : h("p", { class: "muted" }, "Only the room's owners change its server ACL."));
 }
 
 export async function receiptsDialog(m) {

@@ -809,3 +809,37 @@ def test_invites_are_checked_before_they_are_sent(fed: ConcordTLS, synapse: Syna
     other = SynapseUser(synapse, "checkedother")
     r = api.post("groups.invite", roomId=rid, username=other.user_id)
     assert r["_status"] == 400 and "server ACL" in r["error"], r
+
+
+def test_room_owners_edit_the_server_acl(fed: ConcordTLS, synapse: SynapseServer, outbox_pump: Any,
+                                          make_user: Any, live_url: str) -> None:
+    make_user("aclowner", name="ACL Owner")
+    make_user("aclmember", name="ACL Member")
+    owner, member = ConcordApi(live_url, "aclowner"), ConcordApi(live_url, "aclmember")
+    rid = owner.post("channels.create", name="guarded", members=["aclmember"])["channel"]["_id"]
+    alias = owner.post("rooms.federation", roomId=rid, roomVersion="11")["federation"]["alias"]
+    sam = SynapseUser(synapse, "aclsam")
+    room_id = sam.join(alias).json()["room_id"]
+    wait_for(lambda: _member_state(rid, sam.user_id) == "joined", what="sam joined in Concord")
+    info = owner.get("rooms.federation", roomId=rid)["federation"]
+    assert info["serverAcl"] is None and synapse.server_name in info["servers"]
+    synapse_host = synapse.server_name.split(":")[0]
+
+    r = member.post("rooms.setServerAcl", roomId=rid, deny=[synapse_host])
+    assert r["_status"] == 403, r
+    r = owner.post("rooms.setServerAcl", roomId=rid, allow=["other.example"])
+    assert r["_status"] == 400 and "shut this server" in r["error"], r
+    r = owner.post("rooms.setServerAcl", roomId=rid, deny=["not a pattern"])
+    assert r["_status"] == 400, r
+    r = owner.post("rooms.setServerAcl", roomId=rid, deny=[synapse_host.upper()])
+    assert r["success"] and r["serverAcl"]["deny"] == [synapse_host] and r["serverAcl"]["allow"] == ["*"], r
+    wait_for(lambda: (sam.state(room_id, "m.room.server_acl") or {}).get("deny") == [synapse_host],
+             what="the ACL in Synapse")
+    # Synapse's server is denied now: what its user sends no longer reaches the chat.
+    sam.send(room_id, "after the ACL")
+    owner.post("chat.postMessage", roomId=rid, text="still here")
+    import time as _time
+
+    _time.sleep(2)
+    assert "after the ACL" not in _texts(rid)
+    assert owner.get("rooms.federation", roomId=rid)["federation"]["serverAcl"]["deny"] == [synapse_host]
