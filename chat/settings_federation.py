@@ -82,3 +82,5 @@ CONCORD_FEDERATION_RECEIPTS: bool = os.environ.get("CONCORD_FEDERATION_RECEIPTS"
     not in ("0", "false", "no", "off")
 CONCORD_FEDERATION_PRESENCE: bool = os.environ.get("CONCORD_FEDERATION_PRESENCE", "1").strip().lower() \
     not in ("0", "false", "no", "off")
+# Seconds a remote server may be unreachable before its rooms show a notice (and another when it is back).
+CONCORD_FEDERATION_STALL_NOTICE_AFTER: float = float(os.environ.get("CONCORD_FEDERATION_STALL_NOTICE_AFTER", "3600"))

@@ -117,6 +117,11 @@ def edus_enabled(kind: str) -> bool:
     return bool(_get(f"CONCORD_FEDERATION_{kind.upper()}", True))
 
 
+def stall_notice_after() -> float:
+    """Seconds a server may fail before its rooms get a notice (``CONCORD_FEDERATION_STALL_NOTICE_AFTER``, 3600)."""
+    return float(_get("CONCORD_FEDERATION_STALL_NOTICE_AFTER", 3600))
+
+
 def publish_rooms() -> bool:
     """Whether other servers may list our public channels (``publicRooms``;
     ``CONCORD_FEDERATION_PUBLISH_ROOMS``, default on). Aliases resolve either way."""

@@ -153,6 +153,8 @@ class Destination(models.Model):
     txn_counter = models.BigIntegerField(default=0)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Set when the rooms were told this server stopped answering (told again when it is back).
+    stall_noticed_at = models.DateTimeField(null=True, blank=True)
 
 
 class OutboundPDU(models.Model):

@@ -1,5 +1,5 @@
 """Plugging the bridge in (called once from ``FederationConfig.ready``): the event store's listener,
-the hooks' sink and the EDU handlers. Idempotent."""
+the hooks' sink, the EDU handlers and the outbox's stall notices. Idempotent."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from federation import hooks
 from federation.bridge.edus import register_edu_handlers
 from federation.bridge.incoming import on_persisted, wants
 from federation.bridge.outgoing import ChatToMatrix
+from federation.bridge.stalls import on_stall
 from federation.store.events import register_listener
+from federation.store.outbox import register_stall_listener
 
 
 def connect_bridge() -> None:
@@ -15,3 +17,4 @@ def connect_bridge() -> None:
     register_listener(on_persisted, wants)
     hooks.register_sink(ChatToMatrix())
     register_edu_handlers()
+    register_stall_listener(on_stall)

@@ -63,6 +63,26 @@ MAX_EDUS = 100
 Scheduler = Callable[[str], None]
 _scheduler: Scheduler | None = None
 
+# ``(server_name, stalled)``: told once when a server has been unreachable for
+# ``CONCORD_FEDERATION_STALL_NOTICE_AFTER`` seconds, and once when a send to it succeeds again.
+StallListener = Callable[[str, bool], None]
+_stall_listener: StallListener | None = None
+
+
+def register_stall_listener(listener: StallListener | None) -> None:
+    """Install who hears of stalls (``FederationConfig.ready``: the bridge's room notices)."""
+    global _stall_listener
+    _stall_listener = listener
+
+
+def _tell_stall(server_name: str, stalled: bool) -> None:
+    if _stall_listener is None:
+        return
+    try:
+        _stall_listener(server_name, stalled)
+    except Exception:  # a notice must never stop delivery
+        log.exception("stall notice for %s failed", server_name)
+
 
 def register_scheduler(scheduler: Scheduler | None) -> None:
     """Install what starts a send to a server (``FederationConfig.ready``: the Celery task)."""
@@ -219,8 +239,14 @@ def transaction_failed(server_name: str, token: str, error: str) -> float:
     """Record a failed send: back off, remember the error, release the lease. Returns the interval."""
     dest = Destination.objects.get(server_name=server_name)
     interval, next_at = next_backoff(dest)
+    failing_since = dest.failing_since or timezone.now()
     release_lease(server_name, token, retry_interval=interval, next_attempt_at=next_at,
-                  failing_since=dest.failing_since or timezone.now(), last_error=error[:1000])
+                  failing_since=failing_since, last_error=error[:1000])
+    stalled_for = (timezone.now() - failing_since).total_seconds()
+    if dest.stall_noticed_at is None and stalled_for >= config.stall_notice_after():
+        if Destination.objects.filter(pk=server_name, stall_noticed_at__isnull=True).update(
+                stall_noticed_at=timezone.now()):  # once, whichever sender gets here first
+            transaction.on_commit(lambda: _tell_stall(server_name, True))
     return interval
 
 
@@ -232,6 +258,9 @@ def transaction_delivered(dest: Destination, txn_id: str) -> None:
         Destination.objects.filter(pk=dest.pk).update(
             retry_interval=0, next_attempt_at=None, failing_since=None, last_success_at=timezone.now(),
             last_error="")
+        if Destination.objects.filter(pk=dest.pk, stall_noticed_at__isnull=False).update(stall_noticed_at=None):
+            server = dest.server_name
+            transaction.on_commit(lambda: _tell_stall(server, False))
 
 
 def catching_up(dest: Destination) -> bool:

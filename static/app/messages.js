@@ -27,6 +27,8 @@ const SYSTEM = {
   "room-set-read-only": (m) => `${m.u?.username} made the room read only`,
   "room-removed-read-only": (m) => `${m.u?.username} made the room writable`,
   room_changed_history_visibility: (m) => `${m.u?.username} changed what new members see to: ${HISTORY_WORDS[m.msg] || m.msg}`,
+  "federation-delayed": (m) => `Messages to ${m.msg} are delayed: that server has not answered for a while. They will be delivered when it is back.`,
+  "federation-resumed": (m) => `${m.msg} answers again: delayed messages are being delivered.`,
   "message_pinned": (m) => `${m.u?.username} pinned a message`,
   "room_e2e_enabled": () => "Encryption enabled",
 };

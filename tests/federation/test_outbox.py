@@ -136,3 +136,38 @@ def test_inbound_request_wakes_the_queue_and_beat_redrives(fed: ConcordTLS, peer
     enqueue_edu([peer.server_name], "m.typing", {"n": 2})
     assert peer.server_name in due_destinations()
     assert send_pending(peer.server_name) == 1
+
+
+def test_rooms_are_told_when_a_server_stalls_and_when_it_is_back(fed: ConcordTLS, peer: FakePeer,
+                                                                 settings: Any, make_user: Any) -> None:
+    from federation.handlers.sender import send_pending
+    from federation.models import Destination, MatrixRoom
+    from federation.store.outbox import enqueue_edu
+    from rooms.actions.rooms import do_create_room
+    from rooms.models import Message
+    from tests.federation.signed_requests import joined_room
+
+    room = joined_room(fed, peer)
+    chat = do_create_room(make_user("stallwatch"), "c", "stalls")
+    MatrixRoom.objects.filter(room_id=room.room_id).update(chat_room=chat)
+    quiet = do_create_room(make_user("elsewhere"), "c", "unshared")
+
+    def notices(room_id: str) -> list[tuple[str, str]]:
+        return list(Message.objects.filter(room_id=room_id, type__startswith="federation-").order_by(
+            "created_at").values_list("type", "text"))
+
+    settings.CONCORD_FEDERATION_STALL_NOTICE_AFTER = 3600
+    enqueue_edu([peer.server_name], "m.typing", {"n": 1})
+    peer.fail_sends = 3
+    assert send_pending(peer.server_name) == 0
+    assert notices(chat.id) == []  # failing, but not for long yet
+    settings.CONCORD_FEDERATION_STALL_NOTICE_AFTER = 0
+    for _ in range(2):  # however many more failures: one notice
+        Destination.objects.filter(pk=peer.server_name).update(next_attempt_at=timezone.now())
+        assert send_pending(peer.server_name) == 0
+    assert notices(chat.id) == [("federation-delayed", peer.server_name)]
+    Destination.objects.filter(pk=peer.server_name).update(next_attempt_at=timezone.now())
+    assert send_pending(peer.server_name) == 1
+    assert notices(chat.id) == [("federation-delayed", peer.server_name), ("federation-resumed", peer.server_name)]
+    assert notices(quiet.id) == []
+    assert Destination.objects.get(pk=peer.server_name).stall_noticed_at is None

@@ -535,4 +535,12 @@ def test_a_federated_room_shows_what_remote_users_do(live_url, make_user, open_p
     expect(a.locator(".msg", has_text=f"ping @bob:{remote}")).to_be_visible()
     sent = _wait_row(lambda: Message.objects.filter(room=portal, text__startswith=f"ping @bob:{remote}").first())
     assert list(Mention.objects.filter(message=sent).values_list("user__username", flat=True)) == [bob]
+    # Room settings show the Matrix side: the room, the servers in it and, for its owner, the
+    # server ACL fields.
+    a.click("#settings-button")
+    expect(a.locator("dialog #federation-servers")).to_contain_text(remote)
+    expect(a.locator("dialog")).to_contain_text(create.room_id)
+    assert a.locator("dialog textarea[name=aclDeny]").is_enabled()
+    expect(a.locator("dialog button", has_text="Save server ACL")).to_be_visible()
+    a.keyboard.press("Escape")
     assert a.errors == []
