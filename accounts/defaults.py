@@ -56,6 +56,7 @@ PERMISSIONS: dict[str, list[str]] = {
     "assign-roles": ["admin"],
     "view-privileged-setting": ["admin"],
     "access-federation": ["admin", "user"],
+    "manage-federation": ["admin"],
     "api-bypass-rate-limit": ["admin", "bot"],
     "create-personal-access-tokens": ["admin", "user", "bot"],
 }

@@ -22,6 +22,15 @@ def rooms_shared_with(server_name: str) -> list[Room]:
     return out
 
 
+def shared_room_counts() -> dict[str, int]:
+    """How many rooms each remote server shares with us (a member of it joined)."""
+    counts: dict[str, int] = {}
+    for mroom in MatrixRoom.objects.exclude(current_state=[]):
+        for server in joined_servers(mroom):
+            counts[server] = counts.get(server, 0) + 1
+    return counts
+
+
 def on_stall(server_name: str, stalled: bool) -> None:
     """Post the notice in each shared room (its text: the server's name)."""
     for room in rooms_shared_with(server_name):

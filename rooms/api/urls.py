@@ -3,6 +3,7 @@
 
 from django.urls import include, path
 
+from federation.api import admin_rest
 from federation.api.rest import (
     InviteAnswerView,
     JoinExternalPublicRoomView,
@@ -15,6 +16,11 @@ urlpatterns = [
     path("rooms.invite", InviteAnswerView.as_view()),
     path("rooms.federation", RoomFederationView.as_view()),
     path("rooms.setServerAcl", RoomServerAclView.as_view()),
+    path("federation/admin.status", admin_rest.StatusView.as_view()),
+    path("federation/admin.addRule", admin_rest.AddRuleView.as_view()),
+    path("federation/admin.removeRule", admin_rest.RemoveRuleView.as_view()),
+    path("federation/admin.retry", admin_rest.RetryView.as_view()),
+    path("federation/admin.check", admin_rest.CheckView.as_view()),
     path("federation/searchPublicRooms", SearchPublicRoomsView.as_view()),
     path("federation/joinExternalPublicRoom", JoinExternalPublicRoomView.as_view()),
     path("", include("rooms.api.urls_rooms")),

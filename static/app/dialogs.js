@@ -10,7 +10,7 @@ import { showPanel, closePanel } from "./panels.js";
 const renderSidebar = () => emit("sidebar:refresh");
 const openRoom = (rid, opts) => request("navigate", rid, opts);
 
-function modal(title, body, { actions = [], onClose, cls = "" } = {}) {
+export function modal(title, body, { actions = [], onClose, cls = "" } = {}) {
   const dlg = h("dialog", { class: `modal ${cls}`, "aria-label": title });
   const err = h("p", { class: "form-error hidden", role: "alert" });
   const close = () => { dlg.close(); };

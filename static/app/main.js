@@ -7,10 +7,11 @@
 import { h, $, clear } from "./dom.js";
 import { get, post } from "./api.js";
 import { Live } from "./live.js";
-import { state, toast, attempt, roomTitle } from "./state.js";
+import { state, toast, attempt, roomTitle, isAdmin } from "./state.js";
 import { on, answer } from "./bus.js";
 import * as room from "./room.js";
 import * as dialogs from "./dialogs.js";
+import * as admin from "./admin.js";
 
 const root = document.getElementById("app");
 
@@ -27,7 +28,8 @@ function shell() {
       h("div", { class: "side-actions" },
         h("button", { id: "new-room", onclick: () => dialogs.createRoomDialog(), title: "Create a channel or private group" }, "+ Room"),
         h("button", { id: "new-dm", onclick: () => dialogs.dmDialog(), title: "Start a direct message" }, "+ DM"),
-        h("button", { id: "directory", onclick: () => dialogs.directoryDialog(), title: "Browse public channels" }, "☰ Directory")),
+        h("button", { id: "directory", onclick: () => dialogs.directoryDialog(), title: "Browse public channels" }, "☰ Directory"),
+        isAdmin() ? h("button", { id: "federation-admin", onclick: () => admin.federationAdminDialog(), title: "Servers, delivery and checks" }, "⇄ Federation") : null),
       h("input", { id: "room-filter", type: "search", placeholder: "Filter rooms", "aria-label": "Filter rooms", oninput: renderSidebar }),
       h("nav", { id: "room-list" })),
     h("main", { id: "main" },

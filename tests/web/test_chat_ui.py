@@ -536,7 +536,10 @@ def test_a_federated_room_shows_what_remote_users_do(live_url, make_user, open_p
     sent = _wait_row(lambda: Message.objects.filter(room=portal, text__startswith=f"ping @bob:{remote}").first())
     assert list(Mention.objects.filter(message=sent).values_list("user__username", flat=True)) == [bob]
     # Room settings show the Matrix side: the room, the servers in it and, for its owner, the
-    # server ACL fields.
+    # server ACL fields (the room's current state, as receiving its events would have set it).
+    from federation.store.events import encode_state
+
+    _in_thread(lambda: MatrixRoom.objects.filter(pk=mroom.pk).update(current_state=encode_state(state)))
     a.click("#settings-button")
     expect(a.locator("dialog #federation-servers")).to_contain_text(remote)
     expect(a.locator("dialog")).to_contain_text(create.room_id)
@@ -544,3 +547,26 @@ def test_a_federated_room_shows_what_remote_users_do(live_url, make_user, open_p
     expect(a.locator("dialog button", has_text="Save server ACL")).to_be_visible()
     a.keyboard.press("Escape")
     assert a.errors == []
+
+
+def test_federation_admin_page(live_url, make_user, open_page, shot):
+    make_user("fedadmin", roles=("admin", "user"))
+    make_user("plainperson")
+    plain = open_page("plainperson")
+    expect(plain.locator("#federation-admin")).to_have_count(0)
+    a = open_page("fedadmin")
+    a.click("#federation-admin")
+    expect(a.locator("dialog #federation-state")).to_be_visible()
+    a.fill("dialog input[name=pattern]", "Spam.Example")
+    a.select_option("dialog select[name=kind]", "deny")
+    a.fill("dialog input[name=note]", "spam")
+    a.click("dialog button:has-text('Add rule')")
+    deny = a.locator("dialog ul.rules[data-kind=deny]")
+    expect(deny).to_contain_text("spam.example")
+    from federation.models import ServerRule
+
+    assert _in_thread(lambda: list(ServerRule.objects.values_list("pattern", "kind"))) == [("spam.example", "deny")]
+    shot(a, "federation-admin")
+    deny.locator("li", has_text="spam.example").locator("button", has_text="Remove").click()
+    expect(deny).not_to_contain_text("spam.example")
+    expect(a.locator("dialog table.destinations")).to_contain_text("Nothing sent to another server yet")
