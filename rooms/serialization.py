@@ -141,6 +141,15 @@ def message_json(msg: Message, *, fresh_mentions: list[User] | None = None) -> d
     return data
 
 
+def is_federated(room: Room) -> bool:
+    """Whether the room is also a Matrix room (Rocket.Chat's ``federated``); no query when the
+    caller selected ``matrix_room`` with the room."""
+    cache = room._state.fields_cache
+    if "matrix_room" in cache:
+        return cache["matrix_room"] is not None
+    return Room.objects.filter(id=room.id, matrix_room__isnull=False).exists()
+
+
 def room_json(room: Room) -> dict[str, Any]:
     data: dict[str, Any] = {
         "_id": room.id,
@@ -152,6 +161,7 @@ def room_json(room: Room) -> dict[str, Any]:
         "announcement": room.announcement,
         "ro": room.read_only,
         "broadcast": room.broadcast,
+        "federated": is_federated(room),
         "historyVisibility": room.history_visibility,
         "archived": room.archived,
         "default": room.default,

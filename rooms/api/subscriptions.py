@@ -91,7 +91,7 @@ class RoomsGetView(ApiView):
     def get(self, request: Request) -> Response:
         since = date_param(request, "updatedSince")
         subs = Membership.objects.filter(user=request.user, state=Membership.JOINED)
-        rooms = Room.objects.filter(id__in=subs.values("room_id")).select_related("creator")
+        rooms = Room.objects.filter(id__in=subs.values("room_id")).select_related("creator", "matrix_room")
         if since is None:
             return ok(update=[room_json(r) for r in rooms.order_by("created_at")], remove=[])
         changed_subs = subs.filter(updated_at__gt=since).values("room_id")

@@ -1,5 +1,6 @@
 // Dialogs and the members panel: create room, start DM, directory, profile, room settings,
 // read receipts, confirmation; members with roles and moderation actions.
+import { icon } from "./icons.js";
 import { h, $, clear, fmtTime } from "./dom.js";
 import { get, post, prefix, upload } from "./api.js";
 import { state, toast, attempt, roomTitle, roomType, canModerate, isAdmin } from "./state.js";
@@ -15,7 +16,7 @@ export function modal(title, body, { actions = [], onClose, cls = "" } = {}) {
   const err = h("p", { class: "form-error hidden", role: "alert" });
   const close = () => { dlg.close(); };
   dlg.addEventListener("close", () => { dlg.remove(); if (onClose) onClose(); });
-  dlg.append(h("header", {}, h("h2", {}, title), h("button", { class: "close", type: "button", "aria-label": "Close", onclick: close }, "✕")),
+  dlg.append(h("header", {}, h("h2", {}, title), h("button", { class: "close", type: "button", "aria-label": "Close", onclick: close }, icon("close"))),
     err, body, ...(actions.length ? [h("footer", {}, actions)] : []));  // (a null would show as "null")
   document.body.append(dlg);
   dlg.showModal();
@@ -332,6 +333,12 @@ export async function userAction(rid, action, username) {
   return ok;
 }
 
+// The server of a remote user (their username is their Matrix ID, @name:server), else "".
+export function remoteServer(username) {
+  const m = /^@[^:]+:(.+)$/.exec(String(username || ""));
+  return m ? m[1] : "";
+}
+
 export async function renderMembersPanel(rid, fetch = false) {
   if (state.panel !== "members" || rid !== state.current) return;
   const p = showPanel();
@@ -344,7 +351,7 @@ export async function renderMembersPanel(rid, fetch = false) {
     if (action === "mute" || action === "unmute") { const m = members.find((x) => x.username === username); if (m) m.muted = action === "mute"; }
     await loadMembers(rid, true); renderMembersPanel(rid); });
   clear(p).append(h("header", { class: "panel-head" }, h("h3", {}, `Members (${members.length})`),
-    h("button", { class: "close", "aria-label": "Close members", onclick: closePanel }, "✕")));
+    h("button", { class: "close", "aria-label": "Close members", onclick: closePanel }, icon("close"))));
   if (roomType(rid) !== "d") {
     p.append(h("form", { class: "invite-form", onsubmit: (e) => { e.preventDefault(); const u = invite.value.trim().replace(/^@/, ""); if (u) { invite.value = ""; act("invite", u); } } },
       invite, h("button", { type: "submit" }, "Add")));
@@ -356,9 +363,11 @@ export async function renderMembersPanel(rid, fetch = false) {
     const b = (label, action, cls = "") => h("button", { class: `small ${cls}`, dataset: { action, user: m.username }, onclick: () => act(action, m.username) }, label);
     ul.append(h("li", { class: "member", dataset: { username: m.username } },
       h("img", { class: "avatar small", src: `/avatar/${encodeURIComponent(m.username)}`, alt: "" }),
-      h("div", { class: "member-info" }, h("strong", {}, m.name || m.username), h("span", { class: "muted" }, ` @${m.username}`),
-        h("div", {}, m.roles.map((r) => h("span", { class: `role role-${r}` }, r)), m.muted ? h("span", { class: "role role-muted" }, "muted") : null)),
-      mod && !self ? h("details", { class: "member-menu" }, h("summary", { "aria-label": `Actions for ${m.username}` }, "⋯"),
+      h("div", { class: "member-info" }, h("strong", {}, m.name || m.username),
+        h("span", { class: "muted" }, m.username.startsWith("@") ? ` ${m.username}` : ` @${m.username}`),
+        h("div", {}, m.roles.map((r) => h("span", { class: `role role-${r}` }, r)), m.muted ? h("span", { class: "role role-muted" }, "muted") : null,
+          remoteServer(m.username) ? h("span", { class: "role role-remote", title: "A user of another server" }, icon("globe", { size: 12 }), ` ${remoteServer(m.username)}`) : null)),
+      mod && !self ? h("details", { class: "member-menu" }, h("summary", { "aria-label": `Actions for ${m.username}` }, icon("more")),
         h("div", { class: "menu" },
           m.muted === true ? b("Unmute", "unmute") : m.muted === false ? b("Mute", "mute") : [b("Mute", "mute"), b("Unmute", "unmute")],
           m.roles.includes("moderator") ? b("Remove moderator", "removeModerator") : b("Make moderator", "addModerator"),

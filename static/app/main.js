@@ -4,6 +4,7 @@
 // dialogs.js (create room, DM, directory, profile, settings, members), commands.js (slash commands),
 // panels.js (show/close the side panel), bus.js (events and requests to this module),
 // messages.js (message DOM), dom.js (safe DOM helpers), state.js (shared state, toasts).
+import { icon } from "./icons.js";
 import { h, $, clear } from "./dom.js";
 import { get, post } from "./api.js";
 import { Live } from "./live.js";
@@ -28,8 +29,8 @@ function shell() {
       h("div", { class: "side-actions" },
         h("button", { id: "new-room", onclick: () => dialogs.createRoomDialog(), title: "Create a channel or private group" }, "+ Room"),
         h("button", { id: "new-dm", onclick: () => dialogs.dmDialog(), title: "Start a direct message" }, "+ DM"),
-        h("button", { id: "directory", onclick: () => dialogs.directoryDialog(), title: "Browse public channels" }, "☰ Directory"),
-        isAdmin() ? h("button", { id: "federation-admin", onclick: () => admin.federationAdminDialog(), title: "Servers, delivery and checks" }, "⇄ Federation") : null),
+        h("button", { id: "directory", onclick: () => dialogs.directoryDialog(), title: "Browse public channels" }, icon("directory"), " Directory"),
+        isAdmin() ? h("button", { id: "federation-admin", onclick: () => admin.federationAdminDialog(), title: "Servers, delivery and checks" }, icon("federation"), " Federation") : null),
       h("input", { id: "room-filter", type: "search", placeholder: "Filter rooms", "aria-label": "Filter rooms", oninput: renderSidebar }),
       h("nav", { id: "room-list" })),
     h("main", { id: "main" },
@@ -55,11 +56,12 @@ function renderSidebar() {
     for (const s of items) {
       const mentions = (s.userMentions || 0) + (s.groupMentions || 0);
       const active = s.rid === state.current;
-      const icon = t === "c" ? "#" : t === "p" ? "🔒" : "@";
+      const roomIcon = icon(t === "c" ? "hash" : t === "p" ? "lock" : "at");
       list.append(h("a", { class: `room-item${active ? " active" : ""}${s.unread ? " unread" : ""}${s.archived ? " archived" : ""}`,
         href: room.roomPath(s.rid), dataset: { rid: s.rid, name: s.name }, onclick: (e) => { e.preventDefault(); openRoom(s.rid); } },
-        t === "d" ? h("img", { class: "avatar tiny", src: `/avatar/${encodeURIComponent(String(s.name).split(", ")[0])}`, alt: "" }) : h("span", { class: "room-icon" }, icon),
+        t === "d" ? h("img", { class: "avatar tiny", src: `/avatar/${encodeURIComponent(String(s.name).split(", ")[0])}`, alt: "" }) : h("span", { class: "room-icon" }, roomIcon),
         h("span", { class: "room-name" }, s.fname || s.name),
+        state.rooms.get(s.rid)?.federated ? h("span", { class: "federated-mark", title: "Federated: people on other servers take part" }, icon("globe", { size: 13 })) : null,
         s.state === "invited" ? h("span", { class: "badge invite" }, "invited") : null,
         mentions ? h("span", { class: "badge mention", title: `${mentions} mention${mentions > 1 ? "s" : ""}` }, `@${mentions}`) : null,
         s.unread && !active ? h("span", { class: "badge unread-count", title: `${s.unread} unread` }, String(s.unread)) : null));

@@ -1,5 +1,6 @@
 // Rendering of one message (pure DOM building). Text, names and file names go in as text nodes;
 // only the server's sanitized `html` is parsed as HTML.
+import { icon } from "./icons.js";
 import { h, fmtTime, fmtSize, safeUrl } from "./dom.js";
 import { emojiChar } from "./emoji.js";
 import { state } from "./state.js";
@@ -158,13 +159,13 @@ export function renderMessage(m, opts = {}) {
 function actionBar(m, own, opts) {
   const b = (action, label, title) => h("button", { dataset: { action }, title, "aria-label": title }, label);
   return h("div", { class: "msg-actions" },
-    b("react", "☺", "Add reaction"),
-    b("quote", "❝", "Reply with quote"),
-    opts.inThread ? null : b("open-thread", "💬", "Reply in thread"),
-    own ? b("edit", "✎", "Edit") : null,
-    b("pin", m.pinned ? "📍" : "📌", m.pinned ? "Unpin" : "Pin"),
-    b("copy-link", "🔗", "Copy link"),
-    b("receipts", "✓✓", "Read by"),
-    b("delete", "🗑", "Delete"),
+    b("react", icon("smile"), "Add reaction"),
+    b("quote", icon("quote"), "Reply with quote"),
+    opts.inThread ? null : b("open-thread", icon("thread"), "Reply in thread"),
+    own ? b("edit", icon("edit"), "Edit") : null,
+    b("pin", icon(m.pinned ? "unpin" : "pin"), m.pinned ? "Unpin" : "Pin"),
+    b("copy-link", icon("link"), "Copy link"),
+    b("receipts", icon("receipts"), "Read by"),
+    b("delete", icon("trash"), "Delete"),
   );
 }

@@ -1,5 +1,6 @@
 // The room view: history with infinite scroll back, live updates, message actions, the composer
 // (mentions/commands autocomplete, edit/quote modes, typing), uploads, and the thread side panel.
+import { icon } from "./icons.js";
 import { h, $, clear, append, dayKey, fmtDay } from "./dom.js";
 import { get, post, prefix, upload } from "./api.js";
 import { state, toast, attempt, roomTitle, roomType, canModerate, permalink } from "./state.js";
@@ -68,15 +69,16 @@ export async function open(rid, { msgId } = {}) {
 function buildRoomView(view, rid, r) {
   clear(view);
   const t = roomType(rid);
-  const icon = t === "c" ? "#" : t === "p" ? "🔒" : "@";
+  const roomIcon = icon(t === "c" ? "hash" : t === "p" ? "lock" : "at");
   view.append(
     h("header", { class: "room-head" },
-      h("button", { class: "back", title: "Back to rooms", "aria-label": "Back to rooms", onclick: () => { history.pushState({}, "", "/"); showEmpty(); } }, "←"),
-      h("div", { class: "room-title" }, h("h2", {}, h("span", { class: "room-icon" }, icon), h("span", { id: "room-name" }, roomTitle(rid))),
+      h("button", { class: "back", title: "Back to rooms", "aria-label": "Back to rooms", onclick: () => { history.pushState({}, "", "/"); showEmpty(); } }, icon("back")),
+      h("div", { class: "room-title" }, h("h2", {}, h("span", { class: "room-icon" }, roomIcon), h("span", { id: "room-name" }, roomTitle(rid)),
+          r && r.federated ? h("span", { class: "federated-tag", title: "People on other servers take part in this room" }, icon("globe", { size: 13 }), " federated") : null),
         h("div", { class: "room-topic", id: "room-topic" }, (r && r.topic) || "")),
       h("div", { class: "room-tools" },
-        h("button", { id: "members-button", title: "Members", onclick: () => togglePanel("members") }, "👥", h("span", { class: "label" }, " Members")),
-        t !== "d" ? h("button", { id: "settings-button", title: "Room settings", onclick: () => dialogs.settingsDialog(rid) }, "⚙", h("span", { class: "label" }, " Settings")) : null)),
+        h("button", { id: "members-button", title: "Members", onclick: () => togglePanel("members") }, icon("members"), h("span", { class: "label" }, " Members")),
+        t !== "d" ? h("button", { id: "settings-button", title: "Room settings", onclick: () => dialogs.settingsDialog(rid) }, icon("settings"), h("span", { class: "label" }, " Settings")) : null)),
     h("div", { class: `announcement${r && r.announcement ? "" : " hidden"}`, id: "announcement" }, (r && r.announcement) || ""),
     h("div", { class: "messages", id: "messages", onscroll: onScroll },
       h("div", { class: "history-top", id: "history-top" }, ""),
@@ -504,7 +506,7 @@ export async function openThread(tmid, refresh = false) {
   sortMessages(state.thread.messages);
   const p = clear(showPanel());
   p.append(h("header", { class: "panel-head" }, h("h3", {}, "Thread"),
-    h("button", { class: "close", title: "Close thread", "aria-label": "Close thread", onclick: closePanel }, "✕")),
+    h("button", { class: "close", title: "Close thread", "aria-label": "Close thread", onclick: closePanel }, icon("close"))),
   h("div", { class: "thread-list", id: "thread-list", onclick: onMessageClick }));
   const sub = state.subs.get(rid);
   if (sub && sub.state === "joined") {
@@ -537,9 +539,9 @@ class Composer {
     this.file.addEventListener("change", () => { if (this.file.files.length) onFiles([...this.file.files]); this.file.value = ""; });
     this.el = h("div", { class: "composer" }, this.banner, this.popup,
       h("div", { class: "composer-row" },
-        h("button", { class: "attach", title: "Upload a file", "aria-label": "Upload a file", onclick: () => this.file.click() }, "📎"),
+        h("button", { class: "attach", title: "Upload a file", "aria-label": "Upload a file", onclick: () => this.file.click() }, icon("attach")),
         this.ta,
-        h("button", { class: "emoji-btn", title: "Insert emoji", "aria-label": "Insert emoji", onclick: (e) => emojiPicker(e.currentTarget, (code) => this.insert(EMOJI.find(([c]) => c === code)[1])) }, "☺"),
+        h("button", { class: "emoji-btn", title: "Insert emoji", "aria-label": "Insert emoji", onclick: (e) => emojiPicker(e.currentTarget, (code) => this.insert(EMOJI.find(([c]) => c === code)[1])) }, icon("smile")),
         h("button", { class: "send primary", title: "Send (Enter)", onclick: () => this.submit() }, "Send")),
       this.file);
     this.ta.addEventListener("keydown", (e) => this.onKey(e));

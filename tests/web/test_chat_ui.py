@@ -535,6 +535,12 @@ def test_a_federated_room_shows_what_remote_users_do(live_url, make_user, open_p
     expect(a.locator(".msg", has_text=f"ping @bob:{remote}")).to_be_visible()
     sent = _wait_row(lambda: Message.objects.filter(room=portal, text__startswith=f"ping @bob:{remote}").first())
     assert list(Mention.objects.filter(message=sent).values_list("user__username", flat=True)) == [bob]
+    # The room says it is federated; the member list marks the remote user with their server.
+    expect(a.locator(".room-head .federated-tag")).to_be_visible()
+    expect(a.locator(f".room-item[data-rid='{portal.id}'] .federated-mark")).to_be_visible()
+    a.click("#members-button")
+    expect(a.locator(f".member[data-username='{bob}'] .role-remote")).to_have_text(f" {remote}")
+    expect(a.locator(f".member[data-username='{bob}']")).not_to_contain_text(f"@{bob}")  # one "@"
     # Room settings show the Matrix side: the room, the servers in it and, for its owner, the
     # server ACL fields (the room's current state, as receiving its events would have set it).
     from federation.store.events import encode_state
