@@ -133,3 +133,17 @@ class NameExistsView(ApiView):
             raise ApiError("must have required property 'roomName' [invalid-params]", "invalid-params")
         exists = Room.objects.filter(name=name.lstrip("#"), type__in=(Room.CHANNEL, Room.GROUP)).exists()
         return ok(exists=exists)
+
+
+class InvitationsView(ApiView):
+    """``rooms.invitations?roomId=`` (our extension): the room's pending invitations, for its
+    members: ``{invitations: [{_id, username, name, invitedBy, invitedAt}]}``."""
+
+    def get(self, request: Request) -> Response:
+        room_id = id_param(request, "roomId", required=False)
+        room, _ = access_joined_room(request.user, room_id, None)
+        subs = (Membership.objects.filter(room=room, state=Membership.INVITED)
+                .select_related("user", "invited_by").order_by("invited_at", "joined_at"))
+        return ok(invitations=[{"_id": m.user_id, "username": m.user.username, "name": m.user.display_name,
+                                "invitedBy": m.invited_by.username if m.invited_by else None,
+                                "invitedAt": iso(m.invited_at or m.joined_at)} for m in subs[:500]])

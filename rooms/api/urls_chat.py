@@ -35,6 +35,7 @@ urlpatterns = [
     path("rooms.info", s.RoomsInfoView.as_view()),
     path("rooms.favorite", s.FavoriteView.as_view()),
     path("rooms.nameExists", s.NameExistsView.as_view()),
+    path("rooms.invitations", s.InvitationsView.as_view()),
     path("rooms.media/<str:rid>", media.RoomsMediaView.as_view()),
     path("rooms.mediaConfirm/<str:rid>/<str:file_id>", media.RoomsMediaConfirmView.as_view()),
     path("rooms.upload/<str:rid>", media.RoomsUploadView.as_view()),

@@ -375,6 +375,20 @@ export async function renderMembersPanel(rid, fetch = false) {
           b("Kick", "kick", "danger"), b("Ban", "ban", "danger"))) : null));
   }
   p.append(ul);
+  const invited = await get("rooms.invitations", { roomId: rid }).then((r) => r.invitations || []).catch(() => []);
+  if (invited.length && state.panel === "members" && rid === state.current) {
+    const il = h("ul", { class: "member-list invited", id: "invited-list" });
+    for (const m of invited) {
+      il.append(h("li", { class: "member invited", dataset: { username: m.username } },
+        h("img", { class: "avatar small", src: `/avatar/${encodeURIComponent(m.username)}`, alt: "" }),
+        h("div", { class: "member-info" }, h("strong", {}, m.name || m.username),
+          h("span", { class: "muted" }, m.username.startsWith("@") ? ` ${m.username}` : ` @${m.username}`),
+          h("div", {}, h("span", { class: "role role-invited" }, "invitation pending"),
+            remoteServer(m.username) ? h("span", { class: "role role-remote" }, icon("globe", { size: 12 }), ` ${remoteServer(m.username)}`) : null)),
+        mod ? h("button", { class: "small", dataset: { action: "revoke", user: m.username }, onclick: () => act("kick", m.username) }, "Revoke") : null));
+    }
+    p.append(h("h4", { class: "panel-sub" }, `Invited (${invited.length})`), il);
+  }
   if (mod) {
     const banned = [...((state.banned && state.banned.get(rid)) || [])];
     const unban = h("input", { placeholder: "username", "aria-label": "Username to unban" });

@@ -98,6 +98,8 @@ def test_concord_invites_synapse_user_accept_decline_revoke(
         r = api.post("groups.invite", roomId=rid, username=u.user_id)
         assert r["success"], r
     assert _member_state(rid, carol.user_id) == "invited"
+    pending = api.get("rooms.invitations", roomId=rid)["invitations"]
+    assert [(i["username"], i["invitedBy"]) for i in pending] == [(u.user_id, "inviter") for u in (carol, dan, erin)]
     room_id = api.get("rooms.federation", roomId=rid)["federation"]["roomId"]
     # accept
     wait_for(lambda: room_id in carol.invited_rooms(), what="invite in carol's sync")
@@ -112,6 +114,7 @@ def test_concord_invites_synapse_user_accept_decline_revoke(
     assert _member_state(rid, erin.user_id) == "left"
     wait_for(lambda: carol.membership(room_id, erin.user_id) == "leave", what="revoke seen in Synapse")
     assert erin.join(room_id).status_code != 200
+    assert api.get("rooms.invitations", roomId=rid)["invitations"] == []
     # kick: Concord kicks carol
     assert api.post("groups.kick", roomId=rid, username=carol.user_id)["success"]
     assert _member_state(rid, carol.user_id) == "left"

@@ -576,3 +576,20 @@ def test_federation_admin_page(live_url, make_user, open_page, shot):
     deny.locator("li", has_text="spam.example").locator("button", has_text="Remove").click()
     expect(deny).not_to_contain_text("spam.example")
     expect(a.locator("dialog table.destinations")).to_contain_text("Nothing sent to another server yet")
+
+
+def test_pending_invitations_show_in_the_members_panel_and_can_be_revoked(live_url, make_user, open_page):
+    from rooms.actions.memberships import do_invite
+    from rooms.models import Membership
+
+    alice, bob = make_user("alice"), make_user("bob")
+    room = _room(alice, "invitations", [])
+    _in_thread(do_invite, room, bob, by=alice)
+    a = open_page("alice")
+    _open(a, "invitations")
+    a.click("#members-button")
+    pending = a.locator("#invited-list .member[data-username=bob]")
+    expect(pending).to_contain_text("invitation pending")
+    pending.locator("button[data-action=revoke]").click()
+    expect(a.locator("#invited-list")).to_have_count(0)
+    assert _in_thread(lambda: Membership.objects.get(room=room, user=bob).state) == "left"
