@@ -49,10 +49,12 @@ from tests.federation.synapse_harness import SynapseServer, TestCA
     (["*.example.com"], ["bad.example.com"], "good.example.com", True),
     ([], [], "anything.org", True),
 ])
+@pytest.mark.django_db  # an empty list falls back to the admin's stored rules (none here)
 def test_allow_and_deny_patterns(settings: Any, allow: list[str], deny: list[str], server: str,
                                  expected: bool) -> None:
-    from federation.config import server_allowed
+    from federation.config import forget_stored_rules, server_allowed
 
+    forget_stored_rules()
     settings.CONCORD_SERVER_NAME = "concord.test"
     settings.CONCORD_FEDERATION_ALLOWED_SERVERS = allow
     settings.CONCORD_FEDERATION_DENIED_SERVERS = deny
