@@ -84,3 +84,5 @@ CONCORD_FEDERATION_PRESENCE: bool = os.environ.get("CONCORD_FEDERATION_PRESENCE"
     not in ("0", "false", "no", "off")
 # Seconds a remote server may be unreachable before its rooms show a notice (and another when it is back).
 CONCORD_FEDERATION_STALL_NOTICE_AFTER: float = float(os.environ.get("CONCORD_FEDERATION_STALL_NOTICE_AFTER", "3600"))
+# Largest remote public room (directory member count) users may join from the directory (0: no cap).
+CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE: int = int(os.environ.get("CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE", "100"))

@@ -122,6 +122,12 @@ def stall_notice_after() -> float:
     return float(_get("CONCORD_FEDERATION_STALL_NOTICE_AFTER", 3600))
 
 
+def max_remote_room_size() -> int:
+    """Largest remote public room (by its directory's member count) users may join from the
+    directory (``CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE``, 100 as in Rocket.Chat; 0: no cap)."""
+    return int(_get("CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE", 100))
+
+
 def publish_rooms() -> bool:
     """Whether other servers may list our public channels (``publicRooms``;
     ``CONCORD_FEDERATION_PUBLISH_ROOMS``, default on). Aliases resolve either way."""

@@ -233,14 +233,35 @@ class SearchPublicRoomsView(ApiView):
 
 
 class JoinExternalPublicRoomView(ApiView):
-    """``federation/joinExternalPublicRoom {externalRoomId, serverName?}``: join a room found in a
-    directory (``serverName``, our extension, is the server to join through; by default the
-    room ID's)."""
+    """``federation/joinExternalPublicRoom {externalRoomId, serverName?, roomName?, pageToken?}``:
+    join a room found in a directory (``serverName``, our extension, is the server to join
+    through; by default the room ID's). As in Rocket.Chat, a room whose directory entry lists more
+    members than ``CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE`` (100; 0: no cap) is refused, except
+    for federation admins."""
 
     def post(self, request: Request) -> Response:
         target = (str_param(request, "externalRoomId", max_length=255) or "").strip()
         if not is_matrix_room_ref(target):
             raise ApiError('"externalRoomId" must be a Matrix room ID or alias', "error-invalid-params")
         server = (str_param(request, "serverName", max_length=255) or "").strip().lower()
+        cap = config.max_remote_room_size()
+        if cap and server and not has_permission(request.user, "manage-federation"):
+            size = _listed_size(server, target, str_param(request, "roomName", max_length=200) or "",
+                                str_param(request, "pageToken", max_length=200))
+            if size is not None and size > cap:
+                raise ApiError(f"This room has {size} members; this server lets you join rooms of at most {cap} "
+                               "from other servers", "error-room-too-large")
         room = join_matrix_room(request.user, target, [server] if server else [])
         return ok(room=room_json(room))
+
+
+def _listed_size(server: str, target: str, room_name: str, page_token: str | None) -> int | None:
+    """The member count ``server``'s directory gives for ``target`` (None: not found there)."""
+    try:
+        page = bridge_directory.search_remote_rooms(server, room_name=room_name, count=100, page_token=page_token)
+    except (DirectoryError, MatrixError):
+        return None
+    for r in page["rooms"]:
+        if target in (r["id"], r["canonicalAlias"]):
+            return int(r["joinedMembers"])
+    return None

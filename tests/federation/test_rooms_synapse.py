@@ -846,3 +846,20 @@ def test_room_owners_edit_the_server_acl(fed: ConcordTLS, synapse: SynapseServer
     _time.sleep(2)
     assert "after the ACL" not in _texts(rid)
     assert owner.get("rooms.federation", roomId=rid)["federation"]["serverAcl"]["deny"] == [synapse_host]
+
+
+def test_remote_public_rooms_past_the_size_cap_are_refused(fed: ConcordTLS, synapse: SynapseServer,
+                                                           outbox_pump: Any, make_user: Any, live_url: str,
+                                                           settings: Any) -> None:
+    make_user("capped", name="Capped")
+    api = ConcordApi(live_url, "capped")
+    host, guest = SynapseUser(synapse, "caphost"), SynapseUser(synapse, "capguest")
+    big = host.create_room(preset="public_chat", visibility="public", name="Crowded hall")
+    assert guest.join(big).status_code == 200
+    settings.CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE = 1
+    r = api.post("federation/joinExternalPublicRoom", externalRoomId=big, serverName=synapse.server_name,
+                 roomName="Crowded")
+    assert r["_status"] == 400 and r["errorType"] == "error-room-too-large" and "2 members" in r["error"], r
+    settings.CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE = 2
+    assert api.post("federation/joinExternalPublicRoom", externalRoomId=big, serverName=synapse.server_name,
+                    roomName="Crowded")["success"]
