@@ -289,3 +289,11 @@ def do_delete_puppet(user: User) -> None:
     if not user.is_remote:
         raise ValueError(f"{user.username} is a local user")
     user.delete()
+
+
+def do_delete_account(user: User) -> None:
+    """Remove a local account and what only it owns (tokens, stars, reactions); callers first take
+    it out of its rooms (:func:`rooms.actions.memberships.do_delete_user`)."""
+    if user.is_remote:
+        raise ValueError(f"{user.username} is a remote user")
+    user.delete()

@@ -158,6 +158,8 @@ FILE_UPLOAD_HANDLERS = [
 ]
 OPEN_REGISTRATION = os.environ.get("CONCORD_OPEN_REGISTRATION", "1") == "1"
 SITE_NAME = os.environ.get("CONCORD_SITE_NAME", "Concord")
+# Rocket.Chat's Accounts_AllowDeleteOwnAccount (off by default there too).
+CONCORD_ALLOW_DELETE_OWN_ACCOUNT = os.environ.get("CONCORD_ALLOW_DELETE_OWN_ACCOUNT", "0") == "1"
 
 # Rate limits (chat/rate_limits.py): ``CONCORD_RATE_LIMITS=off`` turns them off;
 # ``CONCORD_RATE_LIMIT_<NAME>=<count>/<seconds>`` changes one (names: login_account, login_address,

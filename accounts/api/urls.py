@@ -19,6 +19,8 @@ urlpatterns = [
     path("users.updateOwnBasicInfo", v.UsersUpdateOwnView.as_view()),
     path("users.setStatus", v.UsersSetStatusView.as_view()),
     path("users.getPresence", v.UsersGetPresenceView.as_view()),
+    path("users.delete", more.DeleteUserView.as_view()),
+    path("users.deleteOwnAccount", more.DeleteOwnAccountView.as_view()),
     path("users.checkUsernameAvailability", more.CheckUsernameAvailabilityView.as_view()),
     path("users.getPreferences", more.GetPreferencesView.as_view()),
     path("users.setPreferences", more.SetPreferencesView.as_view()),

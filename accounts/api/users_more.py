@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework.request import Request
@@ -19,6 +20,7 @@ from accounts.preferences import effective
 from accounts.serialization import user_json
 from chat.api import ApiView, bool_param, list_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotAllowed
+from rooms.actions.memberships import do_delete_user
 from rooms.api.room_common import date_param
 from rooms.serialization import iso
 
@@ -182,4 +184,34 @@ class GetPersonalAccessTokensView(ApiView):
 class RemovePersonalAccessTokenView(ApiView):
     def post(self, request: Request) -> Response:
         actions.do_remove_personal_token(request.user, param(request, "tokenName"))
+        return ok()
+
+
+class DeleteUserView(ApiView):
+    """``users.delete {userId | username, confirmRelinquish?}`` (``delete-user``)."""
+
+    def post(self, request: Request) -> Response:
+        if not has_permission(request.user, "delete-user"):
+            raise NotAllowed("Not allowed", "error-not-allowed")
+        user = find_user(request)
+        if user.is_remote:
+            raise ApiError("Remote users are not deleted here: they belong to their own server", "error-invalid-user")
+        do_delete_user(user, by=request.user, confirm_relinquish=bool(bool_param(request, "confirmRelinquish")))
+        return ok()
+
+
+class DeleteOwnAccountView(ApiView):
+    """``users.deleteOwnAccount {password, confirmRelinquish?}``: only where the server allows it
+    (``CONCORD_ALLOW_DELETE_OWN_ACCOUNT``, off by default as Rocket.Chat's setting); ``password``
+    is the account's password in clear (Rocket.Chat's own clients send its SHA-256: they would need
+    to send the password itself here)."""
+
+    def post(self, request: Request) -> Response:
+        if not getattr(settings, "CONCORD_ALLOW_DELETE_OWN_ACCOUNT", False):
+            raise NotAllowed("Not allowed", "error-not-allowed")
+        password = param(request, "password")
+        if not isinstance(password, str) or not password or not request.user.check_password(password):
+            raise ApiError("Invalid password", "error-invalid-password")
+        do_delete_user(request.user, by=request.user,
+                       confirm_relinquish=bool(bool_param(request, "confirmRelinquish")))
         return ok()

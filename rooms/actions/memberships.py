@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.actions import do_delete_account
 from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 from rooms.events import LiveEvent, send_to_room, send_to_user
@@ -303,3 +304,50 @@ def do_set_favorite(sub: Membership, favorite: bool) -> Membership:
         sub.save(update_fields=["favorite", "updated_at"])
         notify_subscription(sub)
     return sub
+
+
+class LastOwnerError(ApiError):
+    """Deleting the user would leave rooms without an owner (Rocket.Chat's ``user-last-owner``)."""
+
+    def __init__(self, rooms: list[Room]) -> None:
+        super().__init__("[user-last-owner]", "user-last-owner",
+                         details=[{"rid": r.id, "name": r.name or r.id} for r in rooms])
+
+
+def _rooms_owned_alone(user: User) -> list[tuple[Room, Membership | None]]:
+    """The rooms where ``user`` is the only owner, each with the member who would take over (the
+    longest-standing other joined member; None when nobody else is there)."""
+    out = []
+    for sub in Membership.objects.filter(user=user, state=Membership.JOINED).select_related("room"):
+        if "owner" not in sub.roles or sub.room.type == Room.DIRECT:
+            continue
+        others = Membership.objects.filter(room=sub.room, state=Membership.JOINED).exclude(user=user)
+        if any("owner" in m.roles for m in others):
+            continue
+        out.append((sub.room, others.order_by("joined_since", "joined_at").select_related("user").first()))
+    return out
+
+
+def do_delete_user(user: User, *, by: User, confirm_relinquish: bool = False) -> None:
+    """Delete a local user, as Rocket.Chat does: rooms they own alone pass to their longest-standing
+    other member (only with ``confirm_relinquish``, else :class:`LastOwnerError`), they leave every
+    room (federated rooms hear a Matrix leave), then the account goes; their messages stay, no
+    longer linked to them.
+
+    Two steps: the leaves commit first (so their federation hooks still find the user), then the
+    account is deleted; a crash between leaves a user in no room, and deleting again finishes.
+    """
+    if user.is_remote:
+        raise ApiError("Remote users are not deleted here: they belong to their own server", "error-invalid-user")
+    owned = _rooms_owned_alone(user)
+    if owned and not confirm_relinquish:
+        raise LastOwnerError([room for room, _ in owned])
+    with transaction.atomic():
+        for room, heir in owned:
+            if heir is not None:
+                do_set_room_role(room, heir.user, "owner", True, by=by)
+        for sub in Membership.objects.filter(user=user, state=Membership.JOINED).select_related("room"):
+            do_leave(sub.room, user, enforce_last_owner=False)
+        Membership.objects.filter(user=user, state=Membership.INVITED).update(state=Membership.LEFT)
+    with transaction.atomic():
+        do_delete_account(user)

@@ -86,3 +86,41 @@ def test_other_sessions_and_personal_access_tokens(live_url: str, make_user: Any
     third = rc_client("tok")
     assert third.call_api_post("users.removeOtherTokens")["success"]
     assert requests.get(f"{live_url}/api/v1/me", headers=dict(first.headers), timeout=10).status_code == 401
+
+
+def test_deleting_users_as_rocket_chat_does(live_url: str, make_user: Any, rc_client: Any, admin_user: Any,
+                                            settings: Any) -> None:
+    from accounts.models import User
+    from rooms.models import Membership, Message
+
+    make_user("leaver")
+    make_user("heir")
+    leaver, heir = rc_client("leaver"), rc_client("heir")
+    rid = leaver.channels_create("inherited", members=["heir"])["channel"]["_id"]
+    leaver.chat_post_message("my last words", room_id=rid)
+    leaver_id = leaver.me()["_id"]
+    admin = rc_client(admin_user.username)
+    status, body = api_error(heir.users_delete, leaver_id)
+    assert status == 403
+    status, body = api_error(admin.users_delete, leaver_id)  # sole owner of a room with others
+    assert status == 400 and body["errorType"] == "user-last-owner" and body["details"][0]["rid"] == rid
+    assert admin.users_delete(leaver_id, confirmRelinquish=True)["success"]
+    assert not User.objects.filter(id=leaver_id).exists()
+    assert "owner" in Membership.objects.get(room_id=rid, user__username="heir").roles  # ownership passed on
+    kept = Message.objects.get(room_id=rid, text="my last words")
+    assert kept.user_id is None  # the message stays, unlinked
+    status, body = api_error(admin.users_delete, "no-such-id")
+    assert status == 400
+
+    # Deleting one's own account: off unless the server allows it; the password is checked.
+    make_user("selfdel")
+    me = rc_client("selfdel")
+    # (a raw body: the client renames a "password" keyword to "pass")
+    status, body = api_error(me.call_api_post, "users.deleteOwnAccount", body={"password": "password123"})
+    assert status == 403 and body["errorType"] == "error-not-allowed"
+    settings.CONCORD_ALLOW_DELETE_OWN_ACCOUNT = True
+    for wrong in ({"password": "wrong"}, {}):
+        status, body = api_error(me.call_api_post, "users.deleteOwnAccount", body=wrong)
+        assert body["errorType"] == "error-invalid-password"
+    assert me.call_api_post("users.deleteOwnAccount", body={"password": "password123"})["success"]
+    assert not User.objects.filter(username="selfdel").exists()
