@@ -297,3 +297,42 @@ def do_delete_account(user: User) -> None:
     if user.is_remote:
         raise ValueError(f"{user.username} is a remote user")
     user.delete()
+
+
+@transaction.atomic
+def do_update_own_info(user: User, data: dict[str, object]) -> User:
+    """``users.updateOwnBasicInfo`` with Rocket.Chat's rules: ``currentPassword`` is required to
+    change the e-mail or the password (``newPassword``, checked by the password validators); a
+    name cannot be blank; a new ``username`` must be valid and free, and cannot change while the
+    user takes part in federated rooms (it is their Matrix ID there)."""
+    user = User.objects.select_for_update().get(id=user.id)
+    current = data.get("currentPassword")
+    email, new_password = data.get("email"), data.get("newPassword")
+    if (email is not None and email != user.email) or new_password:
+        if not isinstance(current, str) or not current or not user.check_password(current):
+            raise ApiError("Invalid password", "error-invalid-password")
+    name = data.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ApiError("The name cannot be empty", "error-invalid-name")
+    username = data.get("username")
+    if username is not None and username != user.username:
+        username = check_username(username)
+        if User.objects.filter(username__iexact=username).exclude(id=user.id).exists():
+            raise ApiError(f"{username} is already in use :(", "error-field-unavailable", field="username")
+        if user.memberships.filter(state="joined", room__matrix_room__isnull=False).exists():
+            raise ApiError("Your username is your Matrix ID in federated rooms: it cannot change",
+                           "error-not-allowed")
+        user.username = username
+    if new_password:
+        if not isinstance(new_password, str):
+            raise ApiError("The password must be a string", "error-invalid-password")
+        try:
+            password_validation.validate_password(new_password, user)
+        except ValidationError as exc:
+            raise ApiError(" ".join(exc.messages), "error-invalid-password") from exc
+        user.set_password(new_password)
+    user.save()
+    status_text = data.get("statusText")
+    return do_update_profile(user, name=name.strip() if isinstance(name, str) else None,
+                             email=email if isinstance(email, str) else None,
+                             status_text=status_text if isinstance(status_text, str) else None)

@@ -173,8 +173,7 @@ class UsersUpdateOwnView(ApiView):
         data = param(request, "data") or {}
         if not isinstance(data, dict):
             raise ApiError('"data" must be an object', "error-invalid-params")
-        user = actions.do_update_profile(request.user, name=data.get("name"), email=data.get("email"),
-                                         status_text=data.get("statusText"))
+        user = actions.do_update_own_info(request.user, data)
         return ok(user=user_json(user, private=True))
 
 

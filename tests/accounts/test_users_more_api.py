@@ -124,3 +124,26 @@ def test_deleting_users_as_rocket_chat_does(live_url: str, make_user: Any, rc_cl
         assert body["errorType"] == "error-invalid-password"
     assert me.call_api_post("users.deleteOwnAccount", body={"password": "password123"})["success"]
     assert not User.objects.filter(username="selfdel").exists()
+
+
+def test_update_own_basic_info_validates_like_rocket_chat(live_url: str, make_user: Any, rc_client: Any) -> None:
+    make_user("basic")
+    make_user("taken")
+    rc = rc_client("basic")
+
+    def update(**data: Any) -> dict[str, Any]:
+        return dict(rc.call_api_post("users.updateOwnBasicInfo", body={"data": data}))
+
+    for data, error_type in (({"email": "new@example.test"}, "error-invalid-password"),
+                             ({"email": "new@example.test", "currentPassword": "wrong"}, "error-invalid-password"),
+                             ({"newPassword": "Another-pass-1"}, "error-invalid-password"),
+                             ({"name": "   "}, "error-invalid-name"),
+                             ({"username": "taken"}, "error-field-unavailable"),
+                             ({"username": "bad name!"}, "error-invalid-username")):
+        status, body = api_error(rc.call_api_post, "users.updateOwnBasicInfo", body={"data": data})
+        assert status == 400 and body["errorType"] == error_type, (data, body)
+    answer = update(email="new@example.test", currentPassword="password123", name="Basic Person",
+                    username="basic2")
+    assert answer["user"]["email"] == "new@example.test" and answer["user"]["username"] == "basic2"
+    assert update(newPassword="Another-pass-1", currentPassword="password123")["success"]
+    assert rc_client("basic2", "Another-pass-1").me()["name"] == "Basic Person"
