@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from rooms.models import Membership, Message, MessageEdit, Reaction, Room, Upload
+from rooms.models import Membership, Message, MessageEdit, MessageReport, Reaction, Room, Upload
 
 
 class MembershipInline(admin.TabularInline):
@@ -47,3 +47,12 @@ class MessageAdmin(admin.ModelAdmin):
 
 admin.site.register(Reaction)
 admin.site.register(Upload)
+
+
+@admin.register(MessageReport)
+class MessageReportAdmin(admin.ModelAdmin):
+    """Messages users reported (``chat.reportMessage``), newest first; mark them resolved."""
+
+    list_display = ("message", "reporter", "description", "created_at", "resolved")
+    list_filter = ("resolved",)
+    raw_id_fields = ("message", "reporter")

@@ -200,6 +200,7 @@ def subscription_json(sub: Membership) -> dict[str, Any]:
         "u": user_brief(sub.user),
         "open": sub.open,
         "f": sub.favorite,
+        "ignored": list(sub.ignored or []),
         "alert": sub.unread > 0,
         "unread": sub.unread,
         "userMentions": sub.user_mentions,

@@ -351,3 +351,17 @@ def do_delete_user(user: User, *, by: User, confirm_relinquish: bool = False) ->
         Membership.objects.filter(user=user, state=Membership.INVITED).update(state=Membership.LEFT)
     with transaction.atomic():
         do_delete_account(user)
+
+
+@transaction.atomic
+def do_set_ignored(sub: Membership, other: User, ignore: bool) -> Membership:
+    """Hide (or show again) ``other``'s messages in the member's own view of the room."""
+    sub = Membership.objects.select_for_update().get(id=sub.id)
+    ids = [i for i in (sub.ignored or []) if i != other.id]
+    if ignore:
+        ids.append(other.id)
+    if ids != list(sub.ignored or []):
+        sub.ignored = ids
+        sub.save(update_fields=["ignored", "updated_at"])
+        notify_subscription(sub)
+    return sub

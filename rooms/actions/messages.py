@@ -18,7 +18,7 @@ from federation import hooks as federation_hooks
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
-from rooms.models import Membership, Mention, Message, MessageEdit, Reaction, Room, Star, Upload
+from rooms.models import Membership, Mention, Message, MessageEdit, MessageReport, Reaction, Room, Star, Upload
 from rooms.serialization import iso, message_json, message_queryset, subscription_json, user_brief
 
 if TYPE_CHECKING:
@@ -473,3 +473,10 @@ def do_set_starred(user: User, msg: Message, starred: bool) -> None:
         Star.objects.get_or_create(message=msg, user=user)
     else:
         Star.objects.filter(message=msg, user=user).delete()
+
+
+def do_report_message(user: User, msg: Message, description: object) -> None:
+    """Report a message the user can read to the server's moderators (Django admin lists reports)."""
+    if not isinstance(description, str) or not description.strip():
+        raise ApiError('The required "description" param is missing.', "error-invalid-params")
+    MessageReport.objects.create(message=msg, reporter=user, description=description.strip()[:5000])

@@ -26,10 +26,12 @@ from chat import rate_limits
 from chat.api import ApiView, bool_param, ok, pagination, param, str_param
 from chat.api_errors import ApiError, NotFound
 from rooms.access import UNKNOWN_MEMBERSHIP, access_message, access_room_and_membership, access_room_for_read
+from rooms.actions.memberships import do_set_ignored
 from rooms.actions.messages import (
     do_delete_message,
     do_edit_message,
     do_follow_thread,
+    do_report_message,
     do_send_message,
     do_set_pinned,
     do_set_starred,
@@ -354,6 +356,32 @@ class StarView(ApiView):
     def post(self, request: Request) -> Response:
         msg = access_message(request.user, id_param(request, "messageId", "msgId"))
         do_set_starred(request.user, msg, self.starred)
+        return ok()
+
+
+class ReportMessageView(ApiView):
+    """``chat.reportMessage {messageId, description}``: to the server's moderators."""
+
+    def post(self, request: Request) -> Response:
+        msg = access_message(request.user, id_param(request, "messageId", "msgId"))
+        do_report_message(request.user, msg, param(request, "description"))
+        return ok()
+
+
+class IgnoreUserView(ApiView):
+    """``chat.ignoreUser?rid=&userId=&ignore=true|false`` (GET, as in Rocket.Chat): hide a member's
+    messages in one's own view of the room (the subscription's ``ignored``)."""
+
+    def get(self, request: Request) -> Response:
+        rid = id_param(request, "rid")
+        user_id = id_param(request, "userId")
+        room, sub = access_room_and_membership(request.user, room_id=rid)
+        if sub is None or sub.state != Membership.JOINED:
+            raise ApiError("Invalid subscription", "error-invalid-subscription")
+        other = User.objects.filter(id=user_id).first()
+        if other is None or other.id == request.user.id:
+            raise ApiError("Invalid user", "error-invalid-user")
+        do_set_ignored(sub, other, bool(bool_param(request, "ignore", True)))
         return ok()
 
 

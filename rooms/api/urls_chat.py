@@ -28,6 +28,8 @@ urlpatterns = [
     path("chat.starMessage", m.StarView.as_view(starred=True)),
     path("chat.unStarMessage", m.StarView.as_view(starred=False)),
     path("chat.getStarredMessages", m.StarredMessagesView.as_view()),
+    path("chat.reportMessage", m.ReportMessageView.as_view()),
+    path("chat.ignoreUser", m.IgnoreUserView.as_view()),
     path("chat.getMentionedMessages", m.MentionedMessagesView.as_view()),
     path("chat.getDeletedMessages", m.DeletedMessagesView.as_view()),
     path("chat.syncMessages", m.SyncMessagesView.as_view()),

@@ -1,7 +1,7 @@
 """Rooms, memberships, messages and what hangs off them. One module per concern."""
 
-from rooms.models.messages import Mention, Message, MessageEdit, Reaction, Star
+from rooms.models.messages import Mention, Message, MessageEdit, MessageReport, Reaction, Star
 from rooms.models.rooms import Membership, Room
 from rooms.models.uploads import Upload
 
-__all__ = ["Mention", "Membership", "Message", "MessageEdit", "Reaction", "Room", "Star", "Upload"]
+__all__ = ["Mention", "Membership", "Message", "MessageEdit", "MessageReport", "Reaction", "Room", "Star", "Upload"]

@@ -87,6 +87,7 @@ class Membership(models.Model):
                                    related_name="+")
     open = models.BooleanField(default=True)
     favorite = models.BooleanField(default=False)  # Rocket.Chat's "f": the room is starred in the list
+    ignored = models.JSONField(default=list, blank=True)  # user IDs whose messages this member hides
     unread = models.PositiveIntegerField(default=0)
     user_mentions = models.PositiveIntegerField(default=0)
     group_mentions = models.PositiveIntegerField(default=0)

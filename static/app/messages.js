@@ -101,6 +101,13 @@ export function renderMessage(m, opts = {}) {
       h("span", { class: "sys-text" }, systemText(m)), h("time", { datetime: m.ts, title: new Date(m.ts).toLocaleString() }, fmtTime(m.ts)));
   }
   const own = m.u && state.me && m.u._id === state.me._id;
+  const ignored = !own && m.u && (state.subs.get(m.rid)?.ignored || []).includes(m.u._id);
+  if (ignored && !opts.showIgnored) {
+    const el = h("div", { class: "msg ignored", id: `${opts.inThread ? "tmsg" : "msg"}-${m._id}`, dataset: { id: m._id } },
+      h("span", { class: "muted small" }, "Message from a user you ignore. "));
+    el.append(h("button", { class: "small", onclick: () => el.replaceWith(renderMessage(m, { ...opts, showIgnored: true })) }, "Show"));
+    return el;
+  }
   const name = m.alias || (m.u && (m.u.name || m.u.username)) || "unknown";
   const username = m.u ? m.u.username : "";
   const el = h("div", { class: `msg${opts.grouped ? " grouped" : ""}${own ? " own" : ""}${m.deleted ? " deleted" : ""}${m.pinned ? " pinned" : ""}${m.ephemeral ? " ephemeral" : ""}`,
@@ -114,7 +121,7 @@ export function renderMessage(m, opts = {}) {
       // A user of another Matrix server is named by their Matrix ID, which has its own "@".
       username && name !== username ? h("span", { class: "msg-user" }, username.startsWith("@") ? username : `@${username}`) : null,
       h("time", { datetime: m.ts, title: new Date(m.ts).toLocaleString() }, fmtTime(m.ts)),
-      m.pinned ? h("span", { class: "tag pin", title: "Pinned" }, "📌 pinned") : null,
+      m.pinned ? h("span", { class: "tag pin", title: "Pinned" }, icon("pin", { size: 12 }), " pinned") : null,
     ));
   }
   if (m.quote && !m.deleted) {

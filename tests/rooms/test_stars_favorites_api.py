@@ -61,3 +61,26 @@ def test_purpose_online_name_exists_and_dm_delete(live_url: str, make_user: Any,
     assert admin.call_api_post("im.delete", roomId=dm)["success"]
     status, body = api_error(pia.call_api_get, "im.history", roomId=dm)
     assert status in (400, 404)
+
+
+def test_report_and_ignore(live_url: str, make_user: Any, rc_client: Any) -> None:
+    from rooms.models import MessageReport
+
+    make_user("rita")
+    make_user("troll")
+    rita, troll = rc_client("rita"), rc_client("troll")
+    rid = rita.channels_create("reports", members=["troll"])["channel"]["_id"]
+    bad = troll.chat_post_message("spam spam", room_id=rid)["message"]["_id"]
+    assert rita.call_api_post("chat.reportMessage", messageId=bad, description="spam")["success"]
+    report = MessageReport.objects.get()
+    assert (report.message_id, report.reporter.username, report.description) == (bad, "rita", "spam")
+    status, body = api_error(rita.call_api_post, "chat.reportMessage", messageId=bad)
+    assert status == 400
+    troll_id = troll.me()["_id"]
+    assert rita.call_api_get("chat.ignoreUser", rid=rid, userId=troll_id, ignore="true")["success"]
+    assert rita.call_api_get("subscriptions.getOne", roomId=rid)["subscription"]["ignored"] == [troll_id]
+    assert rita.call_api_get("chat.ignoreUser", rid=rid, userId=troll_id, ignore="false")["success"]
+    assert rita.call_api_get("subscriptions.getOne", roomId=rid)["subscription"]["ignored"] == []
+    make_user("nobody")
+    status, body = api_error(rc_client("nobody").call_api_get, "chat.ignoreUser", rid=rid, userId=troll_id)
+    assert body["errorType"] == "error-invalid-subscription"

@@ -593,3 +593,21 @@ def test_pending_invitations_show_in_the_members_panel_and_can_be_revoked(live_u
     pending.locator("button[data-action=revoke]").click()
     expect(a.locator("#invited-list")).to_have_count(0)
     assert _in_thread(lambda: Membership.objects.get(room=room, user=bob).state) == "left"
+
+
+def test_messages_of_an_ignored_user_are_hidden_until_shown(live_url, make_user, open_page):
+    from rooms.actions.memberships import do_set_ignored
+    from rooms.actions.messages import do_send_message
+    from rooms.models import Membership
+
+    rita, troll = make_user("rita"), make_user("troll")
+    room = _room(rita, "quiet", [troll])
+    _in_thread(do_send_message, troll, room, "buy cheap stuff")
+    _in_thread(lambda: do_set_ignored(Membership.objects.get(room=room, user=rita), troll, True))
+    a = open_page("rita")
+    _open(a, "quiet")
+    hidden = a.locator(".msg.ignored")
+    expect(hidden).to_contain_text("Message from a user you ignore")
+    expect(a.locator("#msg-list")).not_to_contain_text("buy cheap stuff")
+    hidden.locator("button", has_text="Show").click()
+    expect(a.locator("#msg-list")).to_contain_text("buy cheap stuff")
