@@ -1,0 +1,23 @@
+"""The OpenAPI schema (``/api/schema``, drf-spectacular) is generated without errors and lists the
+REST calls, including those added for Rocket.Chat compatibility and federation."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_schema_lists_the_rest_calls() -> None:
+    r = Client().get("/api/schema", HTTP_ACCEPT="application/json")
+    assert r.status_code == 200, r.content[:300]
+    paths = r.json()["paths"] if r["Content-Type"].startswith("application/json") else None
+    if paths is None:  # served as YAML
+        import yaml
+
+        paths = yaml.safe_load(r.content)["paths"]
+    for call in ("users.delete", "users.generatePersonalAccessToken", "users.setPreferences", "chat.starMessage",
+                 "chat.reportMessage", "rooms.favorite", "channels.setDefault", "federation/searchPublicRooms",
+                 "federation/admin.status", "rooms.setServerAcl", "rooms.invitations", "chat.postMessage"):
+        assert f"/api/v1/{call}" in paths, call
