@@ -13,11 +13,13 @@ from django.db.models import Q
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chat.api import ApiView, bool_param, ok, param, str_param
-from chat.api_errors import ApiError
-from rooms.access import access_joined_room, access_room_for_read
+from accounts.permissions import has_permission
+from chat.api import ApiView, bool_param, json_param, ok, param, str_param
+from chat.api_errors import ApiError, NotAllowed
+from rooms.access import access_joined_room, access_room_for_read, can_read
 from rooms.actions.memberships import do_set_favorite
 from rooms.actions.messages import do_mark_read, do_mark_unread
+from rooms.actions.rooms import do_delete_room
 from rooms.api.chat_params import date_param, id_param
 from rooms.models import Membership, Message, Room
 from rooms.serialization import iso, room_json, subscription_json
@@ -147,3 +149,35 @@ class InvitationsView(ApiView):
         return ok(invitations=[{"_id": m.user_id, "username": m.user.username, "name": m.user.display_name,
                                 "invitedBy": m.invited_by.username if m.invited_by else None,
                                 "invitedAt": iso(m.invited_at or m.joined_at)} for m in subs[:500]])
+
+
+class RoomsDeleteView(ApiView):
+    """``rooms.delete {roomId}``: any room type, with its type's permission (``delete-c``,
+    ``delete-p``, ``delete-d``), as Rocket.Chat."""
+
+    def post(self, request: Request) -> Response:
+        room_id = id_param(request, "roomId")
+        room = Room.objects.filter(id=room_id).first()
+        if room is None or not (can_read(request.user, room)
+                                or has_permission(request.user, "view-room-administration")):
+            raise ApiError('The required "roomId" param provided does not match any room', "error-room-not-found")
+        if not has_permission(request.user, f"delete-{room.type}", room):
+            raise NotAllowed("Not allowed", "error-not-allowed")
+        do_delete_room(room, by=request.user)
+        return ok()
+
+
+class RoomsAutocompleteView(ApiView):
+    """``rooms.autocomplete.channelAndPrivate?selector={"name": "..."}``: channels and groups the
+    caller is in whose name starts with the term: ``{items: [{_id, name, fname, t, avatarETag}]}``."""
+
+    def get(self, request: Request) -> Response:
+        selector = json_param(request, "selector")
+        if not isinstance(selector, dict) or not isinstance(selector.get("name", ""), str):
+            raise ApiError("The 'selector' param is required", "error-invalid-params")
+        term = str(selector.get("name", ""))[:100]
+        joined = Membership.objects.filter(user=request.user, state=Membership.JOINED).values("room_id")
+        rooms = (Room.objects.filter(id__in=joined, type__in=(Room.CHANNEL, Room.GROUP), name__istartswith=term)
+                 .order_by("name")[:10])
+        return ok(items=[{"_id": r.id, "name": r.name, "fname": r.fname or r.name, "t": r.type, "avatarETag": None}
+                         for r in rooms])

@@ -38,6 +38,8 @@ urlpatterns = [
     path("rooms.favorite", s.FavoriteView.as_view()),
     path("rooms.nameExists", s.NameExistsView.as_view()),
     path("rooms.invitations", s.InvitationsView.as_view()),
+    path("rooms.delete", s.RoomsDeleteView.as_view()),
+    path("rooms.autocomplete.channelAndPrivate", s.RoomsAutocompleteView.as_view()),
     path("rooms.media/<str:rid>", media.RoomsMediaView.as_view()),
     path("rooms.mediaConfirm/<str:rid>/<str:file_id>", media.RoomsMediaConfirmView.as_view()),
     path("rooms.upload/<str:rid>", media.RoomsUploadView.as_view()),

@@ -84,3 +84,26 @@ def test_report_and_ignore(live_url: str, make_user: Any, rc_client: Any) -> Non
     make_user("nobody")
     status, body = api_error(rc_client("nobody").call_api_get, "chat.ignoreUser", rid=rid, userId=troll_id)
     assert body["errorType"] == "error-invalid-subscription"
+
+
+def test_rooms_delete_and_autocomplete(live_url: str, make_user: Any, rc_client: Any) -> None:
+    from rooms.models import Room
+
+    make_user("dora")
+    make_user("dan")
+    dora, dan = rc_client("dora"), rc_client("dan")
+    keep = dora.channels_create("plans-keep", members=["dan"])["channel"]["_id"]
+    gone = dora.groups_create("plans-gone", members=["dan"])["group"]["_id"]
+    dora.channels_create("other-room")
+    items = dora.call_api_get("rooms.autocomplete.channelAndPrivate", selector='{"name": "plans"}')["items"]
+    assert [(i["name"], i["t"]) for i in items] == [("plans-gone", "p"), ("plans-keep", "c")]
+    assert [i["name"] for i in dan.call_api_get("rooms.autocomplete.channelAndPrivate",
+                                                selector='{"name": "oth"}')["items"]] == []  # not his
+    status, body = api_error(dora.call_api_get, "rooms.autocomplete.channelAndPrivate")
+    assert status == 400
+    status, body = api_error(dan.call_api_post, "rooms.delete", roomId=gone)
+    assert status == 403  # delete-p: owners
+    assert dora.call_api_post("rooms.delete", roomId=gone)["success"]
+    assert not Room.objects.filter(id=gone).exists() and Room.objects.filter(id=keep).exists()
+    status, body = api_error(dora.call_api_post, "rooms.delete", roomId=gone)
+    assert body["errorType"] == "error-room-not-found"
