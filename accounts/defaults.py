@@ -57,6 +57,8 @@ PERMISSIONS: dict[str, list[str]] = {
     "view-privileged-setting": ["admin"],
     "access-federation": ["admin", "user"],
     "manage-federation": ["admin"],
+    "join-without-join-code": ["admin", "bot"],
+    "add-all-to-room": ["admin"],
     "api-bypass-rate-limit": ["admin", "bot"],
     "create-personal-access-tokens": ["admin", "user", "bot"],
 }

@@ -162,6 +162,7 @@ def room_json(room: Room) -> dict[str, Any]:
         "ro": room.read_only,
         "broadcast": room.broadcast,
         "federated": is_federated(room),
+        "joinCodeRequired": bool(room.join_code),
         "historyVisibility": room.history_visibility,
         "archived": room.archived,
         "default": room.default,

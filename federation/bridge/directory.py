@@ -48,7 +48,8 @@ def query_directory(alias: str) -> dict[str, Any]:
         raise MatrixError(404, "M_NOT_FOUND", "Room alias not found")
     room = Room.objects.filter(type=Room.CHANNEL, name=parsed.localpart, archived=False).select_related(
         "creator").first()
-    if room is None or room.creator is None or room.creator.is_remote or not may_federate(room.creator):
+    if room is None or room.creator is None or room.creator.is_remote or not may_federate(room.creator) \
+            or room.join_code:  # a join code cannot be asked of other servers: such a channel stays local
         raise MatrixError(404, "M_NOT_FOUND", "Room alias not found")
     try:
         ensure_portal(room, by=room.creator)
@@ -59,7 +60,8 @@ def query_directory(alias: str) -> dict[str, Any]:
 
 
 def _publishable_channels(search: str) -> QuerySet[Room]:
-    qs = Room.objects.filter(type=Room.CHANNEL, archived=False, creator__isnull=False, creator__is_remote=False)
+    qs = Room.objects.filter(type=Room.CHANNEL, archived=False, creator__isnull=False, creator__is_remote=False,
+                             join_code="")
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(fname__icontains=search) | Q(topic__icontains=search))
     return qs.select_related("creator").order_by("name", "id")

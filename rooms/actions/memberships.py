@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.actions import do_delete_account
+from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 from rooms.events import LiveEvent, send_to_room, send_to_user
@@ -92,17 +93,20 @@ def do_join_default_rooms(user: User) -> None:
 
 
 @transaction.atomic
-def do_join(room: Room, user: User) -> Membership:
+def do_join(room: Room, user: User, join_code: str | None = None) -> Membership:
     """``user`` joins ``room`` by themselves (Rocket.Chat's ``channels.join``).
 
     Guarantees: only a public channel can be joined this way (a private group or a DM needs an
     invitation or to be added by a member); an archived room cannot be joined; a banned user is
-    refused until unbanned. Joining a room one is already in is a no-op.
+    refused until unbanned; a channel with a join code needs it (or ``join-without-join-code``).
+    Joining a room one is already in is a no-op.
     """
     if room.type != Room.CHANNEL:
         raise NotAllowed("Only public channels can be joined", "error-not-allowed")
     if room.archived:
         raise NotAllowed("This room is archived", "error-room-archived")
+    if room.join_code and join_code != room.join_code and not has_permission(user, "join-without-join-code"):
+        raise ApiError("Invalid Room Password", "error-code-invalid")
     return do_add_member(room, user)
 
 

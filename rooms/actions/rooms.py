@@ -175,6 +175,24 @@ def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: Use
 
 
 @transaction.atomic
+def do_set_join_code(room: Room, code: str, *, federated: bool) -> Room:
+    """Set (or, empty, remove) a channel's join code. A federated channel cannot have one: other
+    Matrix servers join public rooms without any code."""
+    room = Room.objects.select_for_update().get(id=room.id)
+    if room.type != Room.CHANNEL:
+        raise ApiError("Only public channels have join codes", "error-action-not-allowed")
+    if code and federated:
+        raise ApiError("A federated channel cannot have a join code: other servers join public rooms without one",
+                       "error-not-allowed")
+    if len(code) > 255:
+        raise ApiError("The join code is too long", "error-invalid-params")
+    room.join_code = code
+    room.save(update_fields=["join_code", "updated_at"])
+    _room_updated(room)
+    return room
+
+
+@transaction.atomic
 def do_set_default(room: Room, default: bool) -> Room:
     """Mark a channel or group as default (new users join it) or not (Rocket.Chat's ``default``)."""
     room = Room.objects.select_for_update().get(id=room.id)

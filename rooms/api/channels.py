@@ -35,6 +35,7 @@ from rooms.actions.rooms import (
     do_delete_room,
     do_set_archived,
     do_set_default,
+    do_set_join_code,
     do_set_room_type,
 )
 from rooms.api.room_common import (
@@ -62,7 +63,7 @@ from rooms.api.room_reads import (
     unread_info,
 )
 from rooms.models import Membership, Room
-from rooms.serialization import message_json
+from rooms.serialization import is_federated, message_json
 
 MAX_ROOM_NAME = 100
 
@@ -243,7 +244,36 @@ class JoinView(RoomApiView):
             room = join_matrix_room(request.user, str(target), via_param(request))
             return ok(**room_answer(self.kind, room))
         room = find_room(str_param(request, "roomId"), str_param(request, "roomName"), self.kind.types)
-        do_join(room, request.user)
+        do_join(room, request.user, str_param(request, "joinCode", max_length=255))
+        return ok(**room_answer(self.kind, room))
+
+
+class SetJoinCodeView(RoomApiView):
+    """``channels.setJoinCode {roomId, joinCode}`` (``edit-room``); an empty code removes it."""
+
+    def post(self, request: Request) -> Response:
+        room = room_for_read(request, self.kind)
+        check_permission(request.user, "edit-room", room)
+        code = str_param(request, "joinCode", max_length=300)
+        if code is None:
+            raise ApiError('The bodyParam "joinCode" is required', "error-invalid-params")
+        room = do_set_join_code(room, code.strip(), federated=is_federated(room))
+        return ok(**room_answer(self.kind, room))
+
+
+class AddAllView(RoomApiView):
+    """``channels.addAll {roomId, activeUsersOnly?}`` (``add-all-to-room``): every local user joins."""
+
+    def post(self, request: Request) -> Response:
+        room = room_for_read(request, self.kind)
+        check_permission(request.user, "add-all-to-room", room)
+        users = User.objects.filter(is_remote=False, type="user")
+        if bool_param(request, "activeUsersOnly", False):
+            users = users.filter(is_active=True)
+        with transaction.atomic():
+            for user in users.exclude(memberships__room=room, memberships__state=Membership.JOINED):
+                if not Membership.objects.filter(room=room, user=user, banned=True).exists():
+                    do_add_member(room, user, by=request.user)
         return ok(**room_answer(self.kind, room))
 
 

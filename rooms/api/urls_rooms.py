@@ -81,6 +81,8 @@ urlpatterns: list[URLPattern] = [
     path("channels.list", v.PublicListView.as_view(kind=CHANNELS)),
     path("channels.list.joined", v.JoinedListView.as_view(kind=CHANNELS)),
     path("channels.join", v.JoinView.as_view(kind=CHANNELS)),
+    path("channels.setJoinCode", v.SetJoinCodeView.as_view(kind=CHANNELS)),
+    path("channels.addAll", v.AddAllView.as_view(kind=CHANNELS)),
     *_rooms("channels", CHANNELS),
     path("groups.list", v.JoinedListView.as_view(kind=GROUPS)),
     path("groups.listAll", v.AllListView.as_view(kind=GROUPS)),

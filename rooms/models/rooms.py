@@ -38,6 +38,9 @@ class Room(models.Model):
     announcement = models.TextField(blank=True)
     read_only = models.BooleanField(default=False)
     broadcast = models.BooleanField(default=False)
+    # Rocket.Chat's join code: channels.join needs it unless one may join without (a hash is not
+    # kept: Rocket.Chat shows the code to the room's editors).
+    join_code = models.CharField(max_length=255, blank=True)
     # Who sees messages from before they were in the room (Matrix's m.room.history_visibility).
     history_visibility = models.CharField(max_length=16, choices=HISTORY_VISIBILITIES, default=SHARED)
     archived = models.BooleanField(default=False)

@@ -107,3 +107,28 @@ def test_rooms_delete_and_autocomplete(live_url: str, make_user: Any, rc_client:
     assert not Room.objects.filter(id=gone).exists() and Room.objects.filter(id=keep).exists()
     status, body = api_error(dora.call_api_post, "rooms.delete", roomId=gone)
     assert body["errorType"] == "error-room-not-found"
+
+
+def test_join_codes_and_add_all(live_url: str, make_user: Any, rc_client: Any, admin_user: Any) -> None:
+    make_user("keeper")
+    make_user("visitor")
+    make_user("everyone1")
+    keeper, visitor = rc_client("keeper"), rc_client("visitor")
+    rid = keeper.channels_create("locked")["channel"]["_id"]
+    answer = keeper.call_api_post("channels.setJoinCode", roomId=rid, joinCode="s3cret")
+    assert answer["channel"]["joinCodeRequired"] is True
+    status, body = api_error(visitor.channels_join, rid, None)
+    assert status == 400 and body["errorType"] == "error-code-invalid"
+    status, body = api_error(visitor.channels_join, rid, "wrong")
+    assert body["errorType"] == "error-code-invalid"
+    assert visitor.channels_join(rid, "s3cret")["success"]
+    status, body = api_error(visitor.call_api_post, "channels.setJoinCode", roomId=rid, joinCode="mine")
+    assert status == 403
+    assert keeper.call_api_post("channels.setJoinCode", roomId=rid, joinCode="")["channel"]["joinCodeRequired"] is False
+
+    status, body = api_error(keeper.call_api_post, "channels.addAll", roomId=rid)
+    assert status == 403
+    admin = rc_client(admin_user.username)
+    assert admin.call_api_post("channels.addAll", roomId=rid)["success"]
+    members = {m["username"] for m in keeper.call_api_get("channels.members", roomId=rid, count=100)["members"]}
+    assert {"keeper", "visitor", "everyone1", admin_user.username} <= members
