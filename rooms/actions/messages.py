@@ -221,7 +221,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
                     membership: Membership | None = UNKNOWN_MEMBERSHIP, mentions: Iterable[str] = ()) -> Message:
     """Post a message. Renders markdown, records mentions and thread state, bumps counters.
 
-    Guarantees: the sender may post (joined, not muted or banned, room writable); a thread root and
+    Guarantees: the sender may post (joined, not muted or banned, room writable), and may post
+    under another name or picture (``alias``/``avatar``) only with ``message-impersonate``; a thread root and
     a quoted message must be in the same room; unread and mention counters of every other joined
     member move in the same transaction as the insert. ``created_at`` (federation history) dates
     the message in the past; counters still move as for a new message. ``membership`` is the
@@ -234,6 +235,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     """
     if not skip_post_check:
         check_can_post(sender, room, membership)
+        if (alias or avatar) and not has_permission(sender, "message-impersonate", room):
+            raise NotAllowed("Not enough permission", "error-not-allowed")  # Rocket.Chat's rule
     attachments = check_attachments(attachments)
     text = _check_text(text, allow_empty=bool(attachments or file))
     if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID_RE.match(message_id)):

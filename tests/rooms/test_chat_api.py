@@ -48,7 +48,14 @@ def trio(live_url: str, make_user: Callable[..., Any], rc_client: Callable[..., 
 
 
 def test_post_message_by_room_id_channel_name_and_dm(trio: dict[str, Any]) -> None:
+    from accounts.actions import do_set_permission_roles
+
     rc = trio["rc_alice"]
+    # Posting under another name needs message-impersonate (bots and apps by default), as in
+    # Rocket.Chat; permissions.update decides who has it.
+    status, body = api_error(rc.chat_post_message, "as someone", room_id=trio["general"].id, alias="Al")
+    assert status == 403 and body["errorType"] == "error-not-allowed"
+    do_set_permission_roles([{"_id": "message-impersonate", "roles": ["bot", "app", "user"]}])
     res = rc.chat_post_message("hello **world** @bob", room_id=trio["general"].id, alias="Al", emoji=":smile:")
     assert res["success"] is True
     assert res["channel"] == "general"
