@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Prefetch
+from django.db.models import Count, Prefetch
 
 from rooms.models import Membership, Message, Room, Upload
 
@@ -147,7 +148,31 @@ def is_federated(room: Room) -> bool:
     cache = room._state.fields_cache
     if "matrix_room" in cache:
         return cache["matrix_room"] is not None
+    if "federated_known" in room.__dict__:  # set by rooms_json
+        return bool(room.__dict__["federated_known"])
     return Room.objects.filter(id=room.id, matrix_room__isnull=False).exists()
+
+
+def rooms_json(rooms: Iterable[Room]) -> list[dict[str, Any]]:
+    """:func:`room_json` of many rooms in a fixed number of queries: member counts, muted members
+    and the Matrix link are read for all of them at once."""
+    rooms = list(rooms)
+    ids = [r.id for r in rooms]
+    counts = dict(Membership.objects.filter(room_id__in=ids, state=Membership.JOINED).values("room_id")
+                  .annotate(n=Count("id")).values_list("room_id", "n"))
+    muted: dict[str, list[str]] = {}
+    for room_id, username in (Membership.objects.filter(room_id__in=ids, state=Membership.JOINED, muted=True)
+                              .order_by("user__username").values_list("room_id", "user__username")):
+        muted.setdefault(room_id, []).append(username)
+    federated = set(Room.objects.filter(id__in=ids, matrix_room__isnull=False).values_list("id", flat=True))
+    out = []
+    for room in rooms:
+        room.__dict__["users_count"] = counts.get(room.id, 0)
+        room.__dict__["muted_usernames"] = muted.get(room.id, [])
+        if "matrix_room" not in room._state.fields_cache:
+            room.__dict__["federated_known"] = room.id in federated
+        out.append(room_json(room))
+    return out
 
 
 def room_json(room: Room) -> dict[str, Any]:
@@ -171,9 +196,11 @@ def room_json(room: Room) -> dict[str, Any]:
         "_updatedAt": iso(room.updated_at),
         "lm": iso(room.last_message_at),
         "u": user_brief(room.creator),
-        "usersCount": room.memberships.filter(state=Membership.JOINED).count(),
-        "muted": sorted(room.memberships.filter(state=Membership.JOINED, muted=True)
-                        .values_list("user__username", flat=True)),
+        "usersCount": (room.__dict__["users_count"] if "users_count" in room.__dict__
+                       else room.memberships.filter(state=Membership.JOINED).count()),
+        "muted": (room.__dict__["muted_usernames"] if "muted_usernames" in room.__dict__
+                  else sorted(room.memberships.filter(state=Membership.JOINED, muted=True)
+                              .values_list("user__username", flat=True))),
     }
     if room.type == Room.DIRECT:
         members = list(room.memberships.filter(state=Membership.JOINED).select_related("user"))

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat.api_errors import ApiError
 from rooms.models import Membership, Message, Room, Upload
-from rooms.serialization import iso, message_json, message_queryset, room_json, upload_json, user_brief
+from rooms.serialization import iso, message_json, message_queryset, rooms_json, upload_json, user_brief
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def rooms_page(qs: QuerySet[Room], *, offset: int, count: int, name: str = "") -
     if name:
         qs = qs.filter(Q(name__icontains=name) | Q(fname__icontains=name))
     qs = qs.select_related("creator").order_by("name", "id")
-    return [room_json(r) for r in qs[offset:offset + count]], qs.count()
+    return rooms_json(qs[offset:offset + count]), qs.count()
 
 
 def dms_page(user: User, *, offset: int, count: int, everyone: bool = False) -> tuple[list[dict[str, Any]], int]:
@@ -191,4 +191,4 @@ def dms_page(user: User, *, offset: int, count: int, everyone: bool = False) -> 
     if not everyone:
         qs = qs.filter(memberships__user=user, memberships__state=Membership.JOINED)
     qs = qs.select_related("creator").order_by(F("last_message_at").desc(nulls_last=True), "-created_at", "id")
-    return [room_json(r) for r in qs[offset:offset + count]], qs.count()
+    return rooms_json(qs[offset:offset + count]), qs.count()

@@ -22,7 +22,7 @@ from rooms.actions.messages import do_mark_read, do_mark_unread
 from rooms.actions.rooms import do_delete_room
 from rooms.api.chat_params import date_param, id_param
 from rooms.models import Membership, Message, Room
-from rooms.serialization import iso, room_json, subscription_json
+from rooms.serialization import iso, room_json, rooms_json, subscription_json
 
 LISTED_STATES = (Membership.JOINED, Membership.INVITED)
 
@@ -95,11 +95,11 @@ class RoomsGetView(ApiView):
         subs = Membership.objects.filter(user=request.user, state=Membership.JOINED)
         rooms = Room.objects.filter(id__in=subs.values("room_id")).select_related("creator", "matrix_room")
         if since is None:
-            return ok(update=[room_json(r) for r in rooms.order_by("created_at")], remove=[])
+            return ok(update=rooms_json(rooms.order_by("created_at")), remove=[])
         changed_subs = subs.filter(updated_at__gt=since).values("room_id")
         rooms = rooms.filter(Q(updated_at__gt=since) | Q(last_message_at__gt=since) | Q(id__in=changed_subs))
         removed = [{"_id": r["rid"], "_deletedAt": r["_deletedAt"]} for r in _removed(request.user, since)]
-        return ok(update=[room_json(r) for r in rooms.order_by("created_at")], remove=removed)
+        return ok(update=rooms_json(rooms.order_by("created_at")), remove=removed)
 
 
 class RoomsInfoView(ApiView):
