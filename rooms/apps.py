@@ -6,7 +6,7 @@ class RoomsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts.user_events import on_user_created
+        from accounts.user_events import on_user_created  # in ready(): apps and models are loaded by now
         from rooms.actions.memberships import do_join_default_rooms
 
         # Composition: a new local user joins the default rooms (Rocket.Chat's "default" channels).
