@@ -7,7 +7,7 @@ class RoomsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.user_events import on_user_created  # in ready(): apps and models are loaded by now
-        from rooms.actions.memberships import do_join_default_rooms
+        from rooms.actions.memberships import do_join_default_rooms  # (models: only importable in ready())
 
         # Composition: a new local user joins the default rooms (Rocket.Chat's "default" channels).
         on_user_created(do_join_default_rooms)
