@@ -1,4 +1,4 @@
-"""Rate limits shared by every process: counters in the Redis cache, one fixed window per limit.
+"""Rate limits shared by every process: counters in the Redis cache, a sliding window per limit.
 
 Limits (``CONCORD_RATE_LIMIT_<NAME>=<count>/<seconds>``; ``CONCORD_RATE_LIMITS=off`` turns them all
 off, as the test suite does):
@@ -15,8 +15,13 @@ federation     requests of one remote server        100 per 1 s (slowed from hal
 ============== ==================================== =============================================
 
 Guarantees: a counter is shared by all web processes and workers (it lives in Redis, not in
-memory); a window's counter expires with it; a refusal says how long to wait (``retry_after``,
-whole seconds, at least 1). When Redis cannot be reached the limits let requests through (logged):
+memory); a window's counter expires two windows later; a refusal says how long to wait
+(``retry_after``, whole seconds, at least 1) before one more request fits.
+
+The window slides: the count is this fixed window's events plus the previous window's, weighted by
+how much of it still lies within the last ``seconds`` (the estimate Cloudflare and nginx use). So
+no boundary lets a burst of twice the limit through, and a limit that was reached stays reached
+when a new fixed window begins. When Redis cannot be reached the limits let requests through (logged):
 a limiter must not take the chat down with it.
 """
 
@@ -84,45 +89,73 @@ def limit(name: str) -> Limit:
     return Limit.parse(name, str(spec))
 
 
-def _window(lim: Limit, key: str, now: float) -> tuple[str, float]:
+def _index(lim: Limit, now: float) -> tuple[int, float]:
+    """The fixed window ``now`` falls in and the seconds left in it."""
     index = int(now // lim.seconds)
-    return f"rl:{lim.name}:{index}:{key}", (index + 1) * lim.seconds - now
+    return index, (index + 1) * lim.seconds - now
 
 
-def count(name: str, key: str, *, now: float | None = None) -> tuple[int, int, float]:
-    """Count one event for ``key``: ``(events in this window, the limit, seconds left in it)``
-    (events 0 when limits are off or the cache is unavailable)."""
+def _key(lim: Limit, key: str, index: int) -> str:
+    return f"rl:{lim.name}:{index}:{key}"
+
+
+def _estimate(lim: Limit, current: int, previous: int, left: float) -> float:
+    """Events within the last ``seconds``: this window's plus the share of the previous one still inside."""
+    return current + previous * (left / lim.seconds)
+
+
+def _wait(lim: Limit, current: int, previous: int, left: float) -> float:
+    """Seconds until one more event fits, if nothing else is counted meanwhile."""
+    room = lim.count - 1  # the estimate must fall to this for the next event to be within the limit
+    if current <= room:
+        if previous == 0:
+            return 0.0
+        return max(0.0, left - (room - current) * lim.seconds / previous)
+    # Not before this window has ended and enough of it has slid out of the next one.
+    return left + lim.seconds * (1 - room / current)
+
+
+def _read(lim: Limit, key: str, index: int) -> tuple[int, int]:
+    values = cache.get_many([_key(lim, key, index), _key(lim, key, index - 1)])
+    return int(values.get(_key(lim, key, index)) or 0), int(values.get(_key(lim, key, index - 1)) or 0)
+
+
+def count(name: str, key: str, *, now: float | None = None) -> tuple[float, int, float]:
+    """Count one event for ``key``: ``(events in the sliding window, the limit, seconds until one
+    more fits)`` (events 0 when limits are off or the cache is unavailable)."""
     lim = limit(name)
     now = time.time() if now is None else now
-    cache_key, left = _window(lim, key, now)
+    index, left = _index(lim, now)
     if not enabled():
-        return 0, lim.count, left
+        return 0, lim.count, 0.0
     try:
-        cache.add(cache_key, 0, timeout=lim.seconds + 1)
-        n = int(cache.incr(cache_key))
+        cache.add(_key(lim, key, index), 0, timeout=2 * lim.seconds + 1)
+        current = int(cache.incr(_key(lim, key, index)))
+        previous = int(cache.get(_key(lim, key, index - 1)) or 0)
     except Exception:
         log.exception("rate limit %s not counted (cache unavailable)", name)
-        return 0, lim.count, left
-    return n, lim.count, left
+        return 0, lim.count, 0.0
+    return _estimate(lim, current, previous, left), lim.count, _wait(lim, current, previous, left)
 
 
 def hit(name: str, key: str, *, now: float | None = None) -> float | None:
     """Count one event for ``key``; the seconds to wait when that went over the limit, else None."""
-    n, allowed, left = count(name, key, now=now)
-    return left if n > allowed else None
+    n, allowed, wait = count(name, key, now=now)
+    return max(wait, 0.001) if n > allowed else None
 
 
-def used(name: str, key: str, *, now: float | None = None) -> int:
-    """How many events ``key`` has in the current window (without counting one)."""
+def used(name: str, key: str, *, now: float | None = None) -> float:
+    """How many events ``key`` has in the sliding window (without counting one)."""
     if not enabled():
         return 0
     lim = limit(name)
-    cache_key, _ = _window(lim, key, time.time() if now is None else now)
+    index, left = _index(lim, time.time() if now is None else now)
     try:
-        return int(cache.get(cache_key) or 0)
+        current, previous = _read(lim, key, index)
     except Exception:
         log.exception("rate limit %s not read (cache unavailable)", name)
         return 0
+    return _estimate(lim, current, previous, left)
 
 
 def blocked_for(name: str, key: str, *, now: float | None = None) -> float | None:
@@ -130,9 +163,14 @@ def blocked_for(name: str, key: str, *, now: float | None = None) -> float | Non
     if not enabled():
         return None
     lim = limit(name)
-    now = time.time() if now is None else now
-    if used(name, key, now=now) >= lim.count:
-        return _window(lim, key, now)[1]
+    index, left = _index(lim, time.time() if now is None else now)
+    try:
+        current, previous = _read(lim, key, index)
+    except Exception:
+        log.exception("rate limit %s not read (cache unavailable)", name)
+        return None
+    if _estimate(lim, current, previous, left) > lim.count - 1:
+        return max(_wait(lim, current, previous, left), 0.001)
     return None
 
 

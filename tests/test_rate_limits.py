@@ -30,10 +30,22 @@ def test_counter_windows_and_parsing() -> None:
     with override_settings(CONCORD_RATE_LIMITS=True, CONCORD_RATE_LIMIT_MESSAGES="2/10"):
         assert rate_limits.hit("messages", key, now=1000.0) is None
         assert rate_limits.hit("messages", key, now=1001.0) is None
-        assert rate_limits.hit("messages", key, now=1002.0) == pytest.approx(8.0)  # third in 1000-1010
-        assert rate_limits.blocked_for("messages", key, now=1003.0) == pytest.approx(7.0)
-        assert rate_limits.hit("messages", key, now=1010.0) is None  # a new window
-        assert rate_limits.used("messages", key, now=1011.0) == 1
+        # The third in 1000-1010: wait for the window's end plus a third of the next (3 -> 1 weighted).
+        assert rate_limits.hit("messages", key, now=1002.0) == pytest.approx(8.0 + 10 * (1 - 1 / 3))
+        assert rate_limits.blocked_for("messages", key, now=1003.0) == pytest.approx(7.0 + 10 * (1 - 1 / 3))
+        # A new fixed window does not reset a limit just reached: the previous one still counts.
+        assert rate_limits.blocked_for("messages", key, now=1010.5) is not None
+        assert rate_limits.used("messages", key, now=1015.0) == pytest.approx(1.5)
+        assert rate_limits.blocked_for("messages", key, now=1017.0) is None
+        assert rate_limits.hit("messages", key, now=1017.0) is None
+        assert rate_limits.used("messages", key, now=1017.0) == pytest.approx(1 + 3 * 0.3)
+    other = _name("k")
+    with override_settings(CONCORD_RATE_LIMITS=True, CONCORD_RATE_LIMIT_MESSAGES="4/10"):
+        # A burst at a boundary is not doubled: 4 at the end of one window still count early in
+        # the next (1 + 4 * 0.8 = 4.2 > 4), and fit again once most of them have slid out.
+        assert all(rate_limits.hit("messages", other, now=2009.0 + i / 10) is None for i in range(4))
+        assert rate_limits.hit("messages", other, now=2012.0) is not None
+        assert rate_limits.hit("messages", other, now=2019.0) is None  # 2 + 4 * 0.1 = 2.4
     with override_settings(CONCORD_RATE_LIMITS=False):
         assert all(rate_limits.hit("messages", key, now=1010.0) is None for _ in range(5))
     for bad in ("x", "0/10", "5/0", "5"):

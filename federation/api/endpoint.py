@@ -58,11 +58,11 @@ SLOW_DOWN_SECONDS = 0.5
 def _throttle(origin: str) -> None:
     """Synapse's shape of federation rate limiting: past half the per-window limit each request
     waits a little; past the limit it is refused (``CONCORD_RATE_LIMIT_FEDERATION``)."""
-    n, allowed, left = rate_limits.count("federation", origin)
+    n, allowed, wait = rate_limits.count("federation", origin)
     if n > allowed:
-        raise LimitExceeded(f"Too many requests from {origin}", int(left * 1000) + 1)
+        raise LimitExceeded(f"Too many requests from {origin}", int(wait * 1000) + 1)
     if n > allowed // 2:
-        time.sleep(min(SLOW_DOWN_SECONDS, left))
+        time.sleep(SLOW_DOWN_SECONDS)
 
 
 @contextlib.contextmanager
