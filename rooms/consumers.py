@@ -12,11 +12,10 @@ Protocol (JSON text frames):
 After a reconnect, clients catch up through the REST API (``subscriptions.get`` with ``updatedSince``
 and ``channels.history`` with ``oldest``) and carry on with live events.
 
-Fan-out cost: every event reaches every connected member's consumer, so the per-event path is kept
-free of thread hops. Channels' default ``dispatch`` runs ``close_old_connections`` through
-``sync_to_async`` before every handler (one hop through a single shared thread, per event, per
-socket); ``live.event`` handlers touch no database, so :meth:`LiveEventsConsumer.dispatch` calls them
-directly. The event's JSON text was made once by the publisher and is forwarded as is.
+Fan-out: events do not pass through this consumer at all. The process's hub
+(:mod:`rooms.live_fanout`) writes each event's text, made once by the publisher, to the socket's
+:class:`~rooms.live_fanout.SocketSink`; the consumer only authenticates, puts the sink in its
+groups and answers the client's own frames. It opens no channel-layer channel of its own.
 """
 
 from __future__ import annotations
@@ -29,14 +28,23 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from rooms.events import room_group, user_group
+from rooms.live_fanout import SocketSink, hub
 
 
 class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
+    # No per-socket channel-layer channel: live events arrive through the process's hub.
+    channel_layer_alias = "no-channel-layer"
     user: Any = None
-    rooms: set[str]
+    sink: SocketSink | None = None
+
+    @property
+    def rooms(self) -> set[str]:
+        """The rooms whose events this socket receives now."""
+        if self.sink is None:
+            return set()
+        return {g.removeprefix("room.") for g in self.sink.groups if g.startswith("room.")}
 
     async def connect(self) -> None:
-        self.rooms = set()
         await self.accept()
         qs = parse_qs(self.scope.get("query_string", b"").decode())
         token = (qs.get("token") or [None])[0]
@@ -89,28 +97,19 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def _start(self, user: Any) -> None:
         self.user = user
-        await self.channel_layer.group_add(user_group(user.id), self.channel_name)
+        self.sink = SocketSink(self.base_send)
+        h = hub()
+        await h.add(user_group(user.id), self.sink)
         for room_id in await self._joined_room_ids():
-            await self._join_room(room_id)
-        await self.send_json({"type": "ready", "user": {"_id": user.id, "username": user.username,
-                                                        "name": user.display_name},
-                              "rooms": sorted(self.rooms)})
-
-    async def _join_room(self, room_id: str) -> None:
-        if room_id not in self.rooms:
-            self.rooms.add(room_id)
-            await self.channel_layer.group_add(room_group(room_id), self.channel_name)
-
-    async def _leave_room(self, room_id: str) -> None:
-        if room_id in self.rooms:
-            self.rooms.discard(room_id)
-            await self.channel_layer.group_discard(room_group(room_id), self.channel_name)
+            await h.add(room_group(room_id), self.sink)
+        # ``ready`` goes first; events published since the groups were joined follow it, in order.
+        self.sink.start(json.dumps({"type": "ready", "user": {"_id": user.id, "username": user.username,
+                                                              "name": user.display_name},
+                                    "rooms": sorted(self.rooms)}))
 
     async def disconnect(self, code: int) -> None:
-        if self.user is not None:
-            await self.channel_layer.group_discard(user_group(self.user.id), self.channel_name)
-            for room_id in list(self.rooms):
-                await self._leave_room(room_id)
+        if self.sink is not None:
+            await self.sink.stop()
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
@@ -151,27 +150,3 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
             do_set_typing(self.user, room, typing)
         else:
             do_mark_read(self.user, room)
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Deliver ``live.event`` messages without Channels' per-message database clean-up hop.
-
-        Guarantee: live events never use the database here; every other message type goes through
-        Channels' ``dispatch`` (and its ``close_old_connections``) unchanged.
-        """
-        if message.get("type") == "live.event":
-            await self.live_event(message)
-            return
-        await super().dispatch(message)
-
-    async def live_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
-        kind = event.get("type")
-        room_id = event.get("room_id")
-        text = message.get("text") or json.dumps(event)
-        if kind == "subscription" and room_id and event["data"].get("state") == "joined":
-            await self._join_room(room_id)
-        elif kind in ("subscription.removed", "room.deleted") and room_id:
-            await self.send(text_data=text)
-            await self._leave_room(room_id)
-            return
-        await self.send(text_data=text)

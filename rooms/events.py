@@ -18,6 +18,7 @@ Event types and their ``data``:
 ``room.deleted``           ``{"_id": room id}``
 ``subscription``           the user's own subscription (unread, mentions, open...) in REST shape
 ``subscription.removed``   ``{"rid": room id}``: the user no longer belongs to the room
+``resync``                 ``{}``: events were dropped for this socket; it is closed (code 4008)
 =========================  ====================================================================
 
 Unread counters: a client keeps each subscription's ``unread`` itself, adding one for every
@@ -26,9 +27,11 @@ reading, and ``userMentions`` when it is among the message's ``mentions``. The s
 authoritative ``subscription`` on join, read, unread, mention of the user, ``@all``/``@here`` and on
 every change of roles or mute; ``subscriptions.get`` is the truth after a reconnect.
 
-Room events go to the Channels group ``room.<room id>``; per-user events (``subscription*``) go to
-``user.<user id>``. A consumer subscribes to its user's group and to each joined room's group and
-follows ``subscription``/``subscription.removed`` to add and drop room groups.
+Room events go to the group ``room.<room id>``; per-user events (``subscription*``) go to
+``user.<user id>``. A socket is in its user's group and in each joined room's group, and follows
+``subscription``/``subscription.removed`` to add and drop room groups; each web process delivers
+them to its own sockets (:mod:`rooms.live_fanout`). A socket the server drops gets
+``{"type": "resync"}`` and close code 4008 (too slow, or events lost): reconnect and catch up.
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,13 @@ def user_group(user_id: str) -> str:
     return f"user.{user_id}"
 
 
+def live_channel(group: str) -> str:
+    """The Redis pub/sub channel carrying a group's events (see :mod:`rooms.live_fanout`)."""
+    from django.conf import settings
+
+    return f"{settings.REDIS_PREFIX}:live:{group}"
+
+
 _redis_client: Any = None
 
 
@@ -84,27 +92,16 @@ def _publish_client() -> Any:
     return _redis_client
 
 
+def wire_text(event: LiveEvent) -> str:
+    """The event's frame text, made once for every socket (``type`` first: the fan-out reads it)."""
+    return json.dumps(event.wire(), separators=(",", ":"))
+
+
 def _send_now(group: str, event: LiveEvent) -> None:
-    """Publish ``event`` to a Channels group now.
-
-    With the Redis pub/sub channel layer, a group send is one ``PUBLISH`` on the group's channel;
-    doing it with a plain synchronous client avoids spinning an event loop per event from sync code.
-    The JSON text is made once here, so consumers forward it without encoding it again.
-    """
-    from django.conf import settings
-
-    wire = event.wire()
-    message = {"type": "live.event", "event": wire, "text": json.dumps(wire, separators=(",", ":"))}
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    """Publish ``event`` to a group now: one ``PUBLISH`` of the frame text, which every web process
+    with a socket in the group writes to those sockets as is (:mod:`rooms.live_fanout`)."""
     try:
-        config = settings.CHANNEL_LAYERS["default"]
-        if config["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer":
-            channel = f"{config['CONFIG'].get('prefix', 'asgi')}__group__{group}"
-            _publish_client().publish(channel, layer.serialize(message))
-        else:
-            async_to_sync(layer.group_send)(group, message)
+        _publish_client().publish(live_channel(group), wire_text(event))
     except Exception:  # A dead Redis must not fail the request that already committed.
         log.exception("could not publish live event %s to %s", event.type, group)
 

@@ -3,6 +3,7 @@ room-event endpoints, all over TLS against the running Concord."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import quote
@@ -121,18 +122,16 @@ def test_expired_key_is_refused(fed: ConcordTLS, fed_ca: TestCA, make_user: Any)
 
 
 def test_typing_and_receipt_edus_reach_live_clients(fed: ConcordTLS, peer: FakePeer, make_user: Any) -> None:
-    from channels.layers import get_channel_layer
-
     from accounts.models import User
     from federation.models import MatrixRoom
     from rooms.actions.rooms import do_create_room
     from rooms.events import room_group
+    from rooms.live_fanout import tap
 
     owner = make_user("owner")
     remote = User.objects.create(username=peer.user("bob"), is_remote=True, name="Bob")
     chat_room = do_create_room(owner, "c", "fedroom", members=[remote])
     MatrixRoom.objects.create(room_id="!linked:" + peer.server_name, room_version="10", chat_room=chat_room)
-    layer = get_channel_layer()
     edus = [{"edu_type": "m.typing", "content": {"room_id": "!linked:" + peer.server_name,
                                                  "user_id": peer.user("bob"), "typing": True}},
             {"edu_type": "m.typing", "content": {"room_id": "!linked:" + peer.server_name,
@@ -142,17 +141,16 @@ def test_typing_and_receipt_edus_reach_live_clients(fed: ConcordTLS, peer: FakeP
             {"edu_type": "m.presence", "content": {"push": [{"user_id": peer.user("bob"), "presence": "online"}]}}]
 
     async def listen() -> list[tuple[str, str]]:
-        # One event loop for the whole exchange: the pub/sub layer keeps channels per loop.
+        # Listen to the room's group as a WebSocket of this process would.
         from asgiref.sync import sync_to_async
 
-        channel = await layer.new_channel()
-        await layer.group_add(room_group(chat_room.id), channel)
-        await sync_to_async(send_txn)(fed, peer, [], edus)
-        got: list[tuple[str, str]] = []
-        while ("receipt", peer.user("bob")) not in got and len(got) < 10:
-            g = (await layer.receive(channel))["event"]
-            got.append((g["type"], g["data"].get("username") or g["data"].get("user", {}).get("username")))
-        return got
+        async with tap(room_group(chat_room.id)) as events:
+            await sync_to_async(send_txn)(fed, peer, [], edus)
+            got: list[tuple[str, str]] = []
+            while ("receipt", peer.user("bob")) not in got and len(got) < 10:
+                g = await asyncio.wait_for(events.get(), timeout=10)
+                got.append((g["type"], g["data"].get("username") or g["data"].get("user", {}).get("username")))
+            return got
 
     got = async_to_sync(listen)()
     assert ("typing", peer.user("bob")) in got
