@@ -13,9 +13,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import transaction
 
-from accounts.models import AuthToken, Permission, Role, User
+from accounts import server_settings
+from accounts.models import AuthToken, Permission, Role, ServerSetting, User
 from accounts.user_events import user_created
-from chat.api_errors import ApiError
+from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 
 if TYPE_CHECKING:
@@ -301,10 +302,13 @@ def do_delete_account(user: User) -> None:
 
 @transaction.atomic
 def do_update_own_info(user: User, data: dict[str, object]) -> User:
-    """``users.updateOwnBasicInfo`` with Rocket.Chat's rules: ``currentPassword`` is required to
+    """``users.updateOwnBasicInfo`` with Rocket.Chat's rules: only while the server setting
+    ``Accounts_AllowUserProfileChange`` is on (else ``error-not-allowed``); ``currentPassword`` is required to
     change the e-mail or the password (``newPassword``, checked by the password validators); a
     name cannot be blank; a new ``username`` must be valid and free, and cannot change while the
     user takes part in federated rooms (it is their Matrix ID there)."""
+    if not server_settings.flag("Accounts_AllowUserProfileChange"):
+        raise NotAllowed("Not allowed", "error-not-allowed")
     user = User.objects.select_for_update().get(id=user.id)
     current = data.get("currentPassword")
     email, new_password = data.get("email"), data.get("newPassword")
@@ -336,3 +340,26 @@ def do_update_own_info(user: User, data: dict[str, object]) -> User:
     return do_update_profile(user, name=name.strip() if isinstance(name, str) else None,
                              email=email if isinstance(email, str) else None,
                              status_text=status_text if isinstance(status_text, str) else None)
+
+
+@transaction.atomic
+def do_set_server_setting(setting_id: object, value: object, *, by: User | None = None) -> object:
+    """Store an admin's value of a run-time server setting (:mod:`accounts.server_settings`).
+
+    Guarantees: only a setting Concord honours (else ``error-invalid-setting``) with a value of its
+    type (else ``error-invalid-setting-value``) is stored; after commit the shared cache holds the
+    new table, so every process enforces the new value from its next read. Returns the value stored.
+    """
+    setting = server_settings.definition(setting_id)
+    value = server_settings.check_value(setting, value)
+    ServerSetting.objects.update_or_create(id=setting.id, defaults={"value": value, "updated_by": by})
+    transaction.on_commit(server_settings.publish_stored)
+    return value
+
+
+@transaction.atomic
+def do_reset_server_setting(setting_id: object) -> None:
+    """Forget a stored setting: it has its default (from the environment) again, everywhere after commit."""
+    setting = server_settings.definition(setting_id)
+    ServerSetting.objects.filter(id=setting.id).delete()
+    transaction.on_commit(server_settings.publish_stored)

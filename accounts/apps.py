@@ -9,7 +9,12 @@ class AccountsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import chat.api_schema  # noqa: F401  (registers the OpenAPI auth extensions)
+        from accounts import server_settings
         from accounts.defaults import ensure_default_roles_and_permissions
+        from federation import config as federation_config
+
+        # Federation's run-time switches are server settings; federation may not import the chat.
+        federation_config.use_run_time_settings(server_settings.value)
 
         # Not business logic: seeds the built-in roles and permissions after each migrate.
         post_migrate.connect(ensure_default_roles_and_permissions, sender=self)

@@ -139,3 +139,20 @@ class AuthToken(models.Model):
     @staticmethod
     def hash(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ServerSetting(models.Model):
+    """A server setting an admin changed at run time (Rocket.Chat's ``settings/:_id``).
+
+    Only settings :mod:`accounts.server_settings` defines are stored; a setting without a row has
+    its default (from the environment). Read them through :func:`accounts.server_settings.value`,
+    never from this table directly (the reader caches in Redis, shared by every process).
+    """
+
+    id = models.CharField(primary_key=True, max_length=100)
+    value = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return self.id

@@ -13,9 +13,15 @@ Environment variables:
     CONCORD_ALLOWED_HOSTS  comma separated; default ``*``
     CONCORD_MAX_UPLOAD_MB  attachment size limit, default 100
     CONCORD_OPEN_REGISTRATION  ``0`` to turn off self sign-up (default on)
+    CONCORD_SITE_NAME      the site's name (default Concord)
     CONCORD_RATE_LIMITS    ``off`` to turn every rate limit off (see chat/rate_limits.py for each one)
     CONCORD_DB_POOL_SIZE   PostgreSQL connections per web process (default 8)
     CONCORD_DB_SYNCHRONOUS_COMMIT  PostgreSQL ``synchronous_commit`` for our connections (default: server's)
+
+Some of these are only defaults: an admin may change them at run time as Rocket.Chat settings
+(``POST /api/v1/settings/:_id``, Django admin; see accounts/server_settings.py): the upload limit
+(``FileUpload_MaxFileSize``), registration (``Accounts_RegistrationForm``), the site name, deleting
+one's own account and the federation switches.
 """
 
 from __future__ import annotations

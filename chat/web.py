@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,14 +16,20 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
+from accounts import server_settings
 from accounts.actions import do_create_user
 from accounts.models import User
 from chat import rate_limits
 from chat.api_errors import ApiError
 
 
+def _open_registration() -> bool:
+    """Whether self sign-up is open now (the setting ``Accounts_RegistrationForm`` is ``Public``)."""
+    return server_settings.text("Accounts_RegistrationForm") == "Public"
+
+
 def _context(**extra: object) -> dict[str, object]:
-    return {"site_name": settings.SITE_NAME, "open_registration": settings.OPEN_REGISTRATION, **extra}
+    return {"site_name": server_settings.text("Site_Name"), "open_registration": _open_registration(), **extra}
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -77,8 +82,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 @require_http_methods(["GET", "POST"])
 def signup_view(request: HttpRequest) -> HttpResponse:
-    """Open registration (``CONCORD_OPEN_REGISTRATION``): create the account and sign in."""
-    if not settings.OPEN_REGISTRATION:
+    """Open registration (``Accounts_RegistrationForm``, by default ``CONCORD_OPEN_REGISTRATION``):
+    create the account and sign in."""
+    if not _open_registration():
         return render(request, "login.html", _context(mode="login", error="Registration is disabled on this server.",
                                                       username="", next="/"), status=403)
     error = ""

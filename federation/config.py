@@ -5,12 +5,19 @@ read at call time (so tests and a settings reload take effect at once) and defau
 place. The server allow/deny rule is here too: the environment's lists, or where one is empty
 the rules an admin keeps in the database (:class:`~federation.models.ServerRule`).
 
+Three switches are also Rocket.Chat run-time settings an admin changes over REST
+(``Federation_Matrix_enabled``, ``Federation_Matrix_enable_ephemeral_events``,
+``Federation_Matrix_max_size_of_public_rooms_users``). Their store belongs to the chat
+(:mod:`accounts.server_settings`), which this layer may not import: the chat registers its reader
+here at start-up (:func:`use_run_time_settings`); without one, the environment's values apply.
+
 Layer: just above :mod:`federation.models` (the stored rules); imports Django settings and the models.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +31,34 @@ def _get(name: str, default: Any) -> Any:
     return getattr(settings, name, default)
 
 
+_run_time_reader: Callable[[str], Any] | None = None
+
+
+def use_run_time_settings(reader: Callable[[str], Any] | None) -> None:
+    """Read the run-time settings through ``reader`` (a setting id -> its current value, whose
+    defaults are the environment's values); None: the environment's values only."""
+    global _run_time_reader
+    _run_time_reader = reader
+
+
+def _run_time(setting_id: str, environment_value: Any) -> Any:
+    return environment_value if _run_time_reader is None else _run_time_reader(setting_id)
+
+
 def server_name() -> str:
     """``CONCORD_SERVER_NAME``: our Matrix server name (empty when federation is not configured)."""
     return str(_get("CONCORD_SERVER_NAME", "") or "")
 
 
 def enabled() -> bool:
-    """Whether federation is on: a server name is set and ``CONCORD_FEDERATION_ENABLED`` is not 0.
+    """Whether federation is on: a server name is set and the switch ``Federation_Matrix_enabled``
+    (by default ``CONCORD_FEDERATION_ENABLED``) is on.
 
     TLS problems do not turn it off (a TLS-terminating proxy may be in front); they are reported
     by :func:`federation.status.federation_status`.
     """
-    return bool(server_name()) and bool(_get("CONCORD_FEDERATION_ENABLED", True))
+    return bool(server_name()) and bool(_run_time("Federation_Matrix_enabled",
+                                                  _get("CONCORD_FEDERATION_ENABLED", True)))
 
 
 def data_dir() -> Path:
@@ -113,8 +136,10 @@ def max_concurrent_requests() -> int:
 
 def edus_enabled(kind: str) -> bool:
     """Rocket.Chat's federation switches: whether ``typing``, ``receipts`` or ``presence`` cross
-    servers, both ways (``CONCORD_FEDERATION_TYPING`` / ``_RECEIPTS`` / ``_PRESENCE``, default on)."""
-    return bool(_get(f"CONCORD_FEDERATION_{kind.upper()}", True))
+    servers, both ways (``CONCORD_FEDERATION_TYPING`` / ``_RECEIPTS`` / ``_PRESENCE``, default on),
+    while the run-time switch ``Federation_Matrix_enable_ephemeral_events`` (default on) is on."""
+    return bool(_get(f"CONCORD_FEDERATION_{kind.upper()}", True)) \
+        and bool(_run_time("Federation_Matrix_enable_ephemeral_events", True))
 
 
 def stall_notice_after() -> float:
@@ -124,8 +149,10 @@ def stall_notice_after() -> float:
 
 def max_remote_room_size() -> int:
     """Largest remote public room (by its directory's member count) users may join from the
-    directory (``CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE``, 100 as in Rocket.Chat; 0: no cap)."""
-    return int(_get("CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE", 100))
+    directory (``Federation_Matrix_max_size_of_public_rooms_users``, by default
+    ``CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE``, 100 as in Rocket.Chat; 0: no cap)."""
+    return int(_run_time("Federation_Matrix_max_size_of_public_rooms_users",
+                         _get("CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE", 100)))
 
 
 def publish_rooms() -> bool:

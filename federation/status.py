@@ -1,6 +1,7 @@
 """Federation status, as shown to administrators and by ``federation_check``.
 
-* ``Disabled``: no ``CONCORD_SERVER_NAME``, or ``CONCORD_FEDERATION_ENABLED=0``.
+* ``Disabled``: no ``CONCORD_SERVER_NAME``, or the switch ``Federation_Matrix_enabled`` off (a
+  run-time setting; by default ``CONCORD_FEDERATION_ENABLED``).
 * ``Could not enable``: configured but something required is missing or broken (invalid server
   name, TLS certificate/key not set or unreadable, signing key unusable); :func:`federation_status`
   says what, in plain words.
@@ -41,7 +42,8 @@ def federation_status() -> FederationStatus:
     name = config.server_name()
     if not config.enabled():
         return FederationStatus(DISABLED, ["CONCORD_SERVER_NAME is not set" if not name
-                                           else "CONCORD_FEDERATION_ENABLED=0"])
+                                           else "Federation is switched off (the setting Federation_Matrix_enabled;"
+                                                " by default CONCORD_FEDERATION_ENABLED)"])
     problems: list[str] = []
     try:
         ServerName.parse(name)

@@ -19,5 +19,6 @@ def test_the_schema_lists_the_rest_calls() -> None:
         paths = yaml.safe_load(r.content)["paths"]
     for call in ("users.delete", "users.generatePersonalAccessToken", "users.setPreferences", "chat.starMessage",
                  "chat.reportMessage", "rooms.favorite", "channels.setDefault", "federation/searchPublicRooms",
-                 "federation/admin.status", "rooms.setServerAcl", "rooms.invitations", "chat.postMessage"):
+                 "federation/admin.status", "rooms.setServerAcl", "rooms.invitations", "chat.postMessage",
+                 "settings", "settings.public", "settings/{setting_id}"):
         assert f"/api/v1/{call}" in paths, call

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from accounts.api import server_settings as server_settings_api
 from accounts.api import users_more as more
 from accounts.api import views as v
 
@@ -38,4 +39,7 @@ urlpatterns = [
     path("roles.list", v.RolesListView.as_view()),
     path("roles.addUserToRole", v.RolesAddUserView.as_view()),
     path("roles.removeUserFromRole", v.RolesRemoveUserView.as_view()),
+    path("settings.public", server_settings_api.SettingsPublicView.as_view()),
+    path("settings", server_settings_api.SettingsView.as_view()),
+    path("settings/<str:setting_id>", server_settings_api.SettingView.as_view()),
 ]

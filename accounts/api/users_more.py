@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import actions
+from accounts import actions, server_settings
 from accounts.api.views import find_user
 from accounts.models import AuthToken, User
 from accounts.permissions import has_permission
@@ -202,12 +201,13 @@ class DeleteUserView(ApiView):
 
 class DeleteOwnAccountView(ApiView):
     """``users.deleteOwnAccount {password, confirmRelinquish?}``: only where the server allows it
-    (``CONCORD_ALLOW_DELETE_OWN_ACCOUNT``, off by default as Rocket.Chat's setting); ``password``
+    (the setting ``Accounts_AllowDeleteOwnAccount``, by default ``CONCORD_ALLOW_DELETE_OWN_ACCOUNT``,
+    off as in Rocket.Chat); ``password``
     is the account's password in clear (Rocket.Chat's own clients send its SHA-256: they would need
     to send the password itself here)."""
 
     def post(self, request: Request) -> Response:
-        if not getattr(settings, "CONCORD_ALLOW_DELETE_OWN_ACCOUNT", False):
+        if not server_settings.flag("Accounts_AllowDeleteOwnAccount"):
             raise NotAllowed("Not allowed", "error-not-allowed")
         password = param(request, "password")
         if not isinstance(password, str) or not password or not request.user.check_password(password):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import actions
+from accounts import actions, server_settings
 from accounts.models import Permission, Role, User
 from accounts.permissions import has_permission
 from accounts.serialization import avatar_url, permission_json, role_json, user_json
@@ -97,7 +97,7 @@ class UsersCreateView(ApiView):
 
 class UsersRegisterView(PublicApiView):
     def post(self, request: Request) -> Response:
-        if not settings.OPEN_REGISTRATION:
+        if server_settings.text("Accounts_RegistrationForm") != "Public":
             raise NotAllowed("Registration is disabled on this server", "error-user-registration-disabled")
         password = param(request, "pass") if param(request, "pass") is not None else param(request, "password")
         user = actions.do_create_user(param(request, "username"), param(request, "email"), password,
@@ -133,12 +133,14 @@ class UsersListView(ApiView):
 
 
 def _avatar_target(request: Request) -> User:
-    """The user whose avatar changes: the caller, or (with ``edit-other-user-avatar``) the one named."""
-    if not (param(request, "userId") or param(request, "username")):
-        return request.user
-    target = find_user(request)
+    """The user whose avatar changes: the caller (while ``Accounts_AllowUserAvatarChange`` is on,
+    or with ``edit-other-user-avatar``), or (with ``edit-other-user-avatar``) the one named."""
+    target = find_user(request) if (param(request, "userId") or param(request, "username")) else request.user
     if target != request.user:
         check_admin(request.user, "edit-other-user-avatar")
+    elif not server_settings.flag("Accounts_AllowUserAvatarChange") \
+            and not has_permission(request.user, "edit-other-user-avatar"):
+        raise NotAllowed("Change avatar is not allowed", "error-not-allowed")
     return target
 
 

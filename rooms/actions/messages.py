@@ -16,6 +16,7 @@ from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
+from rooms.actions import message_rules
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
 from rooms.models import Membership, Mention, Message, MessageEdit, MessageReport, Reaction, Room, Star, Upload
@@ -238,7 +239,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         if (alias or avatar) and not has_permission(sender, "message-impersonate", room):
             raise NotAllowed("Not enough permission", "error-not-allowed")  # Rocket.Chat's rule
     attachments = check_attachments(attachments)
-    text = _check_text(text, allow_empty=bool(attachments or file))
+    text = message_rules.filter_bad_words(_check_text(text, allow_empty=bool(attachments or file)))
     if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID_RE.match(message_id)):
         raise ApiError("Invalid message id (1-64 letters, digits, _ or -)", "error-invalid-params")
     if message_id and Message.objects.filter(id=message_id).exists():
@@ -332,7 +333,8 @@ def do_edit_message(editor: User, msg: Message, text: Any, *, mentions: Iterable
     """Replace a message's text, keeping the previous version in its edit history."""
     msg = Message.objects.select_for_update().select_related("room").get(id=msg.id)
     _check_can_change(editor, msg, "", "edit-message")
-    text = _check_text(text, allow_empty=bool(msg.attachments))
+    message_rules.check_can_edit(editor, msg)
+    text = message_rules.filter_bad_words(_check_text(text, allow_empty=bool(msg.attachments)))
     sub = Membership.objects.filter(room=msg.room, user=editor).first()
     if sub is not None and sub.muted:
         raise NotAllowed("You have been muted and cannot edit messages in this room", "error-user-muted")
@@ -355,7 +357,9 @@ def do_edit_message(editor: User, msg: Message, text: Any, *, mentions: Iterable
 def do_delete_message(user: User, msg: Message) -> None:
     """Tombstone a message: text, html, attachments and reactions go; the row stays for threads."""
     msg = Message.objects.select_for_update().select_related("room").get(id=msg.id)
-    _check_can_change(user, msg, "delete-own-message", "delete-message")
+    if not message_rules.may_force_delete(user, msg):
+        _check_can_change(user, msg, "delete-own-message", "delete-message")
+        message_rules.check_can_delete(user, msg)
     msg.text = msg.html = ""
     msg.attachments = []
     msg.deleted_at = timezone.now()

@@ -14,7 +14,9 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from accounts import server_settings
 from chat.api_errors import ApiError, NotAllowed
+from chat.upload_limits import max_upload_bytes, too_large_message
 from rooms.access import check_can_post
 from rooms.actions.messages import do_send_message, publish_message
 from rooms.models import Message, Room, Upload
@@ -101,14 +103,37 @@ def sniffed_type(content_type: str, data: bytes) -> str:
 
 
 def do_upload(user: User, room: Room, uploaded: UploadedFile, description: str = "") -> Upload:
-    """Store an uploaded file for ``room`` (not yet visible until confirmed as a message)."""
+    """Store an uploaded file for ``room`` (not yet visible until confirmed as a message).
+
+    Guarantees, as the server settings say at this moment: uploads are on (``FileUpload_Enabled``,
+    else ``error-file-upload-disabled``), the file is within ``FileUpload_MaxFileSize``
+    (``error-file-too-large``) and its media type is on ``FileUpload_MediaTypeWhiteList`` when
+    that list is set (``error-invalid-file-type``).
+    """
     check_can_post(user, room)
+    if not server_settings.flag("FileUpload_Enabled"):
+        raise ApiError("File upload is disabled", "error-file-upload-disabled")
     if uploaded.size is None or uploaded.size <= 0:
         raise ApiError("The file is empty", "error-invalid-file")
-    if uploaded.size > settings.MAX_UPLOAD_BYTES:
-        raise ApiError(f"File exceeds allowed size of {settings.MAX_UPLOAD_BYTES} bytes", "error-file-too-large")
-    return _store_upload(user, room, uploaded.name or "file", uploaded.content_type or "", uploaded.read(),
-                         description)
+    limit = max_upload_bytes()
+    if limit is not None and uploaded.size > limit:
+        raise ApiError(too_large_message(limit), "error-file-too-large")
+    name = uploaded.name or "file"
+    if not media_type_allowed(uploaded.content_type or mimetypes.guess_type(clean_file_name(name))[0] or ""):
+        raise ApiError("File type is not accepted.", "error-invalid-file-type")
+    return _store_upload(user, room, name, uploaded.content_type or "", uploaded.read(), description)
+
+
+def media_type_allowed(content_type: str) -> bool:
+    """Whether ``content_type`` is on ``FileUpload_MediaTypeWhiteList`` (``type/subtype`` or
+    ``type/*`` items, any case); an empty list allows every type."""
+    allowed = [item.lower() for item in server_settings.values_list(server_settings.text(
+        "FileUpload_MediaTypeWhiteList"))]
+    if not allowed:
+        return True
+    base = content_type.split(";", 1)[0].strip().lower()
+    major = base.split("/", 1)[0]
+    return any(item in (base, f"{major}/*", "*/*", "*") for item in allowed)
 
 
 def _store_upload(user: User | None, room: Room, name: str, content_type: str, data: bytes,

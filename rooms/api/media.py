@@ -1,21 +1,20 @@
 """File uploads: ``rooms.media/<rid>`` + ``rooms.mediaConfirm/<rid>/<fileId>`` (two steps, as the
 ``rocketchat-api`` client 3.7 and Rocket.Chat 6+ do) and the older one-step ``rooms.upload/<rid>``.
 
-The file comes as the multipart field ``file``; its size limit is ``settings.MAX_UPLOAD_BYTES``.
+The file comes as the multipart field ``file``; its size limit is the setting ``FileUpload_MaxFileSize``.
 Names are cleaned and content types checked by :mod:`rooms.actions.uploads`; files are served
 only to readers of the room by :mod:`rooms.views`.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chat.api import ApiView, ok, str_param
 from chat.api_errors import ApiError, NotFound
-from chat.upload_limits import upload_too_large
+from chat.upload_limits import max_upload_bytes, too_large_message, upload_too_large
 from rooms.access import access_room_for_read
 from rooms.actions.messages import MAX_MESSAGE_LENGTH
 from rooms.actions.uploads import do_confirm_upload, do_upload, do_upload_and_send
@@ -27,7 +26,7 @@ from rooms.serialization import message_json, message_queryset, upload_json
 def _uploaded_file(request: Request) -> UploadedFile:
     uploaded = request.FILES.get("file") if hasattr(request, "FILES") else None
     if uploaded is None and upload_too_large(request):
-        raise ApiError(f"File exceeds allowed size of {settings.MAX_UPLOAD_BYTES} bytes", "error-file-too-large")
+        raise ApiError(too_large_message(max_upload_bytes()), "error-file-too-large")
     if uploaded is None:
         raise ApiError('The "file" field (multipart/form-data) is required', "error-invalid-params")
     return uploaded
