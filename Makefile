@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench-chat bench-protocol bench-federation
+.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -32,3 +32,6 @@ bench-protocol: $(VENV)/.installed
 
 bench-federation: $(VENV)/.installed
 	$(PY) -m bench.federation_bench $(ARGS)
+
+bench-memory: $(VENV)/.installed
+	$(PY) -m bench.memory_bench $(ARGS)
