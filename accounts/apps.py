@@ -8,7 +8,6 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        import chat.api_schema  # noqa: F401  (registers the OpenAPI auth extensions)
         from accounts import server_settings
         from accounts.defaults import ensure_default_roles_and_permissions
         from federation import config as federation_config

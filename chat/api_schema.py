@@ -3,6 +3,10 @@
 Our views are plain ``APIView`` s answering Rocket.Chat-shaped JSON, so the schema describes each
 call's request and answer as JSON objects (with the view's docstring as its description) and
 declares the ``X-Auth-Token`` + ``X-User-Id`` header pair as the security scheme.
+
+Imported only when a schema is generated (it is DRF's ``DEFAULT_SCHEMA_CLASS``, which DRF loads on
+a view's first ``.schema`` access, before drf-spectacular looks up any extension), so a process
+that never serves the schema never loads drf-spectacular.
 """
 
 from __future__ import annotations

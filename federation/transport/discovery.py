@@ -28,15 +28,17 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.resolver
 import requests
 
 from federation import config
 from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.ids import ServerName
 from federation.transport.sessions import session_for
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,8 @@ def _lookup_host(host: str, port: int) -> list[str]:
     """A/AAAA addresses of ``host``: ``getaddrinfo`` (so /etc/hosts applies), or the configured
     nameservers (``CONCORD_FEDERATION_DNS_SERVERS``) for names other than ``localhost``."""
     if config.dns_servers() and host != "localhost":
+        import dns.exception  # here, not at the top: dnspython costs ~2 MB in every process (see _resolver)
+
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
@@ -125,6 +129,10 @@ def _lookup_host(host: str, port: int) -> list[str]:
 
 
 def _resolver() -> dns.resolver.Resolver:
+    # Imported on first use, not with the module: dnspython is ~2 MB in every process that loads
+    # the federation layer, and only a server that federates ever resolves SRV records.
+    import dns.resolver
+
     servers = config.dns_servers()
     if not servers:
         return dns.resolver.Resolver()
@@ -141,6 +149,10 @@ def _resolver() -> dns.resolver.Resolver:
 
 def _srv(name: str) -> list[tuple[str, int]]:
     """SRV targets ordered by priority then weight (heaviest first); empty if none."""
+    # dnspython on first use (see _resolver)
+    import dns.exception
+    import dns.resolver
+
     try:
         answer = _resolver().resolve(name, "SRV")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
