@@ -7,6 +7,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     fields = ("user", "state", "roles", "muted", "banned", "unread")
+    readonly_fields = ("unread",)  # derived from the room's counters (rooms.models.rooms)
     raw_id_fields = ("user",)
 
 
@@ -22,6 +23,8 @@ class RoomAdmin(admin.ModelAdmin):
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ("user", "room", "state", "roles", "muted", "banned", "unread")
     list_filter = ("state", "muted", "banned")
+    list_select_related = ("user", "room")  # unread derives from the room's counters
+    readonly_fields = ("unread", "group_mentions", "open", "seen_shown", "seen_group")
     raw_id_fields = ("user", "room", "invited_by")
 
 

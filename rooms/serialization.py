@@ -210,7 +210,9 @@ def room_json(room: Room) -> dict[str, Any]:
 
 
 def subscription_json(sub: Membership) -> dict[str, Any]:
+    """The subscription in Rocket.Chat's shape; its counters derive from ``sub.room`` (fresh)."""
     room = sub.room
+    unread = sub.unread
     name = room.name
     fname = room.fname or room.name
     if room.type == Room.DIRECT:
@@ -229,14 +231,14 @@ def subscription_json(sub: Membership) -> dict[str, Any]:
         "open": sub.open,
         "f": sub.favorite,
         "ignored": list(sub.ignored or []),
-        "alert": sub.unread > 0,
-        "unread": sub.unread,
+        "alert": unread > 0,
+        "unread": unread,
         "userMentions": sub.user_mentions,
         "groupMentions": sub.group_mentions,
         "roles": list(sub.roles),
         "ls": iso(sub.last_read_at),
         "ts": iso(sub.joined_at),
-        "_updatedAt": iso(sub.updated_at),
+        "_updatedAt": iso(sub.changed_at),
         "muted": sub.muted,
         "state": sub.state,
         "ro": room.read_only,

@@ -52,7 +52,10 @@ def add_system_message(room: Room, user: User | None, kind: str, text: str = "")
 @transaction.atomic
 def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list[str] | None = None,
                   system_message: bool = True) -> Membership:
-    """Make ``user`` a joined member of ``room``. Refuses a banned user. Idempotent for members."""
+    """Make ``user`` a joined member of ``room``. Refuses a banned user. Idempotent for members.
+
+    The new member has read the room up to now: counters at 0, markers at the room's counters.
+    """
     sub = Membership.objects.select_for_update().filter(room=room, user=user).first()
     if sub is not None and sub.banned:
         raise NotAllowed(f"User {user.username} is banned from this room", "error-user-banned")
@@ -66,9 +69,9 @@ def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list
     sub.joined_since = timezone.now()
     sub.invited_by = by if by is not None and by != user else None
     sub.roles = list(roles or sub.roles or [])
-    sub.open = True
+    sub.settle_read(*Room.counters_of(room.id))
+    sub.open_flag = True
     sub.last_read_at = timezone.now()
-    sub.unread = sub.user_mentions = sub.group_mentions = 0
     sub.save()
     if system_message and room.type != Room.DIRECT:
         if by is not None and by != user:
@@ -121,12 +124,13 @@ def do_set_open(room: Room, user: User, is_open: bool) -> Membership:
     if sub is None:
         raise ApiError(f"The user/callee is not in the room \"{room.display_name or room.id}\".",
                        "error-user-not-in-room")
-    if sub.open == is_open:
+    sub.settle(*Room.counters_of(room.id))  # closed: hidden until a message shows after this
+    if sub.open_flag == is_open:
         state = "open" if is_open else "closed"
         raise ApiError(f"The room, {room.display_name or room.id}, is already {state} to the sender",
                        f"error-room-already-{state}")
-    sub.open = is_open
-    sub.save(update_fields=["open", "updated_at"])
+    sub.open_flag = is_open
+    sub.save(update_fields=[*Membership.SETTLED_FIELDS, "updated_at"])
     notify_subscription(sub)
     return sub
 
@@ -193,9 +197,10 @@ def do_leave(room: Room, user: User, *, enforce_last_owner: bool = True) -> None
         raise ApiError("You are not in this room", "error-user-not-in-room")
     if enforce_last_owner:
         _ensure_not_last_owner(room, user)
+    sub.settle(*Room.counters_of(room.id))  # a former member's counters stay as they were
     sub.state = Membership.LEFT
     sub.roles = []
-    sub.save(update_fields=["state", "roles", "updated_at"])
+    sub.save(update_fields=["state", "roles", *Membership.SETTLED_FIELDS, "updated_at"])
     if room.type != Room.DIRECT:
         add_system_message(room, user, "ul", user.username)
     _membership_event(sub)
@@ -212,9 +217,10 @@ def do_kick(room: Room, user: User, *, by: User, enforce_last_owner: bool = True
         raise ApiError(f"User {user.username} is not in this room", "error-user-not-in-room")
     if enforce_last_owner:
         _ensure_not_last_owner(room, user, removed_by_other=True)
+    sub.settle(*Room.counters_of(room.id))  # a former member's counters stay as they were
     sub.state = Membership.LEFT
     sub.roles = []
-    sub.save(update_fields=["state", "roles", "updated_at"])
+    sub.save(update_fields=["state", "roles", *Membership.SETTLED_FIELDS, "updated_at"])
     add_system_message(room, by, "ru", user.username)
     _membership_event(sub)
     notify_subscription(sub)
@@ -231,6 +237,7 @@ def do_ban(room: Room, user: User, *, by: User) -> None:
     _ensure_not_last_owner(room, user, removed_by_other=True)
     sub, _ = Membership.objects.select_for_update().get_or_create(room=room, user=user,
                                                                   defaults={"state": Membership.LEFT})
+    sub.settle(*Room.counters_of(room.id))  # a former member's counters stay as they were
     sub.state = Membership.LEFT
     sub.banned = True
     sub.roles = []

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.permissions import has_permission
@@ -138,28 +139,32 @@ def _store_mentions(msg: Message, room: Room, sender: User, also: Iterable[str] 
     return users, mention_all, mention_here
 
 
-# One statement for the per-message counters on PostgreSQL. The room row is updated first (the
-# scalar subquery runs before any membership row is touched), so concurrent posts to a room queue
-# on the room row and never lock membership rows in different orders.
-_PG_COUNTERS_SQL = """
-UPDATE rooms_membership AS m SET
-    unread = CASE WHEN m.user_id = %(sender)s THEN 0
-                  WHEN %(in_room)s OR m.user_id = ANY(%(followers)s) THEN m.unread + 1 ELSE m.unread END,
-    open = CASE WHEN m.user_id <> %(sender)s AND %(in_room)s THEN TRUE ELSE m.open END,
-    user_mentions = CASE WHEN m.user_id = %(sender)s THEN 0
-                         WHEN m.user_id = ANY(%(mentioned)s) THEN m.user_mentions + 1 ELSE m.user_mentions END,
-    group_mentions = CASE WHEN m.user_id = %(sender)s THEN 0
-                          WHEN %(group)s THEN m.group_mentions + 1 ELSE m.group_mentions END,
-    last_read_at = CASE WHEN m.user_id = %(sender)s THEN %(now)s ELSE m.last_read_at END,
-    updated_at = %(now)s
-WHERE m.room_id = (UPDATE_ROOM)
-  AND (m.user_id = %(sender)s
-       OR (m.state = 'joined' AND (%(in_room)s OR %(group)s OR m.user_id = ANY(%(followers)s)
-                                   OR m.user_id = ANY(%(mentioned)s))))
-"""
+# The per-message counters on PostgreSQL, in one statement. The room row is updated first (the
+# sender's and the others' updates need its new counters, so they run after it), so concurrent
+# posts to a room queue on the room row and never lock membership rows in different orders.
 _PG_ROOM_SQL = """
-WITH r AS (UPDATE rooms_room SET last_message_at = %(now)s, message_count = message_count + 1
-           WHERE id = %(room)s RETURNING id)
+WITH r AS (UPDATE rooms_room SET last_message_at = %(now)s, message_count = message_count + 1,
+                  shown_count = shown_count + %(shown)s, group_mention_count = group_mention_count + %(group)s,
+                  counters_at = CASE WHEN %(shown)s + %(group)s > 0 THEN %(now)s ELSE counters_at END
+           WHERE id = %(room)s RETURNING id, shown_count, group_mention_count)
+"""
+# The sender's row, settled (Membership.settle) and read up to its own message.
+_PG_SENDER_SQL = """
+UPDATE rooms_membership AS m SET
+    open_flag = m.open_flag OR (m.state = 'joined' AND r.shown_count - %(shown)s > m.seen_shown),
+    unread_base = 0, user_mentions = 0, group_mentions_base = 0,
+    seen_shown = GREATEST(m.seen_shown, r.shown_count), seen_group = GREATEST(m.seen_group, r.group_mention_count),
+    last_read_at = %(now)s, updated_at = %(now)s
+FROM r WHERE m.room_id = r.id AND m.user_id = %(sender)s
+"""
+# Only the joined members the post mentions, or (a reply kept in its thread) the thread's followers.
+_PG_OTHERS_SQL = """
+UPDATE rooms_membership AS m SET
+    unread_base = m.unread_base + CASE WHEN m.user_id = ANY(%(followers)s) THEN 1 ELSE 0 END,
+    user_mentions = m.user_mentions + CASE WHEN m.user_id = ANY(%(mentioned)s) THEN 1 ELSE 0 END,
+    updated_at = %(now)s
+WHERE m.room_id = (SELECT id FROM r) AND m.state = 'joined' AND m.user_id <> %(sender)s
+  AND (m.user_id = ANY(%(followers)s) OR m.user_id = ANY(%(mentioned)s))
 """
 
 
@@ -171,18 +176,22 @@ def _commits_on_exit(connection: Any) -> bool:
 
 def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
                    mentioned: list[str], group: bool) -> None:
-    """Move the room's and its members' counters for one new message.
+    """Move the counters for one new message: the room's row, the sender's, and only the rows of
+    members whose stored counts change.
 
-    Room: ``last_message_at`` and ``message_count``. Every other joined member: ``unread`` + 1 when
-    the message shows in the room (else only for thread ``followers``), ``open`` when it shows,
-    ``user_mentions`` + 1 for ``mentioned``, ``group_mentions`` + 1 for ``@all``/``@here``. The
-    sender: read up to ``now``, counters cleared. Touched rows get ``updated_at = now`` (queryset
-    updates skip ``auto_now``; ``subscriptions.get(updatedSince)`` relies on it).
+    Room: ``last_message_at``, ``message_count``; ``shown_count`` + 1 when the message shows in the
+    room and ``group_mention_count`` + 1 for ``@all``/``@here``, which moves every other joined
+    member's derived ``unread``/``open``/``group_mentions`` (and ``changed_at``, through
+    ``counters_at = now``) without writing their rows (see :mod:`rooms.models.rooms`). The sender:
+    settled and read up to ``now`` (counters cleared, markers at the room's new counters). Written
+    only when there are any: ``unread_base`` + 1 for thread ``followers`` (a reply not shown in the
+    room) and ``user_mentions`` + 1 for ``mentioned``, joined members other than the sender; their
+    ``updated_at = now`` (queryset updates skip ``auto_now``).
 
-    These rows are shared by every post to the room, and their row locks are held until commit, so
+    The room row is shared by every post to the room, and its lock is held until commit, so
     concurrent posts to one room serialize here: call this last in the transaction. On PostgreSQL
     it is one statement; and when the caller's ``atomic`` block is the outermost one (it will commit
-    on exit), ``COMMIT`` is sent in the same round trip. The room's locks are then held for the
+    on exit), ``COMMIT`` is sent in the same round trip. The room's lock is then held for the
     statement and the commit on the server only, never while this process waits to be scheduled or
     for the GIL between two round trips (which, on a loaded machine, was most of the hold time).
     Django's own commit at the end of the block then finds no open transaction and sends nothing;
@@ -191,26 +200,38 @@ def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, fo
     """
     from django.db import connection
 
+    shown, grouped = int(in_room), int(group)
+    others = bool(followers or mentioned)
     if connection.vendor == "postgresql":
-        sql = _PG_ROOM_SQL + _PG_COUNTERS_SQL.replace("(UPDATE_ROOM)", "(SELECT id FROM r)")
+        if others:
+            sql = _PG_ROOM_SQL + ", s AS (" + _PG_SENDER_SQL + ")" + _PG_OTHERS_SQL
+        else:
+            sql = _PG_ROOM_SQL + _PG_SENDER_SQL
         if _commits_on_exit(connection):
             sql += ";\nCOMMIT"
         with connection.cursor() as cursor:
-            cursor.execute(sql, {"sender": sender.id, "in_room": in_room, "followers": followers,
-                                 "mentioned": mentioned, "group": group, "now": now, "room": room.id})
+            cursor.execute(sql, {"sender": sender.id, "shown": shown, "group": grouped, "followers": followers,
+                                 "mentioned": mentioned, "now": now, "room": room.id})
         return
-    Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1)
-    others = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=sender)
-    if in_room:
-        others.update(unread=F("unread") + 1, open=True, updated_at=now)
-    elif followers:
-        others.filter(user__in=followers).update(unread=F("unread") + 1, updated_at=now)
-    if mentioned:
-        others.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1, updated_at=now)
-    if group:
-        others.update(group_mentions=F("group_mentions") + 1, updated_at=now)
-    Membership.objects.filter(room=room, user=sender).update(last_read_at=now, unread=0, user_mentions=0,
-                                                             group_mentions=0, updated_at=now)
+    grown: dict[str, Any] = {"counters_at": now} if shown or grouped else {}
+    Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1,
+                                           shown_count=F("shown_count") + shown,
+                                           group_mention_count=F("group_mention_count") + grouped, **grown)
+    if others:
+        joined = Membership.objects.filter(room=room, state=Membership.JOINED).exclude(user=sender)
+        joined.filter(user__in=followers).update(unread_base=F("unread_base") + 1, updated_at=now)
+        joined.filter(user_id__in=mentioned).update(user_mentions=F("user_mentions") + 1, updated_at=now)
+    sub = Membership.objects.select_related("room").filter(room=room, user=sender).first()
+    if sub is not None:  # as _PG_SENDER_SQL: its own message does not reopen the room for the sender
+        shown_count, group_count = sub.room.shown_count, sub.room.group_mention_count
+        sub.settle(shown_count - shown, group_count - grouped)
+        was_open = sub.open_flag
+        sub.settle_read(shown_count, group_count)
+        sub.open_flag = was_open
+        sub.last_read_at = sub.updated_at = now
+        Membership.objects.filter(id=sub.id).update(
+            last_read_at=now, updated_at=now, user_mentions=0,
+            **{f: getattr(sub, f) for f in Membership.SETTLED_FIELDS})
 
 
 @transaction.atomic
@@ -225,14 +246,16 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     Guarantees: the sender may post (joined, not muted or banned, room writable), and may post
     under another name or picture (``alias``/``avatar``) only with ``message-impersonate``; a thread root and
     a quoted message must be in the same room; unread and mention counters of every other joined
-    member move in the same transaction as the insert. ``created_at`` (federation history) dates
+    member move in the same transaction as the insert (derived from the room's counters: only the
+    room's row, the sender's and those of members mentioned or following the thread are written,
+    see :func:`_bump_counters`). ``created_at`` (federation history) dates
     the message in the past; counters still move as for a new message. ``membership`` is the
     sender's membership in ``room`` if the caller read it in this request (None: known to have
     none); the post check then uses it instead of reading it again. ``mentions`` adds usernames
     (or ``all``/``here``) mentioned outside the text (a Matrix message's ``m.mentions``).
 
-    Shared rows (the room's and its members' counters) are updated last, just before commit, so
-    that concurrent posts to one room wait on each other as briefly as possible.
+    The shared row (the room's counters) is updated last, just before commit, so that concurrent
+    posts to one room wait on each other as briefly as possible.
     """
     if not skip_post_check:
         check_can_post(sender, room, membership)
@@ -431,13 +454,17 @@ def do_follow_thread(user: User, msg: Message, follow: bool) -> None:
 
 @transaction.atomic
 def do_mark_read(user: User, room: Room, at: datetime | None = None) -> Membership:
-    """Mark ``room`` read up to now: clears counters and records the read receipt position."""
+    """Mark ``room`` read: clears the counters and records the read receipt position (``at``, default now).
+
+    The counters are cleared up to the room's counters as committed now, whatever ``at`` is (a
+    remote user's receipt names an older message): posts committed after count again.
+    """
     sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
     if sub is None:
         raise ApiError("You are not in this room", "error-user-not-in-room")
+    sub.settle_read(*Room.counters_of(room.id))
     sub.last_read_at = at or timezone.now()
-    sub.unread = sub.user_mentions = sub.group_mentions = 0
-    sub.save(update_fields=["last_read_at", "unread", "user_mentions", "group_mentions", "updated_at"])
+    sub.save(update_fields=["last_read_at", "user_mentions", *Membership.SETTLED_FIELDS, "updated_at"])
     send_to_user(user.id, LiveEvent("subscription", room.id, subscription_json(sub)))
     send_to_room(room.id, LiveEvent("receipt", room.id, {"user": user_brief(user), "ts": iso(sub.last_read_at)}))
     federation_hooks.read_marked(room, user, sub.last_read_at)
@@ -446,16 +473,29 @@ def do_mark_read(user: User, room: Room, at: datetime | None = None) -> Membersh
 
 @transaction.atomic
 def do_mark_unread(user: User, room: Room, from_message: Message | None = None) -> Membership:
+    """Mark ``room`` unread (``subscriptions.unread``): from ``from_message`` on (the messages of
+    others shown in the room from it, not deleted, count; the read position moves to just before
+    it), or else at least one unread. Mention counters stay.
+
+    With a message, the count and the room's counters are read in one statement (one snapshot),
+    so a post committing meanwhile counts exactly once: in the count or in what derives after.
+    """
     sub = Membership.objects.select_for_update().filter(room=room, user=user, state=Membership.JOINED).first()
     if sub is None:
         raise ApiError("You are not in this room", "error-user-not-in-room")
     if from_message is not None:
         sub.last_read_at = from_message.created_at - timezone.timedelta(microseconds=1)
-        sub.unread = Message.objects.filter(room=room, created_at__gt=sub.last_read_at, show_in_room=True,
-                                            deleted_at__isnull=True).exclude(user=user).count()
+        after = (Message.objects.filter(room=OuterRef("pk"), created_at__gt=sub.last_read_at, show_in_room=True,
+                                        deleted_at__isnull=True).exclude(user=user)
+                 .order_by().values("room").annotate(n=Count("pk")).values("n"))
+        shown, group, count = (Room.objects.filter(id=room.id).annotate(n=Coalesce(Subquery(after), 0))
+                               .values_list("shown_count", "group_mention_count", "n").get())
+        sub.settle(shown, group)
+        sub.unread_base = count
     else:
-        sub.unread = max(sub.unread, 1)
-    sub.save(update_fields=["last_read_at", "unread", "updated_at"])
+        sub.settle(*Room.counters_of(room.id))
+        sub.unread_base = max(sub.unread_base, 1)
+    sub.save(update_fields=["last_read_at", *Membership.SETTLED_FIELDS, "updated_at"])
     send_to_user(user.id, LiveEvent("subscription", room.id, subscription_json(sub)))
     return sub
 

@@ -112,14 +112,14 @@ def do_get_or_create_dm(creator: User, others: list[User]) -> tuple[Room, bool]:
         room = Room.objects.create(type=Room.DIRECT, creator=creator, dm_key=key,
                                    name="", fname="")
     for user in people.values():
-        sub = Membership.objects.filter(room=room, user=user).first()
+        sub = Membership.objects.filter(room=room, user=user).select_related("room").first()
         if user.is_remote and user != creator:
             continue  # remote people are invited over federation (federation.bridge.memberships)
         if sub is None or sub.state != Membership.JOINED:
             do_add_member(room, user, system_message=False)
         elif not sub.open:
-            sub.open = True
-            sub.save(update_fields=["open", "updated_at"])
+            sub.open_flag = True
+            sub.save(update_fields=["open_flag", "updated_at"])
             notify_subscription(sub)
     return room, created
 

@@ -164,7 +164,7 @@ def room_files(room: Room, *, offset: int, count: int) -> tuple[list[dict[str, A
 
 def room_counters(room: Room, user: User) -> dict[str, Any]:
     """Rocket.Chat's ``*.counters``: membership, unread and mention counts of ``user`` in ``room``."""
-    sub = Membership.objects.filter(room=room, user=user, state=Membership.JOINED).first()
+    sub = Membership.objects.filter(room=room, user=user, state=Membership.JOINED).select_related("room").first()
     members = room.memberships.filter(state=Membership.JOINED).count()
     return {
         "joined": sub is not None,

@@ -42,8 +42,10 @@ class SubscriptionsGetView(ApiView):
         subs = Membership.objects.filter(user=request.user, state__in=LISTED_STATES).select_related("room", "user")
         if since is None:
             return ok(update=[subscription_json(s) for s in subs.order_by("joined_at")], remove=[])
-        subs = subs.filter(Q(updated_at__gt=since) | Q(room__updated_at__gt=since))
-        return ok(update=[subscription_json(s) for s in subs.order_by("updated_at")],
+        # A post moves joined members' counters without writing their rows: room.counters_at says when.
+        subs = subs.filter(Q(updated_at__gt=since) | Q(room__updated_at__gt=since)
+                           | Q(state=Membership.JOINED, room__counters_at__gt=since))
+        return ok(update=[subscription_json(s) for s in sorted(subs, key=lambda s: (s.changed_at, s.id))],
                   remove=_removed(request.user, since))
 
 

@@ -99,7 +99,7 @@ async def test_member_receives_message_lifecycle_and_counters() -> None:
         sub = await expect(bob_ws, "subscription", lambda e: e["room_id"] == rid)
         assert sub["data"]["unread"] == 1 and sub["data"]["userMentions"] == 1
         # "state fetched + events applied == state fetched again" for the counters.
-        fetched = await run(lambda: Membership.objects.get(room=w["secret"], user=w["bob"]))
+        fetched = await run(lambda: Membership.objects.select_related("room").get(room=w["secret"], user=w["bob"]))
         assert (fetched.unread, fetched.user_mentions) == (sub["data"]["unread"], sub["data"]["userMentions"])
 
         await run(do_edit_message, w["alice"], msg, "hello again")
