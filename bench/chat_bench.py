@@ -155,8 +155,24 @@ def _listener_process(ws_base: str, listeners: list[tuple[str, str]], conn: Any)
     asyncio.run(main())
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (from /proc; 0 where unreadable)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[tuple[str, str]],
-               listeners: list[tuple[str, str]]) -> None:
+               listeners: list[tuple[str, str]], server_pid: int = 0) -> None:
     import multiprocessing
 
     import aiohttp
@@ -198,6 +214,7 @@ async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[
                     await resp.read()
 
         start = time.time()
+        cpu_before = _tree_cpu_seconds(server_pid) if server_pid else 0.0
         await asyncio.gather(*(poster(uid, tok) for uid, tok in posters))
         elapsed = time.time() - start
     per_listener: list[list[tuple[int, float]]] = []
@@ -207,6 +224,7 @@ async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[
         _kind, received = await loop.run_in_executor(None, pipe.recv)
         per_listener.extend(received)
         proc.join(timeout=10)
+    server_cpu = _tree_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     latencies = [(recv - sent_at[i]) * 1000 for r in per_listener for i, recv in r if 0 <= i < args.messages]
     missing = args.messages * len(listeners) - len(latencies)
     latencies.sort()
@@ -222,6 +240,10 @@ async def _run(args: argparse.Namespace, base: str, room_id: str, posters: list[
           f"max {latencies[-1] if latencies else 0:.1f} ms, "
           f"mean {statistics.fmean(latencies) if latencies else 0:.1f} ms")
     print(f"missing deliveries: {missing}")
+    if server_pid:
+        # Load-independent: what the server processes spent, posting and fanning out, per message.
+        print(f"server CPU: {server_cpu:.2f} s -> {server_cpu * 1000 / args.messages:.2f} ms per message "
+              f"(its post and {len(listeners)} deliveries)")
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
@@ -307,7 +329,8 @@ def main() -> int:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "chat.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio"],
+         "--workers", str(args.workers), "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio",
+         *os.environ.get("BENCH_UVICORN_ARGS", "").split()],
         cwd=ROOT, env=os.environ.copy())
     try:
         base = f"http://127.0.0.1:{port}"
@@ -320,7 +343,7 @@ def main() -> int:
                 if time.time() > deadline or server.poll() is not None:
                     raise RuntimeError("the bench server did not start") from None
                 time.sleep(0.1)
-        asyncio.run(_run(args, base, room_id, posters, listeners))
+        asyncio.run(_run(args, base, room_id, posters, listeners, server.pid))
     finally:
         server.terminate()
         server.wait(timeout=20)
