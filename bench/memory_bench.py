@@ -5,7 +5,9 @@ Run: ``.venv/bin/python -m bench.memory_bench [--traffic 20] [--settle 20]
 
 What runs, all on this machine (nothing leaves 127.0.0.0/8):
 
-* **Concord** exactly as ``make run`` starts it: ``python -m chat.launcher run`` in a new session, on
+* **Concord** exactly as ``make run`` starts it: ``python -m chat.launcher run`` in a new session
+  (``CONCORD_PROCESSES`` from the environment, so ``CONCORD_PROCESSES=procfile`` measures the
+  Procfile's processes), on
   a fresh temporary data directory, so SQLite + the embedded redis-server by default, or the
   PostgreSQL database of ``--database-url`` (created if missing, migrated and flushed) with the
   embedded redis. Everything the launcher starts is measured: the launcher itself, the process
@@ -131,6 +133,8 @@ def measure(root_pid: int) -> list[ProcMem]:
         rss, pss = smaps_rollup(p.pid)
         if rss:
             out.append(ProcMem(p.pid, label_of(p), rss, pss))
+    if not any(m.label.startswith("web") for m in out):  # CONCORD_PROCESSES=one: the launcher serves
+        out = [ProcMem(m.pid, "web+worker+beat", m.rss, m.pss) if m.label == "launcher" else m for m in out]
     return out
 
 
