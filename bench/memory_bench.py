@@ -227,8 +227,11 @@ class Concord:
 
     def traffic(self, messages: int) -> None:
         """Create an admin, log in a few times and post ``messages`` into #general."""
-        subprocess.run([sys.executable, "manage.py", "createsuperuser", "--noinput"], cwd=ROOT,
-                       env={**self.env, "REDIS_URL": "redis://127.0.0.1:1/0"}, check=True, capture_output=True)
+        # Against the running server's redis (the new admin joins #general: a live event).
+        redis_url = re.search(r"embedded redis-server at (\S+)", self.log.read_text(errors="replace"))
+        env = {**self.env, "REDIS_URL": redis_url.group(1) if redis_url else "redis://127.0.0.1:1/0"}
+        subprocess.run([sys.executable, "manage.py", "createsuperuser", "--noinput"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)
         s = requests.Session()
         s.trust_env = False
         for _ in range(3):
