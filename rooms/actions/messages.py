@@ -155,7 +155,7 @@ UPDATE rooms_membership AS m SET
     unread_base = 0, user_mentions = 0, group_mentions_base = 0,
     seen_shown = GREATEST(m.seen_shown, r.shown_count), seen_group = GREATEST(m.seen_group, r.group_mention_count),
     last_read_at = %(now)s, updated_at = %(now)s
-FROM r WHERE m.room_id = r.id AND m.user_id = %(sender)s
+FROM r WHERE m.room_id = %(room)s AND m.user_id = %(sender)s
 """
 # Only the joined members the post mentions, or (a reply kept in its thread) the thread's followers.
 _PG_OTHERS_SQL = """
@@ -163,8 +163,8 @@ UPDATE rooms_membership AS m SET
     unread_base = m.unread_base + CASE WHEN m.user_id = ANY(%(followers)s) THEN 1 ELSE 0 END,
     user_mentions = m.user_mentions + CASE WHEN m.user_id = ANY(%(mentioned)s) THEN 1 ELSE 0 END,
     updated_at = %(now)s
-WHERE m.room_id = (SELECT id FROM r) AND m.state = 'joined' AND m.user_id <> %(sender)s
-  AND (m.user_id = ANY(%(followers)s) OR m.user_id = ANY(%(mentioned)s))
+WHERE m.room_id = (SELECT id FROM r) AND m.user_id = ANY(%(targets)s) AND m.state = 'joined'
+  AND m.user_id <> %(sender)s
 """
 
 
@@ -211,7 +211,8 @@ def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, fo
             sql += ";\nCOMMIT"
         with connection.cursor() as cursor:
             cursor.execute(sql, {"sender": sender.id, "shown": shown, "group": grouped, "followers": followers,
-                                 "mentioned": mentioned, "now": now, "room": room.id})
+                                 "mentioned": mentioned, "targets": sorted({*followers, *mentioned}),
+                                 "now": now, "room": room.id})
         return
     grown: dict[str, Any] = {"counters_at": now} if shown or grouped else {}
     Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1,
