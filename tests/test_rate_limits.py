@@ -66,7 +66,7 @@ def test_failed_logins_are_limited_per_account_and_per_address(live_url: str, ma
         assert r.status_code == 429, r.text
         body = r.json()
         assert body["success"] is False and body["errorType"] == "error-too-many-requests"
-        assert "You must wait" in body["error"] and 1 <= int(r.headers["Retry-After"]) <= 300
+        assert "You must wait" in body["error"] and 1 <= int(r.headers["Retry-After"]) <= 600  # two windows at most
         assert _login(live_url, bob, "password123").status_code == 200  # another account is not blocked
         # The address: two more failures (five in all) and every account waits.
         for _ in range(2):
