@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory
+.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory bench-join
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -35,3 +35,6 @@ bench-federation: $(VENV)/.installed
 
 bench-memory: $(VENV)/.installed
 	$(PY) -m bench.memory_bench $(ARGS)
+
+bench-join: $(VENV)/.installed
+	$(PY) -m bench.join_bench $(ARGS)
