@@ -4,7 +4,8 @@ client's Federation page uses it):
 ``GET federation/admin.status``
     status and problems in words, server name, the allow/deny rules (and whether the environment's
     list wins), and each destination: state (up, backing off, catching up), last success, next
-    attempt, last error, what is queued, how many rooms it shares with us.
+    attempt, last error, what is queued, how many rooms it shares with us; and the remote servers'
+    signing keys we hold (key ID, the key, valid until, whether it was retired, when we fetched it).
 ``POST federation/admin.addRule {pattern, kind: allow|deny, note?}`` / ``admin.removeRule {pattern, kind}``
 ``POST federation/admin.retry {serverName}``: clear the backoff, send what is queued now.
 ``POST federation/admin.check {serverName?}``: the federation check (default: this server), in words.
@@ -23,7 +24,7 @@ from chat.api_errors import ApiError, NotAllowed
 from federation import config
 from federation.bridge.stalls import shared_room_counts
 from federation.handlers.check import run_checks
-from federation.models import Destination, ServerRule
+from federation.models import Destination, RemoteServerKey, ServerRule
 from federation.status import federation_status
 from federation.store.outbox import destination_state, retry_now
 from rooms.serialization import iso
@@ -48,6 +49,20 @@ def _rules() -> dict[str, object]:
                                 "deny": config.denied_servers() if env[ServerRule.DENY] else None}}
 
 
+def _ms_iso(ms: int | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return iso(datetime.fromtimestamp(ms / 1000, tz=UTC)) if ms else None
+
+
+def _remote_keys() -> list[dict[str, object]]:
+    """The remote servers' verify keys we hold, by server (at most 500)."""
+    return [{"serverName": k.server_name, "keyId": k.key_id, "key": k.key,
+             "validUntil": _ms_iso(min(k.valid_until_ts, 253402300799999)),
+             "expiredAt": _ms_iso(k.expired_ts), "fetchedAt": iso(k.fetched_at)}
+            for k in RemoteServerKey.objects.order_by("server_name", "key_id")[:500]]
+
+
 class StatusView(FederationAdminView):
     def get(self, request: Request) -> Response:
         status = federation_status()
@@ -59,7 +74,7 @@ class StatusView(FederationAdminView):
                  "rooms": shared.get(d.server_name, 0)}
                 for d in dests.order_by("server_name")[:500]]
         return ok(state=status.state, problems=status.problems, serverName=config.server_name(),
-                  rules=_rules(), destinations=rows)
+                  rules=_rules(), destinations=rows, remoteKeys=_remote_keys())
 
 
 def _rule_params(request: Request) -> tuple[str, str]:

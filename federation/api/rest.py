@@ -112,10 +112,25 @@ def is_matrix_room_ref(value: str | None) -> bool:
     return value[0] == "!" or (value[0] == "#" and ":" in value[1:])
 
 
-def join_matrix_room(user: User, target: str, via: list[str]) -> Room:
-    """``channels.join`` of a remote room by ID or alias."""
+def join_matrix_room(user: User, target: str, via: list[str], *, room_name: str = "",
+                     page_token: str | None = None) -> Room:
+    """Join a remote room by ID or alias (``channels.join``, ``federation/joinExternalPublicRoom``).
+
+    As in Rocket.Chat, a room that the directory of the server joined through (the first of
+    ``via``, else the room's or alias's own server) lists with more members than
+    ``CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE`` (100; 0: no cap) is refused, except for federation
+    admins. A room missing from that directory (private, unlisted) cannot be sized before joining
+    and is not refused.
+    """
     if not federation_on():
         raise ApiError("Federation is not enabled on this server", "error-federation-disabled")
+    cap = config.max_remote_room_size()
+    server = via[0] if via else (target.split(":", 1)[1] if ":" in target else "")
+    if cap and server and server != config.server_name() and not has_permission(user, "manage-federation"):
+        size = _listed_size(server.lower(), target, room_name, page_token)
+        if size is not None and size > cap:
+            raise ApiError(f"This room has {size} members; this server lets you join rooms of at most {cap} "
+                           "from other servers", "error-room-too-large")
     try:
         return join_remote_room(user, target, via)
     except MembershipError as exc:
@@ -235,23 +250,16 @@ class SearchPublicRoomsView(ApiView):
 class JoinExternalPublicRoomView(ApiView):
     """``federation/joinExternalPublicRoom {externalRoomId, serverName?, roomName?, pageToken?}``:
     join a room found in a directory (``serverName``, our extension, is the server to join
-    through; by default the room ID's). As in Rocket.Chat, a room whose directory entry lists more
-    members than ``CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE`` (100; 0: no cap) is refused, except
-    for federation admins."""
+    through; by default the room ID's), within the size cap of :func:`join_matrix_room`."""
 
     def post(self, request: Request) -> Response:
         target = (str_param(request, "externalRoomId", max_length=255) or "").strip()
         if not is_matrix_room_ref(target):
             raise ApiError('"externalRoomId" must be a Matrix room ID or alias', "error-invalid-params")
         server = (str_param(request, "serverName", max_length=255) or "").strip().lower()
-        cap = config.max_remote_room_size()
-        if cap and server and not has_permission(request.user, "manage-federation"):
-            size = _listed_size(server, target, str_param(request, "roomName", max_length=200) or "",
-                                str_param(request, "pageToken", max_length=200))
-            if size is not None and size > cap:
-                raise ApiError(f"This room has {size} members; this server lets you join rooms of at most {cap} "
-                               "from other servers", "error-room-too-large")
-        room = join_matrix_room(request.user, target, [server] if server else [])
+        room = join_matrix_room(request.user, target, [server] if server else [],
+                                room_name=str_param(request, "roomName", max_length=200) or "",
+                                page_token=str_param(request, "pageToken", max_length=200))
         return ok(room=room_json(room))
 
 

@@ -52,6 +52,19 @@ export function federationAdminDialog() {
     table.append(tbody);
     body.append(h("h3", {}, "Remote servers"), table);
 
+    const keys = h("table", { class: "remote-keys" }, h("thead", {}, h("tr", {},
+      ...["Server", "Key", "Valid until", "Fetched"].map((t) => h("th", {}, t)))));
+    const kbody = h("tbody", {});
+    for (const k of s.remoteKeys || []) {
+      kbody.append(h("tr", { dataset: { server: k.serverName } }, h("td", {}, k.serverName),
+        h("td", { class: "small" }, h("code", { title: k.key }, k.keyId)),
+        h("td", {}, k.expiredAt ? `retired ${fmtTime(k.expiredAt)}` : (k.validUntil ? fmtTime(k.validUntil) : "")),
+        h("td", { class: "muted small" }, k.fetchedAt ? fmtTime(k.fetchedAt) : "")));
+    }
+    if (!(s.remoteKeys || []).length) kbody.append(h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No other server's keys fetched yet.")));
+    keys.append(kbody);
+    body.append(h("h3", {}, "Remote servers' signing keys"), keys);
+
     const target = h("input", { name: "checkServer", placeholder: `this server (${s.serverName || "?"})` });
     const out = h("ul", { class: "check-steps" });
     const run = h("button", { type: "submit" }, "Run the check");

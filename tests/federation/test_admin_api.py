@@ -58,6 +58,17 @@ def test_admin_status_rules_destinations_and_check(fed: ConcordTLS, peer: FakePe
     assert api.post("federation/admin.retry", serverName=peer.server_name)["sending"] is True
     assert api.post("federation/admin.retry", serverName="never.example")["_status"] == 400
 
+    # The peer's signing key, fetched when its signed request came in, is listed.
+    from urllib.parse import quote
+
+    from tests.federation.signed_requests import call
+
+    assert call(fed, peer, "GET", "/_matrix/federation/v1/query/profile?user_id="
+                + quote(f"@plainuser:{fed.server_name}", safe="")).status_code == 200
+    keys = [k for k in api.get("federation/admin.status")["remoteKeys"] if k["serverName"] == peer.server_name]
+    assert keys and keys[0]["keyId"].startswith("ed25519:") and keys[0]["key"] and keys[0]["validUntil"], keys
+    assert keys[0]["expiredAt"] is None
+
     check = api.post("federation/admin.check")
     assert check["ok"] is True and check["target"] == fed.server_name, check
     assert [s["label"] for s in check["steps"]][:2] == ["name resolution", "TLS and signing keys"]

@@ -860,6 +860,9 @@ def test_remote_public_rooms_past_the_size_cap_are_refused(fed: ConcordTLS, syna
     r = api.post("federation/joinExternalPublicRoom", externalRoomId=big, serverName=synapse.server_name,
                  roomName="Crowded")
     assert r["_status"] == 400 and r["errorType"] == "error-room-too-large" and "2 members" in r["error"], r
+    # Joining by room ID (channels.join) meets the same cap, sized from the room's server's directory.
+    r = api.post("channels.join", roomId=big, via=[synapse.server_name])
+    assert r["_status"] == 400 and r["errorType"] == "error-room-too-large", r
     settings.CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE = 2
     assert api.post("federation/joinExternalPublicRoom", externalRoomId=big, serverName=synapse.server_name,
                     roomName="Crowded")["success"]

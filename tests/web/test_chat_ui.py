@@ -576,6 +576,7 @@ def test_federation_admin_page(live_url, make_user, open_page, shot):
     deny.locator("li", has_text="spam.example").locator("button", has_text="Remove").click()
     expect(deny).not_to_contain_text("spam.example")
     expect(a.locator("dialog table.destinations")).to_contain_text("Nothing sent to another server yet")
+    expect(a.locator("dialog table.remote-keys")).to_contain_text("No other server's keys fetched yet")
 
 
 def test_pending_invitations_show_in_the_members_panel_and_can_be_revoked(live_url, make_user, open_page):
