@@ -67,6 +67,10 @@ PERMISSIONS: dict[str, list[str]] = {
     "add-all-to-room": ["admin"],
     "api-bypass-rate-limit": ["admin", "bot"],
     "create-personal-access-tokens": ["admin", "user", "bot"],
+    "manage-incoming-integrations": ["admin"],
+    "manage-own-incoming-integrations": ["admin"],
+    "manage-outgoing-integrations": ["admin"],
+    "manage-own-outgoing-integrations": ["admin"],
 }
 
 

@@ -1,4 +1,5 @@
-"""URL routing: REST API under ``/api/v1/``, files, avatars, admin, OpenAPI schema, the web client."""
+"""URL routing: REST API under ``/api/v1/``, incoming webhooks (``/hooks/``), files, avatars, admin,
+OpenAPI schema, the web client."""
 
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from accounts.api.views import InfoView
 from accounts.views import avatar
 from chat import web
 from chat.url_cache import LiteralCachingResolver
+from rooms.api.integrations import HookView
 from rooms.views import file_upload
 
 
@@ -52,6 +54,8 @@ urlpatterns = [LiteralCachingResolver([
     path("api/docs", lazy_view("drf_spectacular.views.SpectacularSwaggerView", url_name="schema")),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
     path("health", health),
+    path("hooks/<str:integration_id>/<str:token>", HookView.as_view()),  # Rocket.Chat's incoming webhooks
+    path("hooks/<str:integration_id>/<str:user_id>/<str:token>", HookView.as_view()),
     path("", include("federation.urls")),
     path("avatar/<str:username>", avatar),
     path("file-upload/<str:upload_id>/thumb/<path:name>", file_upload, {"thumb": True}),

@@ -1,6 +1,20 @@
+from typing import Any
+
 from django.contrib import admin
 
-from rooms.models import Membership, Message, MessageEdit, MessageReport, Reaction, Room, Upload
+from rooms.actions.integration_triggers import refresh_index_on_commit
+from rooms.actions.integrations import room_ids_for
+from rooms.models import (
+    Integration,
+    IntegrationHistory,
+    Membership,
+    Message,
+    MessageEdit,
+    MessageReport,
+    Reaction,
+    Room,
+    Upload,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -59,3 +73,31 @@ class MessageReportAdmin(admin.ModelAdmin):
     list_display = ("message", "reporter", "description", "created_at", "resolved")
     list_filter = ("resolved",)
     raw_id_fields = ("message", "reporter")
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    """Webhooks (``integrations.*``). Saving here skips the REST checks; the trigger index refreshes
+    within ``rooms.actions.integration_triggers.INDEX_SECONDS`` (or at once after a REST change)."""
+
+    list_display = ("name", "type", "enabled", "user", "created_by", "created_at")
+    list_filter = ("type", "enabled")
+    search_fields = ("name",)
+    raw_id_fields = ("user", "created_by")
+    readonly_fields = ("room_ids",)
+
+    def save_model(self, request: Any, obj: Integration, form: Any, change: bool) -> None:
+        obj.room_ids = room_ids_for(obj.channels or [])
+        super().save_model(request, obj, form, change)
+        refresh_index_on_commit()
+
+    def delete_model(self, request: Any, obj: Integration) -> None:
+        super().delete_model(request, obj)
+        refresh_index_on_commit()
+
+
+@admin.register(IntegrationHistory)
+class IntegrationHistoryAdmin(admin.ModelAdmin):
+    list_display = ("integration", "url", "step", "attempts", "http_status", "error", "finished", "updated_at")
+    list_filter = ("error", "finished")
+    raw_id_fields = ("integration",)

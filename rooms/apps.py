@@ -11,3 +11,9 @@ class RoomsConfig(AppConfig):
 
         # Composition: a new local user joins the default rooms (Rocket.Chat's "default" channels).
         on_user_created(do_join_default_rooms)
+
+        from rooms.actions.integration_triggers import set_delivery_scheduler  # (actions never import tasks)
+        from rooms.tasks import schedule_outgoing_delivery
+
+        # Composition: a message that triggers an outgoing integration queues the Celery task.
+        set_delivery_scheduler(schedule_outgoing_delivery)

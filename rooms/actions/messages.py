@@ -17,7 +17,7 @@ from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
-from rooms.actions import message_rules
+from rooms.actions import integration_triggers, message_rules
 from rooms.events import LiveEvent, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
 from rooms.models import Membership, Mention, Message, MessageEdit, MessageReport, Reaction, Room, Star, Upload
@@ -314,6 +314,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     elif mentioned:
         _notify_counters(room, exclude=sender, only=mentioned)
     federation_hooks.message_sent(msg)
+    integration_triggers.message_sent(msg, room)  # after commit: one cache read
     _bump_counters(room, sender, now, in_room=msg.show_in_room, followers=followers, mentioned=mentioned,
                    group=mention_all or mention_here)
     return msg

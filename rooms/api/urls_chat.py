@@ -1,7 +1,9 @@
-"""Routes of ``chat.*``, ``rooms.get/info/media/mediaConfirm/upload`` and ``subscriptions.*``."""
+"""Routes of ``chat.*``, ``rooms.get/info/media/mediaConfirm/upload``, ``subscriptions.*`` and
+``integrations.*``."""
 
 from django.urls import path
 
+from rooms.api import integrations as integ
 from rooms.api import media
 from rooms.api import messages as m
 from rooms.api import subscriptions as s
@@ -47,4 +49,10 @@ urlpatterns = [
     path("subscriptions.getOne", s.SubscriptionsGetOneView.as_view()),
     path("subscriptions.read", s.SubscriptionsReadView.as_view()),
     path("subscriptions.unread", s.SubscriptionsUnreadView.as_view()),
+    path("integrations.create", integ.CreateView.as_view()),
+    path("integrations.list", integ.ListView.as_view()),
+    path("integrations.get", integ.GetView.as_view()),
+    path("integrations.update", integ.UpdateView.as_view()),
+    path("integrations.remove", integ.RemoveView.as_view()),
+    path("integrations.history", integ.HistoryView.as_view()),
 ]
