@@ -105,8 +105,15 @@ DEFINITIONS: dict[str, SettingDefinition] = {d.id: d for d in (
                                   "CONCORD_FEDERATION_ENABLED)."),
     SettingDefinition("Federation_Matrix_enable_ephemeral_events", BOOLEAN, lambda: True, "Federation",
                       section="Matrix Bridge", public=False,
-                      description="Typing, read receipts and presence cross servers (each also needs its "
-                                  "CONCORD_FEDERATION_TYPING/_RECEIPTS/_PRESENCE switch)."),
+                      description="Typing, read receipts and presence cross servers (each also needs its own "
+                                  "switch: Federation_Matrix_typing, _receipts, _presence)."),
+    *(SettingDefinition(f"Federation_Matrix_{kind}", BOOLEAN, _env(f"CONCORD_FEDERATION_{kind.upper()}", True),
+                        "Federation", section="Matrix Bridge", public=False,
+                        description=f"{what} cross servers, both ways, while "
+                                    f"Federation_Matrix_enable_ephemeral_events is on (Concord's own switch; "
+                                    f"CONCORD_FEDERATION_{kind.upper()}).")
+      for kind, what in (("typing", "Typing notifications"), ("receipts", "Read receipts"),
+                         ("presence", "Presence (online, away, offline)"))),
     SettingDefinition("Federation_Matrix_max_size_of_public_rooms_users", INT,
                       _env("CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE", 100), "Federation", section="Matrix Bridge",
                       min_value=0, description="Largest remote public room users may join from the directory; "

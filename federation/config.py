@@ -5,9 +5,10 @@ read at call time (so tests and a settings reload take effect at once) and defau
 place. The server allow/deny rule is here too: the environment's lists, or where one is empty
 the rules an admin keeps in the database (:class:`~federation.models.ServerRule`).
 
-Three switches are also Rocket.Chat run-time settings an admin changes over REST
-(``Federation_Matrix_enabled``, ``Federation_Matrix_enable_ephemeral_events``,
-``Federation_Matrix_max_size_of_public_rooms_users``). Their store belongs to the chat
+Some switches are also run-time settings an admin changes over REST or on the Federation page
+(Rocket.Chat's ``Federation_Matrix_enabled``, ``Federation_Matrix_enable_ephemeral_events``,
+``Federation_Matrix_max_size_of_public_rooms_users``, and Concord's ``Federation_Matrix_typing``,
+``_receipts``, ``_presence``). Their store belongs to the chat
 (:mod:`accounts.server_settings`), which this layer may not import: the chat registers its reader
 here at start-up (:func:`use_run_time_settings`); without one, the environment's values apply.
 
@@ -136,9 +137,10 @@ def max_concurrent_requests() -> int:
 
 def edus_enabled(kind: str) -> bool:
     """Rocket.Chat's federation switches: whether ``typing``, ``receipts`` or ``presence`` cross
-    servers, both ways (``CONCORD_FEDERATION_TYPING`` / ``_RECEIPTS`` / ``_PRESENCE``, default on),
-    while the run-time switch ``Federation_Matrix_enable_ephemeral_events`` (default on) is on."""
-    return bool(_get(f"CONCORD_FEDERATION_{kind.upper()}", True)) \
+    servers, both ways: its run-time switch ``Federation_Matrix_<kind>`` (default
+    ``CONCORD_FEDERATION_TYPING`` / ``_RECEIPTS`` / ``_PRESENCE``, on) while the run-time switch
+    ``Federation_Matrix_enable_ephemeral_events`` (default on) is on."""
+    return bool(_run_time(f"Federation_Matrix_{kind}", _get(f"CONCORD_FEDERATION_{kind.upper()}", True))) \
         and bool(_run_time("Federation_Matrix_enable_ephemeral_events", True))
 
 

@@ -1,10 +1,40 @@
-// The administrators' Federation page: status in words, the server allow/deny rules (add,
+// The administrators' Federation page: status in words, the run-time switches (federation,
+// typing, receipts, presence, the remote room size cap), the server allow/deny rules (add,
 // remove; the environment's list wins when set), each remote server's delivery state with
-// "Retry now", and the federation check of this or another server.
+// "Retry now", the remote servers' keys, and the federation check of this or another server.
 import { h, clear, fmtTime } from "./dom.js";
 import { get, post } from "./api.js";
 import { attempt } from "./state.js";
 import { modal } from "./dialogs.js";
+
+const SWITCHES = [
+  ["Federation_Matrix_enabled", "Federation on"],
+  ["Federation_Matrix_enable_ephemeral_events", "Typing, receipts and presence cross servers"],
+  ["Federation_Matrix_typing", "Typing notifications"],
+  ["Federation_Matrix_receipts", "Read receipts"],
+  ["Federation_Matrix_presence", "Presence"],
+];
+
+async function switchesSection(reload) {
+  const box = h("div", { class: "federation-switches" });
+  const values = await Promise.all(SWITCHES.map(([id]) => get(`settings/${id}`).then((r) => r.value).catch(() => null)));
+  SWITCHES.forEach(([id, label], i) => {
+    const input = h("input", { type: "checkbox", name: id });
+    input.checked = values[i] === true;
+    input.addEventListener("change", () => attempt(async () => {
+      await post(`settings/${id}`, { value: input.checked });
+      await reload();
+    }, `${label}: ${input.checked ? "on" : "off"}.`));
+    box.append(h("label", { class: "switch" }, input, " ", label));
+  });
+  const cap = h("input", { type: "number", min: "0", name: "Federation_Matrix_max_size_of_public_rooms_users", class: "small" });
+  cap.value = String((await get("settings/Federation_Matrix_max_size_of_public_rooms_users").catch(() => ({ value: "" }))).value);
+  cap.addEventListener("change", () => attempt(async () => {
+    await post("settings/Federation_Matrix_max_size_of_public_rooms_users", { value: Number(cap.value) });
+  }, "Room size cap saved."));
+  box.append(h("label", {}, "Largest remote public room users may join (0: no cap) ", cap));
+  return box;
+}
 
 function rulesList(kind, rules, fromEnv, reload) {
   const list = h("ul", { class: "pick-list rules", dataset: { kind } });
@@ -26,6 +56,7 @@ export function federationAdminDialog() {
     clear(body);
     body.append(h("p", { id: "federation-state" }, h("strong", {}, s.state), s.serverName ? ` · ${s.serverName}` : ""));
     for (const p of s.problems || []) body.append(h("p", { class: "form-error" }, p));
+    body.append(h("h3", {}, "Switches"), await switchesSection(load));
 
     const pattern = h("input", { name: "pattern", placeholder: "evil.example.org or *.example.org" });
     const kind = h("select", { name: "kind" }, h("option", { value: "deny" }, "deny"), h("option", { value: "allow" }, "allow"));

@@ -577,6 +577,18 @@ def test_federation_admin_page(live_url, make_user, open_page, shot):
     expect(deny).not_to_contain_text("spam.example")
     expect(a.locator("dialog table.destinations")).to_contain_text("Nothing sent to another server yet")
     expect(a.locator("dialog table.remote-keys")).to_contain_text("No other server's keys fetched yet")
+    # A switch turned off on the page is off for the server at once.
+    from federation import config
+
+    typing = a.locator("dialog input[name=Federation_Matrix_typing]")
+    expect(typing).to_be_checked()
+    typing.uncheck()
+    expect(a.get_by_text("Typing notifications: off.")).to_be_visible()  # the save answered
+    assert _in_thread(lambda: (config.edus_enabled("typing"), config.edus_enabled("receipts"))) == (False, True)
+    expect(a.locator("dialog input[name=Federation_Matrix_typing]")).not_to_be_checked()  # as reloaded
+    a.locator("dialog input[name=Federation_Matrix_typing]").check()
+    expect(a.get_by_text("Typing notifications: on.")).to_be_visible()
+    assert _in_thread(lambda: config.edus_enabled("typing")) is True
 
 
 def test_pending_invitations_show_in_the_members_panel_and_can_be_revoked(live_url, make_user, open_page):
