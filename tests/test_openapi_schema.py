@@ -20,5 +20,6 @@ def test_the_schema_lists_the_rest_calls() -> None:
     for call in ("users.delete", "users.generatePersonalAccessToken", "users.setPreferences", "chat.starMessage",
                  "chat.reportMessage", "rooms.favorite", "channels.setDefault", "federation/searchPublicRooms",
                  "federation/admin.status", "rooms.setServerAcl", "rooms.invitations", "chat.postMessage",
-                 "settings", "settings.public", "settings/{setting_id}"):
+                 "settings", "settings.public", "settings/{setting_id}", "integrations.create", "integrations.list",
+                 "integrations.get", "integrations.update", "integrations.remove", "integrations.history"):
         assert f"/api/v1/{call}" in paths, call
