@@ -21,5 +21,6 @@ def test_the_schema_lists_the_rest_calls() -> None:
                  "chat.reportMessage", "rooms.favorite", "channels.setDefault", "federation/searchPublicRooms",
                  "federation/admin.status", "rooms.setServerAcl", "rooms.invitations", "chat.postMessage",
                  "settings", "settings.public", "settings/{setting_id}", "integrations.create", "integrations.list",
-                 "integrations.get", "integrations.update", "integrations.remove", "integrations.history"):
+                 "integrations.get", "integrations.update", "integrations.remove", "integrations.history",
+                 "rooms.isMember", "rooms.images", "rooms.open", "rooms.hide"):
         assert f"/api/v1/{call}" in paths, call

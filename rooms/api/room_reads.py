@@ -145,15 +145,23 @@ def room_moderators(room: Room) -> list[dict[str, Any] | None]:
     return [user_brief(s.user) for s in subs if "moderator" in s.roles]
 
 
-def room_files(room: Room, *, offset: int, count: int) -> tuple[list[dict[str, Any]], int]:
+def room_files(room: Room, *, offset: int, count: int, images_only: bool = False, until: datetime | None = None,
+               only_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
     """A page of the files shared in ``room`` (newest first) and their total.
 
     Only confirmed uploads count (an upload nobody posted is not shared yet), and a file whose
-    message was deleted is gone with it.
+    message was deleted is gone with it. ``images_only``: only images; ``until``: only files
+    uploaded then or before; ``only_id``: that upload only.
     """
     deleted = Message.objects.filter(room=room, deleted_at__isnull=False, file__isnull=False).values("file_id")
     qs = (Upload.objects.filter(room=room, confirmed=True).exclude(id__in=deleted)
           .select_related("user").order_by("-created_at", "-id"))
+    if images_only:
+        qs = qs.filter(content_type__startswith="image/")
+    if until is not None:
+        qs = qs.filter(created_at__lte=until)
+    if only_id is not None:
+        qs = qs.filter(id=only_id)
     files = []
     for upload in qs[offset:offset + count]:
         data = upload_json(upload)

@@ -4,7 +4,7 @@
 from django.urls import path
 
 from rooms.api import integrations as integ
-from rooms.api import media
+from rooms.api import media, rooms_more
 from rooms.api import messages as m
 from rooms.api import subscriptions as s
 
@@ -38,6 +38,10 @@ urlpatterns = [
     path("rooms.get", s.RoomsGetView.as_view()),
     path("rooms.info", s.RoomsInfoView.as_view()),
     path("rooms.favorite", s.FavoriteView.as_view()),
+    path("rooms.isMember", rooms_more.IsMemberView.as_view()),
+    path("rooms.images", rooms_more.ImagesView.as_view()),
+    path("rooms.open", rooms_more.OpenView.as_view()),
+    path("rooms.hide", rooms_more.HideView.as_view()),
     path("rooms.nameExists", s.NameExistsView.as_view()),
     path("rooms.invitations", s.InvitationsView.as_view()),
     path("rooms.delete", s.RoomsDeleteView.as_view()),
