@@ -16,6 +16,8 @@ Environment variables:
     CONCORD_SITE_NAME      the site's name (default Concord)
     CONCORD_RATE_LIMITS    ``off`` to turn every rate limit off (see chat/rate_limits.py for each one)
     CONCORD_DB_POOL_SIZE   PostgreSQL connections per web process (default 8)
+    CONCORD_DB_HEALTH_CHECKS  1 (default): pooled PostgreSQL connections are checked as they are lent
+                           (a connection broken by a database restart is replaced, not used)
     CONCORD_DB_SYNCHRONOUS_COMMIT  PostgreSQL ``synchronous_commit`` for our connections (default: server's)
 
 Some of these are only defaults: an admin may change them at run time as Rocket.Chat settings
@@ -111,6 +113,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.envi
     # ASGI runs sync views on many threads: a bounded pool per process keeps PostgreSQL's
     # connection count predictable (web workers x pool size) instead of one connection per thread.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A connection broken while idle in the pool (PostgreSQL restarted, a failover, an idle
+    # timeout) would otherwise be handed to the next request, which fails with a 500: with health
+    # checks on, the pool tests each connection as it lends it (an empty query, one round trip on
+    # an idle connection) and replaces a broken one.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = os.environ.get("CONCORD_DB_HEALTH_CHECKS", "1") == "1"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": int(os.environ.get("CONCORD_DB_POOL_SIZE", "8")), "timeout": 20,
     }

@@ -26,6 +26,9 @@ Everything comes from the environment:
                                      mid-send delays that destination by at most this long.
     CONCORD_FEDERATION_REDRIVE_SECONDS
                                      period of the beat task that re-drives due destinations (default 30).
+    CONCORD_FEDERATION_UNSENT_WINDOW how far back (seconds, default 3600) that beat task looks for local
+                                     messages of federated rooms whose Matrix event a crash or a database
+                                     error kept from being made (it makes them, dated as posted; 0: off).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ CONCORD_FEDERATION_KEY_VALIDITY: int = int(os.environ.get("CONCORD_FEDERATION_KE
 
 CONCORD_FEDERATION_LEASE_SECONDS: float = float(os.environ.get("CONCORD_FEDERATION_LEASE_SECONDS", "120"))
 CONCORD_FEDERATION_REDRIVE_SECONDS: float = float(os.environ.get("CONCORD_FEDERATION_REDRIVE_SECONDS", "30"))
+CONCORD_FEDERATION_UNSENT_WINDOW: float = float(os.environ.get("CONCORD_FEDERATION_UNSENT_WINDOW", "3600"))
 
 FEDERATION_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "federation-redrive-outbox": {"task": "federation.tasks.redrive_due_destinations",

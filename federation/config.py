@@ -130,6 +130,11 @@ def history_on_federate() -> int:
     return int(_get("CONCORD_FEDERATION_HISTORY_ON_FEDERATE", 200))
 
 
+def unsent_window() -> float:
+    """How far back (seconds) the beat looks for local messages whose Matrix event was never made."""
+    return float(_get("CONCORD_FEDERATION_UNSENT_WINDOW", 3600))
+
+
 def max_concurrent_requests() -> int:
     """Requests one remote server may have in progress at once (``CONCORD_FEDERATION_MAX_CONCURRENT``, 5)."""
     return int(_get("CONCORD_FEDERATION_MAX_CONCURRENT", 5))

@@ -11,6 +11,7 @@ import logging
 from celery import shared_task
 
 from federation import config
+from federation.bridge.outgoing import bridge_unsent_messages
 from federation.bridge.remote_media import fetch_pending, process_pending_media
 from federation.handlers.receive import process_all_staged
 from federation.handlers.sender import send_pending
@@ -49,10 +50,11 @@ def schedule_send(server_name: str) -> None:
 @shared_task(ignore_result=True)
 def redrive_due_destinations() -> int:
     """Beat: process staged inbound PDUs left by a crash, run event listeners a crash cut short,
+    make the Matrix events of local messages whose post could not (a crash, a database error),
     fetch remote files that are due, and queue sends for due destinations."""
     if not config.enabled():
         return 0
-    for step in (process_all_staged, redeliver_pending, process_pending_media):
+    for step in (process_all_staged, redeliver_pending, bridge_unsent_messages, process_pending_media):
         try:
             step()
         except Exception:  # each step is independent: one failing must not stop the outbox re-drive

@@ -6,12 +6,28 @@ quotes, reactions, memberships, room settings and roles). Each method loads what
 skips rooms that are not portals (or that we are no longer in) and sends through
 :func:`federation.handlers.room_events.send_event`; a refused or failed send is logged, never
 raised into the chat.
+
+A message's event is built after the chat commit (see :mod:`federation.hooks`), so a process
+killed between the two, or a database error in the hook (PostgreSQL restarting), would leave the
+message on this server only. :func:`bridge_unsent_messages` (a step of the beat task) closes that
+gap: local messages of live portals from the last ``CONCORD_FEDERATION_UNSENT_WINDOW`` seconds that
+have no event yet get one, dated with the message's own time, so the other servers (which order a
+room's history by ``origin_server_ts``) show it where it was posted. Exactly once: an event and its
+:class:`~federation.models.BridgedMessage` row are written in one transaction, under the portal's
+row lock, after checking that no row exists (so the hook and a sweep never both send one).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+from datetime import timedelta
 from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
 
 from accounts.models import User
 from federation import config
@@ -45,6 +61,99 @@ def _live_portal(room: Room | None) -> MatrixRoom | None:
     """The portal's Matrix room when we are still in it (it has a current state)."""
     mroom = portal_of(room) if room is not None else None
     return mroom if mroom is not None and mroom.current_state else None
+
+
+class Bridged(enum.Enum):
+    """What :func:`bridge_message` did."""
+
+    SENT = "sent"
+    ALREADY = "already"  # the message has its event (sent by someone else meanwhile)
+    NOT_BRIDGED = "not bridged"  # not a local user's message in a live portal: stays in the chat
+    REFUSED = "refused"  # the auth rules refused the event (logged)
+
+
+UNSENT_GRACE_SECONDS = 5.0
+"""Messages younger than this are left to their own hook (it normally runs within milliseconds)."""
+
+
+def bridge_message(message_id: str) -> Bridged:
+    """Send a local user's message in a portal as its ``m.room.message``, unless it has one.
+
+    Guarantees: at most one event per message, even when called concurrently for the same message
+    (the check and the event + :class:`BridgedMessage` write happen in one transaction under the
+    portal's row lock); the event's ``origin_server_ts`` is the message's creation time. Errors
+    other than a refusal (a database error) propagate, with nothing written.
+    """
+    msg = Message.objects.filter(id=message_id).select_related("user", "room", "file").first()
+    if msg is None or msg.type or msg.user is None or msg.user.is_remote or msg.deleted_at:
+        return Bridged.NOT_BRIDGED
+    mroom = _live_portal(msg.room)
+    if mroom is None:
+        return Bridged.NOT_BRIDGED
+    with transaction.atomic():
+        MatrixRoom.objects.select_for_update().filter(room_id=mroom.room_id).first()
+        if BridgedMessage.objects.filter(message_id=msg.id).exists():
+            return Bridged.ALREADY
+        sender = mxid_of(msg.user)
+        try:
+            event = send_event(mroom.room_id, "m.room.message", sender, message_content(msg),
+                               origin_server_ts=int(msg.created_at.timestamp() * 1000))
+        except EventRefused as exc:
+            log.warning("not sending message %s by %s in %s: %s", msg.id, sender, mroom.room_id, exc)
+            return Bridged.REFUSED
+        BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
+    return Bridged.SENT
+
+
+def _given_up_key(message_id: str) -> str:
+    return f"federation:unsent-given-up:{message_id}"
+
+
+def bridge_unsent_messages(limit: int = 200) -> int:
+    """Beat: give their event to local messages of live portals that have none (their hook was cut
+    short by a crash or failed), oldest first; returns how many were sent.
+
+    Looks at messages posted since the portal exists, at most ``CONCORD_FEDERATION_UNSENT_WINDOW``
+    seconds ago and at least :data:`UNSENT_GRACE_SECONDS` ago. A message whose send is refused
+    (e.g. its author may not post in the Matrix room) is not tried again within the window
+    (remembered in the cache); one that fails for another reason is tried on the next run.
+    """
+    window = config.unsent_window()
+    if window <= 0:
+        return 0
+    now = timezone.now()
+    candidates = list(
+        Message.objects.filter(created_at__gte=F("room__matrix_room__created_at"))
+        .filter(created_at__gte=now - timedelta(seconds=window),
+                created_at__lt=now - timedelta(seconds=UNSENT_GRACE_SECONDS),
+                type="", deleted_at__isnull=True, user__is_remote=False)
+        .filter(~Exists(BridgedMessage.objects.filter(message_id=OuterRef("id"))))
+        .order_by("created_at", "id").values_list("id", flat=True)[:limit])
+    if not candidates:
+        return 0
+    try:
+        given_up = set(cache.get_many([_given_up_key(m) for m in candidates]))
+    except Exception:  # no cache: try them all
+        given_up = set()
+    sent = 0
+    for message_id in candidates:
+        if _given_up_key(message_id) in given_up:
+            continue
+        try:
+            outcome = bridge_message(message_id)
+        except Exception:  # e.g. the database is going away: the next run tries again
+            log.warning("could not send the Matrix event of message %s; the next run will", message_id,
+                        exc_info=True)
+            return sent
+        if outcome is Bridged.SENT:
+            sent += 1
+            log.warning("sent the Matrix event of message %s, which its post did not send", message_id)
+        elif outcome is not Bridged.ALREADY:
+            try:
+                cache.set(_given_up_key(message_id), 1, timeout=int(window))
+            except Exception:
+                pass
+    return sent
 
 
 class ChatToMatrix:
@@ -94,16 +203,7 @@ class ChatToMatrix:
 
     def message_sent(self, message_id: str) -> None:
         """A local user's message in a portal: ``m.room.message`` (markdown body + sanitized HTML)."""
-        msg = Message.objects.filter(id=message_id).select_related("user", "room", "file").first()
-        if msg is None or msg.type or msg.user is None or msg.user.is_remote:
-            return
-        mroom = _live_portal(msg.room)
-        if mroom is None:
-            return
-        content = message_content(msg)
-        event = _send(mroom.room_id, "m.room.message", mxid_of(msg.user), content)
-        if event is not None:
-            BridgedMessage.objects.get_or_create(event_id=event.event_id, defaults={"message_id": msg.id})
+        bridge_message(message_id)
 
     def message_edited(self, message_id: str, by_id: str) -> None:
         """A bridged message's text changed: an ``m.replace`` of its event (by its own author only:

@@ -13,6 +13,8 @@ would (README, "Two Concords on one machine"):
   (re-driving the outbox every second), as in the Procfile, so its outbox is delivered the
   production way. :meth:`kill_worker` SIGKILLs the worker, for crash tests. (Beat runs as its own
   process: the worker's embedded ``-B`` beat is a child process that a SIGKILL would orphan.)
+* ``database_url`` / ``redis_url`` put it on a PostgreSQL and a Redis of the test's own (the
+  restart scenarios restart those); :meth:`kill_web` SIGKILLs the web server.
 
 Everything listens on 127.0.0.1 only, and :meth:`close` stops every process it started.
 """
@@ -59,7 +61,10 @@ def _admin_pg(database_url: str) -> Any:
 class ConcordPeer:
     """Another Concord server (web + worker subprocesses) named ``127.0.0.1:<port>``."""
 
-    def __init__(self, directory: Path, ca: TestCA) -> None:
+    def __init__(self, directory: Path, ca: TestCA, *, database_url: str | None = None,
+                 redis_url: str | None = None) -> None:
+        """``database_url``: an existing (empty) database to use instead of one made here;
+        ``redis_url``: a Redis of its own instead of a key prefix on the test run's."""
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ca = ca
@@ -67,7 +72,11 @@ class ConcordPeer:
         self.server_name = f"127.0.0.1:{self.port}"
         self.base_url = f"https://127.0.0.1:{self.port}"
         self.cert, self.key = ca.issue(f"peer-concord-{self.port}")
-        self.database_url, self._pg_name = _peer_database_url(self.dir)
+        if database_url is not None:
+            self.database_url, self._pg_name = database_url, None
+        else:
+            self.database_url, self._pg_name = _peer_database_url(self.dir)
+        self.redis_url = redis_url
         self.web: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.beat: subprocess.Popen[bytes] | None = None
@@ -95,6 +104,8 @@ class ConcordPeer:
             "CONCORD_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         })
+        if self.redis_url is not None:
+            env["REDIS_URL"] = self.redis_url
         return env
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -179,6 +190,13 @@ class ConcordPeer:
     def stop_worker(self) -> None:
         self._stop(self.worker)
         self.worker = None
+
+    def kill_web(self) -> None:
+        """SIGKILL the web server: requests in flight cut off, no shutdown of any kind (a crash)."""
+        if self.web is not None and self.web.poll() is None:
+            self.web.kill()
+            self.web.wait(timeout=10)
+        self.web = None
 
     def kill_worker(self) -> None:
         """SIGKILL the worker: no shutdown, no ack, its lease left behind (a crash)."""
