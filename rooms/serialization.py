@@ -64,7 +64,7 @@ def attachment_for_upload(upload: Upload, description: str = "") -> dict[str, An
 
 def message_queryset() -> Any:
     return Message.objects.select_related(
-        "user", "edited_by", "pinned_by", "file", "quoted", "quoted__user", "thread_root"
+        "user", "edited_by", "pinned_by", "file", "quoted", "quoted__user", "thread_root", "discussion"
     ).prefetch_related(
         Prefetch("reactions"), "reactions__user", "mentions__user", "followers",
     )
@@ -135,6 +135,11 @@ def message_json(msg: Message, *, fresh_mentions: list[User] | None = None) -> d
         data["pinned"] = True
         data["pinnedAt"] = iso(msg.pinned_at)
         data["pinnedBy"] = user_brief(msg.pinned_by)
+    if msg.discussion_id and msg.discussion is not None:
+        # Rocket.Chat refreshes these on every post in the discussion; here they are read from it.
+        data["drid"] = msg.discussion_id
+        data["dcount"] = msg.discussion.message_count
+        data["dlm"] = iso(msg.discussion.last_message_at)
     if msg.quoted_id and msg.quoted is not None:
         q = msg.quoted
         data["quote"] = {"_id": q.id, "msg": "" if q.deleted_at else q.text, "u": user_brief(q.user),
@@ -202,10 +207,27 @@ def room_json(room: Room) -> dict[str, Any]:
                   else sorted(room.memberships.filter(state=Membership.JOINED, muted=True)
                               .values_list("user__username", flat=True))),
     }
+    data.update(room_links_json(room))
     if room.type == Room.DIRECT:
         members = list(room.memberships.filter(state=Membership.JOINED).select_related("user"))
         data["usernames"] = sorted(m.user.username for m in members)
         data["uids"] = sorted(m.user_id for m in members)
+    return data
+
+
+def room_links_json(room: Room) -> dict[str, Any]:
+    """Rocket.Chat's discussion and team fields of a room, present only when they apply: ``prid``
+    (the parent of a discussion), ``teamId``, ``teamMain`` (the team's main room) and
+    ``teamDefault`` (team members join it). Reads no row."""
+    data: dict[str, Any] = {}
+    if room.parent_id:
+        data["prid"] = room.parent_id
+    if room.team_id:
+        data["teamId"] = room.team_id
+        if room.team_main:
+            data["teamMain"] = True
+        if room.team_default:
+            data["teamDefault"] = True
     return data
 
 
@@ -243,4 +265,5 @@ def subscription_json(sub: Membership) -> dict[str, Any]:
         "state": sub.state,
         "ro": room.read_only,
         "archived": room.archived,
+        **room_links_json(room),
     }

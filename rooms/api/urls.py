@@ -1,5 +1,5 @@
 """REST routes of rooms: ``urls_rooms`` (channels, groups, DMs, membership) and ``urls_chat``
-(messages, rooms.*, subscriptions.*)."""
+(messages, rooms.*, subscriptions.*) and ``urls_teams`` (teams.*, discussions)."""
 
 from django.urls import include, path
 
@@ -25,4 +25,5 @@ urlpatterns = [
     path("federation/joinExternalPublicRoom", JoinExternalPublicRoomView.as_view()),
     path("", include("rooms.api.urls_rooms")),
     path("", include("rooms.api.urls_chat")),
+    path("", include("rooms.api.urls_teams")),
 ]

@@ -47,6 +47,10 @@ class Message(models.Model):
     pinned_at = models.DateTimeField(null=True, blank=True)
     pinned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
+    # A "discussion-created" system message points at the discussion (Rocket.Chat's ``drid``);
+    # its ``dcount``/``dlm`` are read from that room, so posts there write nothing here.
+    discussion = models.ForeignKey("rooms.Room", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     mentions_all = models.BooleanField(default=False)
     mentions_here = models.BooleanField(default=False)
 

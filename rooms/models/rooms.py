@@ -89,6 +89,14 @@ class Room(models.Model):
     counters_at = models.DateTimeField(null=True, blank=True)  # when either last grew
     # For DMs: a sorted, comma-joined list of member ids, so the same pair finds the same room.
     dm_key = models.CharField(max_length=1024, blank=True, db_index=True)
+    # Discussions (Rocket.Chat's ``prid``): the room this one is a discussion of. A discussion is a
+    # room of its own (members, messages); deleting the parent leaves it as a plain room.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="discussions")
+    # Teams (Rocket.Chat's ``teamId``/``teamMain``/``teamDefault``): the team the room belongs to,
+    # whether it is that team's main room, and whether new team members join it.
+    team = models.ForeignKey("rooms.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="rooms")
+    team_main = models.BooleanField(default=False)
+    team_default = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["type", "name"])]
