@@ -297,3 +297,16 @@ def test_concurrent_posters_lose_no_count(make_user: Callable[..., Any]) -> None
     a, b = counts(room, alice)[0], counts(room, bob)[0]
     assert 0 in (a, b) and a + b <= 20  # whoever posted last has read everything
     assert Room.objects.get(id=room.id).shown_count == 40
+
+
+def test_admin_shows_derived_counters(four: dict[str, Any], admin_client: Any) -> None:
+    room, alice, bob = four["room"], four["alice"], four["bob"]
+    do_send_message(alice, room, "one")
+    do_send_message(alice, room, "two")
+    sub = sub_of(room, bob)
+    listing = admin_client.get("/admin/rooms/membership/")
+    assert listing.status_code == 200
+    page = admin_client.get(f"/admin/rooms/membership/{sub.pk}/change/")
+    assert page.status_code == 200
+    assert b'<div class="readonly">2</div>' in page.content  # bob's unread, derived
+    assert admin_client.get(f"/admin/rooms/room/{room.pk}/change/").status_code == 200
