@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory bench-join
+.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory bench-join soak
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -38,3 +38,6 @@ bench-memory: $(VENV)/.installed
 
 bench-join: $(VENV)/.installed
 	$(PY) -m bench.join_bench $(ARGS)
+
+soak: $(VENV)/.installed
+	$(PY) -m bench.soak $(ARGS)

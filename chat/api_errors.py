@@ -30,11 +30,20 @@ class ApiError(Exception):
         self.extra = extra
 
 
+FORBIDDEN_TYPES = frozenset({"error-unauthorized", "unauthorized"})
+PERMISSION_REQUIRED = "User does not have the permissions required for this action [error-unauthorized]"
+"""Rocket.Chat's 403 for a route whose ``permissionsRequired`` the caller lacks."""
+
+
 class NotAllowed(ApiError):
-    status_code = status.HTTP_403_FORBIDDEN
+    """A refusal, with Rocket.Chat's status: 403 where Rocket.Chat's route answers ``forbidden``
+    or ``unauthorized`` (a missing permission: ``error-unauthorized``, ``unauthorized``), 400 for
+    every other ``error-*`` a Rocket.Chat method throws (``error-not-allowed``,
+    ``error-action-not-allowed``, ``error-room-read-only``, ``error-user-muted``...)."""
 
     def __init__(self, message: str = "Not allowed", error_type: str = "error-not-allowed", **extra: Any) -> None:
         super().__init__(message, error_type, **extra)
+        self.status_code = status.HTTP_403_FORBIDDEN if error_type in FORBIDDEN_TYPES else status.HTTP_400_BAD_REQUEST
 
 
 class NotFound(ApiError):

@@ -18,7 +18,7 @@ from accounts.permissions import has_permission
 from accounts.preferences import effective
 from accounts.serialization import user_json
 from chat.api import ApiView, bool_param, list_param, ok, pagination, param, str_param
-from chat.api_errors import ApiError, NotAllowed
+from chat.api_errors import PERMISSION_REQUIRED, ApiError, NotAllowed
 from rooms.actions.memberships import do_delete_user
 from rooms.api.room_common import date_param
 from rooms.serialization import iso
@@ -191,7 +191,7 @@ class DeleteUserView(ApiView):
 
     def post(self, request: Request) -> Response:
         if not has_permission(request.user, "delete-user"):
-            raise NotAllowed("Not allowed", "error-not-allowed")
+            raise NotAllowed(PERMISSION_REQUIRED, "error-unauthorized")
         user = find_user(request)
         if user.is_remote:
             raise ApiError("Remote users are not deleted here: they belong to their own server", "error-invalid-user")

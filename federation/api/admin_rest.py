@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import has_permission
 from chat.api import ApiView, ok, str_param
-from chat.api_errors import ApiError, NotAllowed
+from chat.api_errors import PERMISSION_REQUIRED, ApiError, NotAllowed
 from federation import config
 from federation.bridge.stalls import shared_room_counts
 from federation.handlers.check import run_checks
@@ -36,7 +36,7 @@ class FederationAdminView(ApiView):
     def initial(self, request: Request, *args: object, **kwargs: object) -> None:
         super().initial(request, *args, **kwargs)
         if not has_permission(request.user, "manage-federation"):
-            raise NotAllowed("Not allowed", "error-not-allowed")
+            raise NotAllowed(PERMISSION_REQUIRED, "error-unauthorized")
 
 
 def _rules() -> dict[str, object]:

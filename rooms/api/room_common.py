@@ -94,7 +94,7 @@ class RoomApiView(ApiView):
 
 
 def check_permission(user: User, permission: str, room: Room | None = None) -> None:
-    """Raise a Rocket.Chat ``error-not-allowed`` (403) unless ``user`` holds ``permission``."""
+    """Raise a Rocket.Chat ``error-not-allowed`` (400, as its methods answer) unless ``user`` holds ``permission``."""
     if not has_permission(user, permission, room):
         raise NotAllowed("Not allowed", "error-not-allowed")
 

@@ -145,7 +145,7 @@ def test_site_name_and_registration(live_url: str, admin: Session) -> None:
 
     new_user = {"username": "newbie", "email": "newbie@example.test", "pass": "password123", "name": "New"}
     _set(admin, "Accounts_RegistrationForm", "Disabled")
-    _error(anonymous("POST", "users.register", json=new_user), 403, "error-user-registration-disabled")
+    _error(anonymous("POST", "users.register", json=new_user), 400, "error-user-registration-disabled")
     assert requests.get(f"{live_url}/signup", timeout=10).status_code == 403
     _set(admin, "Accounts_RegistrationForm", "Public")
     r = anonymous("POST", "users.register", json=new_user)
@@ -204,7 +204,7 @@ def test_message_edit_and_delete_settings(live_url: str, admin: Session, admin_u
 
     assert update(writer, fresh.id, "first, edited").status_code == 200
     _set(admin, "Message_AllowEditing", False)
-    body = _error(update(writer, fresh.id, "again"), 403, "error-action-not-allowed")
+    body = _error(update(writer, fresh.id, "again"), 400, "error-action-not-allowed")
     assert body["error"] == "Message editing not allowed"
     assert update(admin, fresh.id, "edited by a moderator").status_code == 200  # edit-message holders may
     _set(admin, "Message_AllowEditing", True)
@@ -216,9 +216,9 @@ def test_message_edit_and_delete_settings(live_url: str, admin: Session, admin_u
     assert update(writer, fresh.id, "still in time").status_code == 200
 
     _set(admin, "Message_AllowDeleting_BlockDeleteInMinutes", 10)
-    _error(delete(writer, old.id), 403, "error-action-not-allowed")
+    _error(delete(writer, old.id), 400, "error-action-not-allowed")
     _set(admin, "Message_AllowDeleting", False)
-    _error(delete(writer, fresh.id), 403, "error-action-not-allowed")
+    _error(delete(writer, fresh.id), 400, "error-action-not-allowed")
     _set(admin, "Message_AllowDeleting", True)
     assert delete(writer, fresh.id).status_code == 200
     assert delete(admin, old.id).status_code == 200  # force-delete-message: past the window too
@@ -258,16 +258,16 @@ def test_account_settings(live_url: str, admin: Session, make_user: Any) -> None
     me = _client(live_url, "me")
     assert me("POST", "users.updateOwnBasicInfo", json={"data": {"name": "Me One"}}).status_code == 200
     _set(admin, "Accounts_AllowUserProfileChange", False)
-    _error(me("POST", "users.updateOwnBasicInfo", json={"data": {"name": "Me Two"}}), 403, "error-not-allowed")
+    _error(me("POST", "users.updateOwnBasicInfo", json={"data": {"name": "Me Two"}}), 400, "error-not-allowed")
     assert User.objects.get(username="me").name == "Me One"
 
     assert me("POST", "users.resetAvatar", json={}).status_code == 200
     _set(admin, "Accounts_AllowUserAvatarChange", False)
-    body = _error(me("POST", "users.resetAvatar", json={}), 403, "error-not-allowed")
+    body = _error(me("POST", "users.resetAvatar", json={}), 400, "error-not-allowed")
     assert body["error"] == "Change avatar is not allowed"
     assert admin("POST", "users.resetAvatar", json={"username": "me"}).status_code == 200
 
-    _error(me("POST", "users.deleteOwnAccount", json={"password": "password123"}), 403, "error-not-allowed")
+    _error(me("POST", "users.deleteOwnAccount", json={"password": "password123"}), 400, "error-not-allowed")
     _set(admin, "Accounts_AllowDeleteOwnAccount", True)
     assert me("POST", "users.deleteOwnAccount", json={"password": "password123"}).status_code == 200
     assert not User.objects.filter(username="me").exists()

@@ -45,7 +45,7 @@ def test_dm_create_is_idempotent_and_private(live_url, make_user, rc_client):
         assert body["errorType"] == "error-room-not-found", (call, body)
     assert list(eve.dm_list()) == []
     status, _ = api_error(eve.call_api_get, "dm.list.everyone")
-    assert status == 403
+    assert status == 400
 
 
 def test_multi_user_dm_close_open_and_counters(live_url, make_user, rc_client):

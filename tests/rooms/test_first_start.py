@@ -55,7 +55,7 @@ def test_set_default_as_rocket_chat_answers(live_url: str, make_user: Any, rc_cl
     owner = rc_client("owner1")
     rid = owner.channels_create("townhall")["channel"]["_id"]
     status, body = api_error(owner.call_api_post, "channels.setDefault", roomId=rid, default=True)
-    assert status == 403 and body["errorType"] == "error-not-allowed"  # room administration only
+    assert status == 400 and body["errorType"] == "error-not-allowed"  # room administration only
     admin = rc_client(admin_user.username)
     answer = admin.call_api_post("channels.setDefault", roomId=rid, default=True)
     assert answer["success"] and answer["channel"]["default"] is True

@@ -22,7 +22,7 @@ def test_muted_member_cannot_post_until_unmuted(live_url, make_user, rc_client):
 
     # A plain member may not mute.
     status, body = api_error(bob.call_api_post, "rooms.muteUser", roomId=rid, userId=_uid("carol"))
-    assert status == 403 and body["errorType"] == "error-not-allowed"
+    assert status == 400 and body["errorType"] == "error-not-allowed"
 
     assert owner.call_api_post("rooms.muteUser", roomId=rid, username="bob")["success"] is True
     assert membership(rid, "bob").muted is True
@@ -30,7 +30,7 @@ def test_muted_member_cannot_post_until_unmuted(live_url, make_user, rc_client):
         post("bob", rid, "can you hear me?")
     assert err.value.error_type == "error-user-muted"
     status, body = api_error(bob.chat_post_message, "through the API", room_id=rid)
-    assert status == 403 and body["errorType"] == "error-user-muted"
+    assert status == 400 and body["errorType"] == "error-user-muted"
     # Still reads.
     assert bob.channels_info(room_id=rid)["channel"]["_id"] == rid
     assert list(bob.channels_history(rid))
@@ -52,7 +52,7 @@ def test_banned_user_cannot_rejoin_until_unbanned(live_url, make_user, rc_client
     rid = owner.channels_create("strict", members=["bob", "carol"])["channel"]["_id"]
 
     status, _ = api_error(carol.call_api_post, "rooms.banUser", roomId=rid, userId=_uid("bob"))
-    assert status == 403
+    assert status == 400
     assert owner.call_api_post("rooms.banUser", roomId=rid, userId=_uid("bob"))["success"] is True
     sub = membership(rid, "bob")
     assert sub.banned is True and sub.state == "left"
@@ -61,7 +61,7 @@ def test_banned_user_cannot_rejoin_until_unbanned(live_url, make_user, rc_client
 
     # Cannot rejoin, cannot be added back, cannot read the channel.
     status, body = api_error(bob.channels_join, rid, None)
-    assert status == 403 and body["errorType"] == "error-user-banned"
+    assert status == 400 and body["errorType"] == "error-user-banned"
     _, body = api_error(owner.channels_invite, rid, _uid("bob"))
     assert body["errorType"] == "error-user-banned"
     api_error(bob.channels_history, rid)
