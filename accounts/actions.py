@@ -8,6 +8,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
@@ -20,7 +21,7 @@ from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 AVATAR_MAX_BYTES = 5 * 1024 * 1024
@@ -100,6 +101,55 @@ def do_get_or_create_puppet(mxid: str, name: str) -> User:
     except Exception:  # a concurrent creation won: use it
         user = User.objects.get(username=mxid)
     return user
+
+
+def do_get_or_create_puppets(profiles: Mapping[str, str | None]) -> dict[str, User]:
+    """Many puppets at once: ``{mxid: display name or None}`` -> ``{mxid: puppet}``.
+
+    Guarantees, for each ID as :func:`do_get_or_create_puppet` would: an existing puppet is
+    returned (its display name set to the given one when a name is given and differs); a missing
+    one is created (``is_remote``, no usable password, role ``user``, named by the given name or
+    its localpart). IDs that are not Matrix user IDs or name a local user are left out of the
+    answer. Rows are read and written in a few queries per thousand IDs (one bulk insert of users
+    and one of their role links), in one transaction; a concurrent creation of the same puppet
+    is tolerated (``ignore_conflicts``, then the winner's row is read).
+    """
+    wanted = {m: n for m, n in profiles.items() if m.startswith("@") and ":" in m}
+    out: dict[str, User] = {}
+    taken: set[str] = set()  # local users' usernames (never puppets)
+    ids = list(wanted)
+    with transaction.atomic():
+        for i in range(0, len(ids), 2000):
+            for user in User.objects.filter(username__in=ids[i:i + 2000]):
+                if user.is_remote:
+                    out[user.username] = user
+                else:
+                    taken.add(user.username)
+        renamed: list[User] = []
+        for mxid, user in out.items():
+            name = wanted[mxid]
+            if name and name[:255] != user.name:
+                user.name = name[:255]
+                renamed.append(user)
+        User.objects.bulk_update(renamed, ["name"], batch_size=1000)
+        # What set_unusable_password() stores (the prefix, then random characters), from one call
+        # to the OS's random source instead of forty.
+        new = [User(username=m, name=(wanted[m] or m[1:].split(":", 1)[0])[:255], is_remote=True, email="",
+                    password=UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30))
+               for m in ids if m not in out and m not in taken]
+        User.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+        if new:
+            stored = dict(User.objects.filter(username__in=[u.username for u in new]).values_list("username", "id"))
+            mine = [u for u in new if stored.get(u.username) == u.id]
+            lost = [u.username for u in new if stored.get(u.username) != u.id]  # created concurrently
+            out.update((u.username, u) for u in mine)
+            out.update((u.username, u) for u in User.objects.filter(username__in=lost, is_remote=True))
+            links = User.roles.through
+            role = Role.objects.filter(id="user").first()
+            if role is not None:
+                links.objects.bulk_create([links(user_id=u.id, role_id=role.id) for u in mine], batch_size=2000,
+                                          ignore_conflicts=True)
+    return out
 
 
 def do_set_remote_profile(user: User, *, name: str | None = None, status: str | None = None) -> None:

@@ -101,7 +101,7 @@ def is_applying_remote() -> bool:
 
 
 def _active_sink() -> FederationSink | None:
-    if _sink is None or not config.enabled() or is_applying_remote():
+    if _sink is None or is_applying_remote() or not config.enabled():  # the cheap tests first
         return None
     return _sink
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import transaction
 
+from accounts.actions import do_get_or_create_puppets
 from accounts.models import User
 from federation import config
 from federation.bridge.portals import create_portal_room, ensure_portal, portal_of
@@ -31,6 +32,7 @@ from federation.bridge.users import (
     mxid_of,
     puppet_for,
     refresh_profile,
+    remember_profiles,
 )
 from federation.handlers import joins
 from federation.handlers.backfill import backfill_from
@@ -38,11 +40,10 @@ from federation.handlers.joins import MembershipError
 from federation.hooks import applying_remote
 from federation.models import MatrixRoom
 from federation.protocol.events import Event, StateKey
-from federation.protocol.ids import server_name_of
-from federation.store.room_state import state_events
+from federation.protocol.ids import is_valid_user_id, server_name_of
 from federation.transport.client import FederationError
 from federation.transport.errors import MatrixError
-from rooms.actions.memberships import do_accept_invite, do_add_member, do_decline_invite, do_invite
+from rooms.actions.memberships import do_accept_invite, do_add_member, do_add_members, do_decline_invite, do_invite
 from rooms.models import Membership, Room
 
 __all__ = ["MembershipError", "accept_invite", "decline_invite", "invite_remote_user", "join_remote_room",
@@ -162,13 +163,15 @@ def join_remote_room(user: User, target: str, via: list[str] | None = None) -> R
     last = "no server answered"
     for server in candidates:
         try:
-            mroom, join = joins.join_via(server, room_id, mxid_of(user), displayname=user.display_name)
+            mroom, join, state = joins.join_via(server, room_id, mxid_of(user), displayname=user.display_name)
         except MembershipError as exc:
             last = str(exc)
             log.info("join of %s via %s failed: %s", room_id, server, exc)
             continue
-        room = mroom.chat_room or _portal_from_state(mroom, state_events(mroom), user)
-        _mirror_members(mroom, room)
+        state[join.state_key_tuple] = join
+        room = mroom.chat_room or _portal_from_state(mroom, state, user)
+        _mirror_members(room, state)
+        del state
         _backfill(server, mroom, join)
         with applying_remote():
             do_add_member(room, user)
@@ -192,18 +195,28 @@ def _portal_from_state(mroom: MatrixRoom, state: dict[StateKey, Event], user: Us
         dm_users=[user, creator])
 
 
-def _mirror_members(mroom: MatrixRoom, room: Room) -> None:
-    """Puppets for the room's joined remote members (no system messages)."""
+def _mirror_members(room: Room, state: dict[StateKey, Event]) -> None:
+    """Puppets and chat memberships for the room's joined remote members (no system messages).
+
+    In bulk (:func:`accounts.actions.do_get_or_create_puppets`, :func:`rooms.actions.memberships.do_add_members`):
+    a few queries per thousand members. Each puppet's display name is the member event's (its profile is
+    then not fetched for :data:`~federation.bridge.users.PROFILE_TTL`), its avatar queued when the event has one.
+    """
     me = config.server_name()
+    joined: dict[str, Event] = {}
+    for (t, sk), ev in state.items():
+        if t == "m.room.member" and ev.membership == "join" and is_valid_user_id(sk) and server_name_of(sk) != me:
+            joined[sk] = ev
+    names: dict[str, str | None] = {}
+    for mxid, ev in joined.items():
+        name = ev.content.get("displayname")
+        names[mxid] = name if isinstance(name, str) and name else None
     with applying_remote():
-        for (t, sk), ev in state_events(mroom).items():
-            if t != "m.room.member" or ev.membership != "join" or server_name_of(sk) == me:
-                continue
-            name = ev.content.get("displayname")
-            puppet = puppet_for(sk, fetch_profile=False, displayname=name if isinstance(name, str) else None)
-            queue_avatar(puppet, ev.content.get("avatar_url"))
-            if not Membership.objects.filter(room=room, user=puppet, state=Membership.JOINED).exists():
-                do_add_member(room, puppet, system_message=False)
+        puppets = do_get_or_create_puppets(names)
+        remember_profiles([m for m, n in names.items() if n and m in puppets])
+        for mxid, puppet in puppets.items():
+            queue_avatar(puppet, joined[mxid].content.get("avatar_url"))
+        do_add_members(room, puppets.values())
 
 
 def _backfill(server: str, mroom: MatrixRoom, join: Event) -> None:

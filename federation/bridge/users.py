@@ -89,6 +89,13 @@ def puppet_for(mxid: str, *, fetch_profile: bool = True, displayname: str | None
     return user
 
 
+def remember_profiles(mxids: list[str]) -> None:
+    """The profiles of these puppets were just taken from their member events: do not fetch them
+    for :data:`PROFILE_TTL` (what :func:`puppet_for` with a display name records, for many at once)."""
+    if mxids:
+        cache.set_many({f"fed:profile:{m}": 1 for m in mxids}, PROFILE_TTL)
+
+
 def refresh_profile(user: User, *, force: bool = False) -> None:
     """Fetch a puppet's display name over federation, at most once per TTL (failures are logged)."""
     key = f"fed:profile:{user.username}"

@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from django.utils import timezone
 from federation.models import MatrixEvent, MatrixRoom
 from federation.protocol.events import Event, StateKey
 from federation.protocol.room_versions import RoomVersion, get_room_version
+from federation.store.bulk import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,58 @@ def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
             _queue().append((persisted, wanted))
             transaction.on_commit(_deliver_committed)
     return True
+
+
+def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, arrival: Arrival) -> int:
+    """Store many events of ``room`` whose state is unknown (a join's state and auth chain) at once.
+
+    Args:
+        room: their room (stored).
+        events: ``(checked event, rejected_reason)`` pairs, in the order they were judged; an ID given
+            twice counts once, as given last.
+        arrival: how they came (what listeners go by).
+
+    Guarantee: the same rows, marks and listener deliveries as calling :func:`persist_event` with
+    ``outlier=True, if_exists="update"`` for each pair in order (an existing row's fields are set,
+    its ``state_after`` kept), in one transaction, with one query per thousand events to find
+    existing rows and one bulk insert (:func:`~federation.store.bulk.insert_rows`) per thousand new ones
+    instead of two queries per event.
+    Returns how many rows were written (inserted or updated).
+    """
+    latest: dict[str, tuple[Event, str]] = {}
+    for event, reason in events:
+        latest.pop(event.event_id, None)  # keep the order of the last occurrence
+        latest[event.event_id] = (event, reason)
+    items = list(latest.values())
+    written = 0
+    with transaction.atomic():
+        for i in range(0, len(items), 1000):
+            chunk = items[i:i + 1000]
+            existing = {r.event_id: r for r in MatrixEvent.objects.filter(
+                event_id__in=[e.event_id for e, _ in chunk]).defer("pdu", "state_after")}
+            new: list[MatrixEvent] = []
+            updated: list[MatrixEvent] = []
+            for event, reason in chunk:
+                persisted = PersistedEvent(room.room_id, event, arrival, reason, False)
+                wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
+                row = existing.get(event.event_id) or MatrixEvent(event_id=event.event_id)
+                row.room = room
+                row.type, row.state_key, row.sender = event.type, event.state_key, event.sender
+                row.origin_server_ts, row.depth, row.pdu = event.origin_server_ts, event.depth, dict(event.pdu)
+                row.outlier, row.rejected_reason, row.soft_failed = True, reason, False
+                row.pending_arrival = arrival.value if wanted else ""
+                (updated if row.pk is not None else new).append(row)
+                if wanted:
+                    _queue().append((persisted, wanted))
+            insert_rows(MatrixEvent, new)
+            if updated:
+                MatrixEvent.objects.bulk_update(updated, ["room", "type", "state_key", "sender", "origin_server_ts",
+                                                          "depth", "pdu", "outlier", "rejected_reason",
+                                                          "soft_failed", "pending_arrival"])
+            written += len(new) + len(updated)
+        if _queue():
+            transaction.on_commit(_deliver_committed)
+    return written
 
 
 def _wants(wants: Wants, persisted: PersistedEvent) -> bool:

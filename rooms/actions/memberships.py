@@ -17,6 +17,8 @@ from rooms.models import Membership, Message, Room
 from rooms.serialization import message_json, subscription_json, user_brief
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from accounts.models import User
 
 ROOM_ROLES = ("owner", "moderator", "leader")
@@ -82,6 +84,62 @@ def do_add_member(room: Room, user: User, *, by: User | None = None, roles: list
     notify_subscription(sub)
     federation_hooks.member_joined(sub)
     return sub
+
+
+@transaction.atomic
+def do_add_members(room: Room, users: Iterable[User]) -> list[Membership]:
+    """Many users join ``room`` at once, without system messages (a remote room's members mirrored
+    when our server joins it). Returns the memberships that became joined.
+
+    Guarantees, per user, the outcome of ``do_add_member(room, user, system_message=False)``: the
+    same row state (joined, read up to now, open, counters settled at the room's), the same
+    ``membership`` live events to the room and the same federation hook; except that a banned
+    user is skipped (left out of the answer) instead of failing the whole call, the
+    ``subscription`` notice goes to local users only (a remote user's puppet cannot sign in, so
+    nothing listens on its user group), and the membership events are not published when no
+    local user is joined (only joined local users' sockets are in the room's group). New rows
+    are written with one bulk insert per thousand.
+    """
+    wanted = {u.id: u for u in users}
+    existing = {m.user_id: m for m in Membership.objects.select_for_update().filter(room=room,
+                                                                                    user_id__in=list(wanted))}
+    shown, group = Room.counters_of(room.id)
+    now = timezone.now()
+    new: list[Membership] = []
+    changed: list[Membership] = []
+    for user_id, user in wanted.items():
+        sub = existing.get(user_id)
+        if sub is not None and (sub.banned or sub.state == Membership.JOINED):
+            continue
+        if sub is None:
+            sub = Membership(room=room, user=user)
+            new.append(sub)
+        else:
+            changed.append(sub)
+        if sub.state != Membership.INVITED:
+            sub.invited_at = None
+        sub.state = Membership.JOINED
+        sub.joined_since = now
+        sub.invited_by = None
+        sub.roles = list(sub.roles or [])
+        sub.settle_read(shown, group)
+        sub.open_flag = True
+        sub.last_read_at = now
+    Membership.objects.bulk_create(new, batch_size=1000)
+    for sub in changed:
+        sub.save()
+    joined = [*new, *changed]
+    # Only local members' sockets are in a room's live group (they join it when their own
+    # membership becomes joined): with none, nobody would receive the membership events.
+    watched = Membership.objects.filter(room=room, state=Membership.JOINED, user__is_remote=False).exists()
+    for sub in joined:
+        sub.user = wanted[sub.user_id]
+        if watched:
+            _membership_event(sub)
+        if not sub.user.is_remote:
+            notify_subscription(sub)
+        federation_hooks.member_joined(sub)
+    return joined
 
 
 @transaction.atomic

@@ -1,6 +1,9 @@
 """A scriptable remote homeserver for tests: its own signing key, an HTTPS server on loopback that
 serves its keys (with a chosen validity) and the events of its rooms, and a room builder that uses
-the protocol core (``build_create_event`` / ``build_event``) to make real signed events."""
+the protocol core (``build_create_event`` / ``build_event``) to make real signed events.
+
+Its rooms can be joined (``make_join`` / ``v2/send_join``, answered from the room's state);
+``tamper_send_join`` may rewrite a send_join answer before it goes out (forged events)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from federation.protocol import (
     CREATE_KEY,
@@ -21,6 +25,7 @@ from federation.protocol import (
     build_create_event,
     build_event,
     get_room_version,
+    select_auth_event_ids,
     sign_json,
 )
 from tests.federation.synapse_harness import TestCA
@@ -39,6 +44,8 @@ class FakePeer:
         self.transactions: list[tuple[str, dict[str, Any]]] = []
         self.fail_sends = 0  # answer 500 to this many /send requests
         self.requests: list[str] = []
+        self.rooms: dict[str, PeerRoom] = {}
+        self.tamper_send_join: Callable[[dict[str, Any]], None] | None = None
         cert, keyfile = ca.issue(f"peer-{self.port}")
         peer = self
 
@@ -64,6 +71,14 @@ class FakePeer:
                     if ev is None:
                         return self._send(404, {"errcode": "M_NOT_FOUND"})
                     return self._send(200, {"origin": peer.server_name, "origin_server_ts": 0, "pdus": [ev.pdu]})
+                if url.path.startswith("/_matrix/federation/v1/make_join/"):
+                    room_id, user_id = (unquote(p) for p in url.path.split("/")[-2:])
+                    room = peer.rooms.get(room_id)
+                    if room is None:
+                        return self._send(404, {"errcode": "M_NOT_FOUND"})
+                    if room.rv.identifier not in parse_qs(url.query).get("ver", ["1"]):
+                        return self._send(400, {"errcode": "M_INCOMPATIBLE_ROOM_VERSION"})
+                    return self._send(200, {"room_version": room.rv.identifier, "event": room.join_template(user_id)})
                 return self._send(404, {"errcode": "M_UNRECOGNIZED"})
 
             def do_PUT(self) -> None:
@@ -77,6 +92,14 @@ class FakePeer:
                         return self._send(500, {"errcode": "M_UNKNOWN"})
                     peer.transactions.append((unquote(url.path.rsplit("/", 1)[1]), body))
                     return self._send(200, {"pdus": {}})
+                if url.path.startswith("/_matrix/federation/v2/send_join/"):
+                    room = peer.rooms.get(unquote(url.path.split("/")[-2]))
+                    if room is None:
+                        return self._send(404, {"errcode": "M_NOT_FOUND"})
+                    answer = room.accept_join(Event(body, room.rv))
+                    if peer.tamper_send_join is not None:
+                        peer.tamper_send_join(answer)
+                    return self._send(200, answer)
                 return self._send(404, {"errcode": "M_UNRECOGNIZED"})
 
             def do_POST(self) -> None:
@@ -140,6 +163,7 @@ class PeerRoom:
         self.state: dict[StateKey, str] = {CREATE_KEY: self.create.event_id}
         self.last = self.create
         peer.events[self.create.event_id] = self.create
+        peer.rooms[self.room_id] = self
         self.timeline: list[Event] = [self.create]
 
     def send(self, event_type: str, content: dict[str, Any], *, sender: str | None = None,
@@ -167,3 +191,36 @@ class PeerRoom:
         evs.append(self.send("m.room.join_rules", {"join_rule": "public"}, state_key=""))
         evs.append(self.send("m.room.history_visibility", {"history_visibility": "shared"}, state_key=""))
         return evs
+
+    def join_template(self, user_id: str) -> dict[str, Any]:
+        """A ``make_join`` template on the room's last event."""
+        content = {"membership": "join"}
+        return {"room_id": self.room_id, "type": "m.room.member", "state_key": user_id, "sender": user_id,
+                "content": content, "origin_server_ts": int(time.time() * 1000), "depth": self.last.depth + 1,
+                "prev_events": [self.last.event_id],
+                "auth_events": select_auth_event_ids(self.rv, "m.room.member", user_id, user_id, content,
+                                                     self.state)}
+
+    def accept_join(self, join: Event) -> dict[str, Any]:
+        """Append a remote server's join; the ``send_join`` answer: the state before it and its auth chain."""
+        before = dict(self.state)
+        self.peer.events[join.event_id] = join
+        self.last = join
+        self.timeline.append(join)
+        self.state[(join.type, join.state_key or "")] = join.event_id
+        chain: dict[str, None] = {}
+        frontier = [*before.values(), join.event_id]
+        while frontier:
+            nxt = []
+            for eid in frontier:
+                for a in self.peer.events[eid].auth_event_ids if eid in self.peer.events else ():
+                    if a not in chain:
+                        chain[a] = None
+                        nxt.append(a)
+            frontier = nxt
+        if self.rv.room_id_is_create_hash:
+            chain.setdefault(self.create.event_id, None)
+        return {"origin": self.peer.server_name, "event": dict(join.pdu), "members_omitted": False,
+                "servers_in_room": [self.peer.server_name],
+                "state": [dict(self.peer.events[e].pdu) for e in before.values()],
+                "auth_chain": [dict(self.peer.events[e].pdu) for e in chain]}
