@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory bench-join soak
+.PHONY: run test lint bench-chat bench-protocol bench-federation bench-memory bench-join bench-fuzz soak
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -41,3 +41,6 @@ bench-join: $(VENV)/.installed
 
 soak: $(VENV)/.installed
 	$(PY) -m bench.soak $(ARGS)
+
+bench-fuzz: $(VENV)/.installed
+	$(PY) -m bench.fuzz_federation $(ARGS)

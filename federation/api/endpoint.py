@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.cache import cache
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.views.decorators.csrf import csrf_exempt
@@ -125,6 +126,9 @@ def matrix_endpoint(methods: tuple[str, ...], *, auth: bool = True) -> Callable[
                                      "retry_after_ms": exc.retry_after_ms}, status=429)
             except MatrixError as exc:
                 return error_response(exc.status, exc.errcode, exc.error)
+            except DataError:  # e.g. a NUL character, which PostgreSQL text cannot hold: nothing was stored
+                log.info("federation request to %s held a value the database cannot store", request.path)
+                return error_response(400, "M_INVALID_PARAM", "The request holds a value that cannot be stored")
             except Exception:
                 log.exception("federation endpoint %s failed", request.path)
                 return error_response(500, "M_UNKNOWN", "Internal server error")

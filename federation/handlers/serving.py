@@ -178,12 +178,13 @@ def get_missing_events(origin: str, room_id: str, body: Any) -> dict[str, Any]:
         raise MatrixError(400, "M_BAD_JSON", "body must be an object")
     earliest = body.get("earliest_events", [])
     latest = body.get("latest_events", [])
-    if not isinstance(earliest, list) or not isinstance(latest, list):
-        raise MatrixError(400, "M_BAD_JSON", "earliest_events and latest_events must be lists")
+    if not isinstance(earliest, list) or not isinstance(latest, list) \
+            or not all(isinstance(e, str) and "\x00" not in e for e in earliest + latest):
+        raise MatrixError(400, "M_BAD_JSON", "earliest_events and latest_events must be lists of event IDs")
     limit = _bounded_int(body.get("limit"), 10, MAX_MISSING)
     min_depth = _bounded_int(body.get("min_depth"), 0, 2**53 - 1)
     seen = set(earliest) | set(latest)
-    frontier = [e for e in latest if isinstance(e, str)]
+    frontier = list(latest)
     out: list[MatrixEvent] = []
     while frontier and len(out) < limit:
         rows = {r.event_id: r for r in MatrixEvent.objects.filter(event_id__in=frontier, room=room)}
