@@ -208,6 +208,8 @@ def room_json(room: Room) -> dict[str, Any]:
                               .values_list("user__username", flat=True))),
     }
     data.update(room_links_json(room))
+    if room.custom_fields:
+        data["customFields"] = room.custom_fields
     if room.type == Room.DIRECT:
         members = list(room.memberships.filter(state=Membership.JOINED).select_related("user"))
         data["usernames"] = sorted(m.user.username for m in members)

@@ -174,6 +174,27 @@ def do_change_room_setting(room: Room, field: str, value: str | bool, *, by: Use
     return room
 
 
+MAX_CUSTOM_FIELDS_BYTES = 10_000
+
+
+@transaction.atomic
+def do_set_custom_fields(room: Room, fields: dict[str, object], *, by: User) -> Room:
+    """Replace the room's Rocket.Chat ``customFields`` (an object of at most 10,000 bytes of JSON).
+
+    They are the chat's own data: not part of the room's Matrix state, so not federated."""
+    import json
+
+    if not isinstance(fields, dict):
+        raise ApiError('The bodyParam "customFields" is required with a type like object.', "error-invalid-params")
+    if len(json.dumps(fields, ensure_ascii=False).encode()) > MAX_CUSTOM_FIELDS_BYTES:
+        raise ApiError("The custom fields are too large (at most 10,000 bytes of JSON)", "error-invalid-params")
+    room = Room.objects.select_for_update().get(id=room.id)
+    room.custom_fields = fields
+    room.save(update_fields=["custom_fields", "updated_at"])
+    _room_updated(room)
+    return room
+
+
 @transaction.atomic
 def do_set_join_code(room: Room, code: str, *, federated: bool) -> Room:
     """Set (or, empty, remove) a channel's join code. A federated channel cannot have one: other

@@ -34,6 +34,7 @@ from rooms.actions.rooms import (
     do_create_room,
     do_delete_room,
     do_set_archived,
+    do_set_custom_fields,
     do_set_default,
     do_set_join_code,
     do_set_room_type,
@@ -377,6 +378,19 @@ class TextSettingView(RoomApiView):
         check_permission(request.user, "edit-room", room)
         room = do_change_room_setting(room, self.field, value, by=request.user)
         return ok(**{self.answer or self.field: getattr(room, self.field)})
+
+
+class SetCustomFieldsView(RoomApiView):
+    """``*.setCustomFields {roomId | roomName, customFields}`` (``edit-room``): answers the room."""
+
+    def post(self, request: Request) -> Response:
+        fields = request.data.get("customFields") if isinstance(request.data, dict) else None
+        if not isinstance(fields, dict):
+            raise ApiError('The bodyParam "customFields" is required with a type like object.', "error-invalid-params")
+        room = room_for_read(request, self.kind)
+        check_permission(request.user, "edit-room", room)
+        room = do_set_custom_fields(room, fields, by=request.user)
+        return ok(**room_answer(self.kind, room))
 
 
 class OnlineView(RoomApiView):

@@ -52,6 +52,7 @@ def _rooms(prefix: str, kind: RoomKind) -> list[URLPattern]:
         route("setDefault", v.SetDefaultView),
         route("setPurpose", v.TextSettingView, field="description", answer="purpose", param_name="purpose"),
         route("online", v.OnlineView),
+        route("setCustomFields", v.SetCustomFieldsView),
         route("setType", v.SetTypeView),
         route("archive", v.ArchiveView, archived=True),
         route("unarchive", v.ArchiveView, archived=False),

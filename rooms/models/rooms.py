@@ -75,6 +75,7 @@ class Room(models.Model):
     join_code = models.CharField(max_length=255, blank=True)
     # Who sees messages from before they were in the room (Matrix's m.room.history_visibility).
     history_visibility = models.CharField(max_length=16, choices=HISTORY_VISIBILITIES, default=SHARED)
+    custom_fields = models.JSONField(default=dict, blank=True)  # Rocket.Chat's customFields (*.setCustomFields)
     archived = models.BooleanField(default=False)
     default = models.BooleanField(default=False)
     creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

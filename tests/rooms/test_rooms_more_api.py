@@ -80,3 +80,23 @@ def test_hide_and_open(live_url: str, make_user: Callable[..., Any], rc_client: 
     assert Membership.objects.get(room=room, user=alice).open_flag is True
     assert _post(rc, live_url, "rooms.open", roomId=room.id).json() == {"success": True}  # already open: fine
     assert _post(rc, live_url, "rooms.open").json()["errorType"] == "invalid-params"
+
+
+def test_set_custom_fields(live_url: str, make_user: Callable[..., Any], rc_client: Callable[..., Any]) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    room = do_create_room(alice, "c", "custom", members=[bob])
+    group = do_create_room(alice, "p", "customgroup", members=[bob])
+    rc = rc_client("alice")
+    r = rc.channels_set_custom_fields(room.id, {"organization": "tra-la-la", "n": 3})
+    assert r["success"] and r["channel"]["customFields"] == {"organization": "tra-la-la", "n": 3}
+    assert rc.channels_info(room_id=room.id)["channel"]["customFields"] == {"organization": "tra-la-la", "n": 3}
+    r = _post(rc, live_url, "groups.setCustomFields", roomId=group.id, customFields={"team": "x"})
+    assert r.json()["group"]["customFields"] == {"team": "x"}
+    for bad in ("not an object", ["a"], None):
+        r = _post(rc, live_url, "channels.setCustomFields", roomId=room.id, customFields=bad)
+        assert r.status_code == 400 and 'bodyParam "customFields"' in r.json()["error"], r.text
+    r = _post(rc, live_url, "channels.setCustomFields", roomId=room.id, customFields={"big": "x" * 20_000})
+    assert r.status_code == 400 and "too large" in r.json()["error"]
+    r = _post(rc_client("bob"), live_url, "channels.setCustomFields", roomId=room.id, customFields={"mine": 1})
+    assert (r.status_code, r.json()["errorType"]) == (400, "error-not-allowed")  # edit-room: owners
+    assert rc.channels_info(room_id=room.id)["channel"]["customFields"] == {"organization": "tra-la-la", "n": 3}
