@@ -1,7 +1,7 @@
 """Benchmark: a Concord user joins a big remote room (many members, many state events).
 
 Run: ``.venv/bin/python -m bench.join_bench [--members 10000] [--state 30000] [--room-version 10]``
-(``--synapse`` also joins the same room from a Synapse on loopback, capped by ``--synapse-timeout``).
+(``--synapse`` then has a Synapse user join the same room too, capped by ``--synapse-timeout``).
 
 What runs, all on this machine (nothing leaves 127.0.0.0/8), with the helpers of
 :mod:`bench.federation_bench` (imported, not copied):
@@ -34,6 +34,13 @@ chat (portal room, one puppet and one membership per joined remote member).
 * what Concord ended up with: state events in the room's current state, members among them,
   chat memberships.
 
+With ``--synapse``, a user of a Synapse on loopback (``tests.federation.synapse_harness``, SQLite)
+then joins the same room through ``POST /_matrix/client/v3/join`` (Synapse does make_join /
+send_join against the peer, which answers with the full state: ``members_omitted`` false, so no
+partial-state join); timed until that call answers, with the Synapse process's CPU seconds and
+RSS/PSS growth, and its joined-member count (``/joined_members``) afterwards. A join that takes
+longer than ``--synapse-timeout`` is reported as not finished.
+
 This is a benchmark, not a test: it asserts nothing about speed.
 """
 
@@ -49,6 +56,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,7 +72,7 @@ from bench.federation_bench import (  # noqa: E402
     prepare_database,
 )
 from federation.protocol import Event, get_room_version  # noqa: E402
-from tests.federation.synapse_harness import make_ca  # noqa: E402
+from tests.federation.synapse_harness import SynapseServer, make_ca  # noqa: E402
 
 CUSTOM_STATE_TYPE = "org.concord.bench"
 
@@ -174,12 +182,55 @@ def concord_outcome(room_id: str) -> dict[str, int]:
             "events": MatrixEvent.objects.filter(room=mroom).count()}
 
 
+def synapse_join(synapse: SynapseServer, room_id: str, via: str, timeout: float, concord_s: float,
+                 concord_cpu: float) -> None:
+    """Time a Synapse user's join of the peer's room; print it next to Concord's figures."""
+    import requests
+
+    from tests.federation.rooms_helpers import SynapseUser
+
+    synapse.start()
+    user = SynapseUser(synapse, f"joiner{int(time.time())}")
+    time.sleep(3)
+    assert synapse.proc is not None
+    pids = [synapse.proc.pid]
+    before = smaps_mb(pids)
+    cpu0 = cpu_seconds(pids)
+    load = os.getloadavg()[0]
+    finished = True
+    with PeakSampler(pids) as sampler:
+        start = time.perf_counter()
+        try:
+            r = synapse.session().post(
+                f"{synapse.base_url}/_matrix/client/v3/join/{quote(room_id, safe='')}", json={},
+                params={"server_name": via}, headers={"Authorization": f"Bearer {user.token}"}, timeout=timeout)
+            if r.status_code != 200:
+                raise RuntimeError(f"Synapse could not join: {r.status_code} {r.text[:500]}")
+        except requests.Timeout:
+            finished = False
+        took = time.perf_counter() - start
+    cpu = cpu_seconds(pids) - cpu0
+    print(f"\nSynapse joins the same room (load average {load:.1f})")
+    if not finished:
+        print(f"  did not finish in {timeout:.0f} s (CPU {cpu:.1f} s so far; "
+              f"RSS growth {sampler.peak[0] - before[0]:.0f} MB, PSS {sampler.peak[1] - before[1]:.0f} MB)")
+        return
+    joined = user._req("GET", f"/rooms/{quote(room_id, safe='')}/joined_members")
+    members = len(joined.json().get("joined", {})) if joined.status_code == 200 else -1
+    print(f"  time to joined (/join answered): {took:7.2f} s   joined members then: {members}")
+    print(f"  CPU: {cpu:.1f} s   growth (peak - before): RSS {sampler.peak[0] - before[0]:.0f} MB, "
+          f"PSS {sampler.peak[1] - before[1]:.0f} MB")
+    print(f"  ratio Synapse/Concord: time x{took / concord_s:.1f}, CPU x{cpu / concord_cpu:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=10000, help="joined members of the room (>= 1)")
     parser.add_argument("--state", type=int, default=30000, help="state events in total (>= members + 5)")
     parser.add_argument("--room-version", default="10", choices=["10", "11", "12"])
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for Concord's join")
+    parser.add_argument("--synapse", action="store_true", help="also join the room from Synapse")
+    parser.add_argument("--synapse-timeout", type=float, default=600, help="seconds to wait for Synapse's join")
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/concord_joinbench"))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
@@ -199,6 +250,7 @@ def main() -> int:
     prepare_database(args.database_url)
     concord_user("benchuser", "bench-password")
     peer = BenchPeer(ca)
+    synapse = SynapseServer(workdir / "synapse", ca) if args.synapse else None
     try:
         t0 = time.perf_counter()
         room = build_big_room(peer, args.room_version, args.members, args.state)
@@ -244,9 +296,13 @@ def main() -> int:
               f"PSS {sampler.peak[1] - before[1]:.0f} MB")
         print(f"  Concord holds: {outcome['state']} current state events ({outcome['joined']} joined members), "
               f"{outcome['events']} events of the room stored")
+        if synapse is not None:
+            synapse_join(synapse, room.room_id, peer.server_name, args.synapse_timeout, usable, cpu)
     finally:
         peer.close()
         concord.stop()
+        if synapse is not None:
+            synapse.stop()
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -45,13 +45,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from federation.models import MatrixEvent, MatrixRoom
 from federation.protocol.events import Event, StateKey
 from federation.protocol.room_versions import RoomVersion, get_room_version
-from federation.store.bulk import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +172,8 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
     Guarantee: the same rows, marks and listener deliveries as calling :func:`persist_event` with
     ``outlier=True, if_exists="update"`` for each pair in order (an existing row's fields are set,
     its ``state_after`` kept), in one transaction, with one query per thousand events to find
-    existing rows and one bulk insert (:func:`~federation.store.bulk.insert_rows`) per thousand new ones
-    instead of two queries per event.
+    existing rows and one bulk insert (a ``COPY`` on PostgreSQL) per thousand new ones instead of two
+    queries per event.
     Returns how many rows were written (inserted or updated).
     """
     latest: dict[str, tuple[Event, str]] = {}
@@ -188,21 +187,25 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
             chunk = items[i:i + 1000]
             existing = {r.event_id: r for r in MatrixEvent.objects.filter(
                 event_id__in=[e.event_id for e, _ in chunk]).defer("pdu", "state_after")}
-            new: list[MatrixEvent] = []
+            new: list[tuple[Event, str, str]] = []
             updated: list[MatrixEvent] = []
             for event, reason in chunk:
                 persisted = PersistedEvent(room.room_id, event, arrival, reason, False)
                 wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
-                row = existing.get(event.event_id) or MatrixEvent(event_id=event.event_id)
-                row.room = room
-                row.type, row.state_key, row.sender = event.type, event.state_key, event.sender
-                row.origin_server_ts, row.depth, row.pdu = event.origin_server_ts, event.depth, dict(event.pdu)
-                row.outlier, row.rejected_reason, row.soft_failed = True, reason, False
-                row.pending_arrival = arrival.value if wanted else ""
-                (updated if row.pk is not None else new).append(row)
+                mark = arrival.value if wanted else ""
+                row = existing.get(event.event_id)
+                if row is None:
+                    new.append((event, reason, mark))
+                else:
+                    row.room = room
+                    row.type, row.state_key, row.sender = event.type, event.state_key, event.sender
+                    row.origin_server_ts, row.depth, row.pdu = event.origin_server_ts, event.depth, dict(event.pdu)
+                    row.outlier, row.rejected_reason, row.soft_failed = True, reason, False
+                    row.pending_arrival = mark
+                    updated.append(row)
                 if wanted:
                     _queue().append((persisted, wanted))
-            insert_rows(MatrixEvent, new)
+            _insert_outliers(room, new)
             if updated:
                 MatrixEvent.objects.bulk_update(updated, ["room", "type", "state_key", "sender", "origin_server_ts",
                                                           "depth", "pdu", "outlier", "rejected_reason",
@@ -211,6 +214,46 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
         if _queue():
             transaction.on_commit(_deliver_committed)
     return written
+
+
+# The columns _insert_outliers copies, in its rows' order (the others: ``stream``, from its sequence,
+# and ``state_after``, NULL). A model change that adds a column makes it fall back to bulk_create.
+_COPIED = ("event_id", "room_id", "type", "state_key", "sender", "origin_server_ts", "depth", "pdu", "outlier",
+           "rejected_reason", "soft_failed", "received_at", "pending_arrival")
+
+
+def _insert_outliers(room: MatrixRoom, rows: list[tuple[Event, str, str]]) -> None:
+    """Insert new outlier rows ``(event, rejected_reason, pending_arrival)`` of ``room``.
+
+    On PostgreSQL (psycopg 3) through one ``COPY`` of the values straight from the events: Django's
+    ``bulk_create`` would build a model instance per row and quote every value in Python, most of
+    the cost of storing a big room's state. Elsewhere through ``bulk_create``. Same rows either way.
+    """
+    if not rows:
+        return
+    now = timezone.now()
+    if connection.vendor != "postgresql" or not _is_psycopg3() or \
+            {f.column for f in MatrixEvent._meta.concrete_fields} != {*_COPIED, "stream", "state_after"}:
+        MatrixEvent.objects.bulk_create([MatrixEvent(
+            event_id=ev.event_id, room=room, type=ev.type, state_key=ev.state_key, sender=ev.sender,
+            origin_server_ts=ev.origin_server_ts, depth=ev.depth, pdu=dict(ev.pdu), outlier=True,
+            rejected_reason=reason, soft_failed=False, pending_arrival=mark) for ev, reason, mark in rows])
+        return
+    from psycopg.types.json import Jsonb
+
+    qn = connection.ops.quote_name
+    sql = f"COPY {qn(MatrixEvent._meta.db_table)} ({', '.join(qn(c) for c in _COPIED)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # the psycopg cursor under Django's
+        for ev, reason, mark in rows:
+            copy.write_row((ev.event_id, room.room_id, ev.type, ev.state_key, ev.sender, ev.origin_server_ts,
+                            ev.depth, Jsonb(dict(ev.pdu)), True, reason, False, now, mark))
+
+
+def _is_psycopg3() -> bool:
+    # Imported here: the module imports the PostgreSQL driver, absent from SQLite-only installs.
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return bool(is_psycopg3)
 
 
 def _wants(wants: Wants, persisted: PersistedEvent) -> bool:
