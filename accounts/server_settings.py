@@ -13,7 +13,8 @@ Design:
   :class:`~accounts.models.ServerSetting`; :func:`value` reads them all with one Redis GET (the
   Django cache, shared by every process), loading the table into it on a miss. A writer
   (:func:`accounts.actions.do_set_server_setting`) puts the fresh table into the cache after its
-  commit, so every process sees a change on its next read.
+  commit, so the writing process sees a change at once and every other process within
+  :data:`LOCAL_SECONDS` (its own copy's lifetime).
 * A reader that loaded the table just before a commit only adds its copy when the key is absent,
   so it cannot replace a writer's fresher one. Two admins writing at the same instant could leave
   one write out of the cache; the cache entry expires after :data:`CACHE_SECONDS`, which bounds it.
@@ -22,6 +23,7 @@ Design:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,23 +169,43 @@ def load_stored() -> dict[str, Any]:
         return {}
 
 
+LOCAL_SECONDS = 1.0
+"""How long a process reuses the values it last read from the shared cache: the hot paths
+(every chat message reads the bad-words switch, every inbound message the federation switches)
+would otherwise pay a Redis round trip per read. A change reaches the writing process at once and
+every other process within this time."""
+
+_local: tuple[float, dict[str, Any]] | None = None
+
+
 def stored_values() -> dict[str, Any]:
-    """The stored values as every process sees them: from the shared cache, else the database."""
+    """The stored values as every process sees them: this process's copy if under
+    :data:`LOCAL_SECONDS` old, else the shared cache, else the database."""
+    global _local
+    now = time.monotonic()
+    local = _local
+    if local is not None and now - local[0] < LOCAL_SECONDS:
+        return local[1]
     values = cache.get(CACHE_KEY)
-    if isinstance(values, dict):
-        return values
-    values = load_stored()
-    cache.add(CACHE_KEY, values, timeout=CACHE_SECONDS)
+    if not isinstance(values, dict):
+        values = load_stored()
+        cache.add(CACHE_KEY, values, timeout=CACHE_SECONDS)
+    _local = (now, values)
     return values
 
 
 def publish_stored() -> None:
     """Put the table, as committed, into the shared cache (writers call it after commit)."""
-    cache.set(CACHE_KEY, load_stored(), timeout=CACHE_SECONDS)
+    global _local
+    values = load_stored()
+    cache.set(CACHE_KEY, values, timeout=CACHE_SECONDS)
+    _local = (time.monotonic(), values)
 
 
 def forget_stored() -> None:
-    """Drop the cached copy: the next read loads the table (tests whose database was emptied)."""
+    """Drop the cached copies: the next read loads the table (tests whose database was emptied)."""
+    global _local
+    _local = None
     cache.delete(CACHE_KEY)
 
 
