@@ -13,6 +13,8 @@ client's Federation page uses it):
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db import IntegrityError
 from django.db.models import Count
 from rest_framework.request import Request
@@ -50,8 +52,6 @@ def _rules() -> dict[str, object]:
 
 
 def _ms_iso(ms: int | None) -> str | None:
-    from datetime import UTC, datetime
-
     return iso(datetime.fromtimestamp(ms / 1000, tz=UTC)) if ms else None
 
 

@@ -239,7 +239,7 @@ def _insert_outliers(room: MatrixRoom, rows: list[tuple[Event, str, str]]) -> No
             origin_server_ts=ev.origin_server_ts, depth=ev.depth, pdu=dict(ev.pdu), outlier=True,
             rejected_reason=reason, soft_failed=False, pending_arrival=mark) for ev, reason, mark in rows])
         return
-    from psycopg.types.json import Jsonb
+    from psycopg.types.json import Jsonb  # PostgreSQL only: SQLite took the branch above
 
     qn = connection.ops.quote_name
     sql = f"COPY {qn(MatrixEvent._meta.db_table)} ({', '.join(qn(c) for c in _COPIED)}) FROM STDIN"
