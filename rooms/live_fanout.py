@@ -232,6 +232,7 @@ class Hub:
             reader.cancel()
 
     async def _connect(self) -> tuple[Any, Any]:
+        # Imported on the first socket: worker and beat processes publish but never subscribe.
         import redis.asyncio as aioredis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
