@@ -29,10 +29,11 @@ destination); the request bodies and X-Matrix headers are built before the clock
 * *accepted/s*: PDUs / time until the last ``/send`` was answered 200 (per-PDU errors counted);
 * *persisted/s*: PDUs actually persisted (accepted, not rejected, not soft-failed, not outliers;
   counted in each server's database afterwards) / time until the server is done: for Concord the
-  last answer (it answers ``/send`` only after processing, so both figures match), for Synapse the
+  moment the last event of every room is persisted and mirrored into the chat (its chat message
+  exists), polled every 20 ms; for Synapse the
   moment its inbound staging table is empty and the last event of every room is visible through
-  ``GET /rooms/{id}/event/{id}`` of its joined user, polled every 20 ms. Synapse answers ``/send``
-  once the PDUs are staged and persists them in the background; when a room's staging area grows
+  ``GET /rooms/{id}/event/{id}`` of its joined user, polled every 20 ms. Both answer ``/send``
+  once the PDUs are staged and persist them in the background; when a room's staging area grows
   past about a hundred events it prunes it (keeping the newest), so under this load it persists
   only part of what it accepted; the rest would be fetched later only if a client paginates.
   The count of persisted events is printed for both, so neither can look fast by dropping work.
@@ -510,13 +511,15 @@ def concord_user(name: str, password: str) -> None:
 
 
 def concord_persisted(event_ids: list[str]) -> bool:
+    """Persisted and mirrored into the chat (each event's chat message made)."""
     from django.db import close_old_connections
 
-    from federation.models import MatrixEvent
+    from federation.models import BridgedMessage, MatrixEvent
 
     close_old_connections()
     return MatrixEvent.objects.filter(event_id__in=event_ids, outlier=False, rejected_reason="",
-                                      soft_failed=False).count() == len(set(event_ids))
+                                      soft_failed=False).count() == len(set(event_ids)) \
+        and BridgedMessage.objects.filter(event_id__in=event_ids).count() == len(set(event_ids))
 
 
 def concord_count_persisted(event_ids: list[str]) -> int:

@@ -90,3 +90,11 @@ CONCORD_FEDERATION_PRESENCE: bool = os.environ.get("CONCORD_FEDERATION_PRESENCE"
 CONCORD_FEDERATION_STALL_NOTICE_AFTER: float = float(os.environ.get("CONCORD_FEDERATION_STALL_NOTICE_AFTER", "3600"))
 # Largest remote public room (directory member count) users may join from the directory (0: no cap).
 CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE: int = int(os.environ.get("CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE", "100"))
+
+# Inbound transactions (federation.handlers.receive, federation.handlers.room_queue): ``/send``
+# stages the checked PDUs durably, hands their rooms to this process's room queue and answers after
+# at most this many seconds (default 0: at once, as Synapse does; a PDU still being processed then
+# reads ``{}``). Tests wait longer to read every PDU's verdict in the answer.
+CONCORD_FEDERATION_SEND_WAIT: float = float(os.environ.get("CONCORD_FEDERATION_SEND_WAIT", "0"))
+# Threads per process that process staged PDUs (one room at a time each; a room's events in order).
+CONCORD_FEDERATION_INBOUND_THREADS: int = int(os.environ.get("CONCORD_FEDERATION_INBOUND_THREADS", "2"))

@@ -135,6 +135,16 @@ def unsent_window() -> float:
     return float(_get("CONCORD_FEDERATION_UNSENT_WINDOW", 3600))
 
 
+def send_wait() -> float:
+    """Seconds ``/send`` waits for its PDUs' processing before answering (``CONCORD_FEDERATION_SEND_WAIT``, 0)."""
+    return max(0.0, float(_get("CONCORD_FEDERATION_SEND_WAIT", 0)))
+
+
+def inbound_threads() -> int:
+    """Threads per process that process staged PDUs (``CONCORD_FEDERATION_INBOUND_THREADS``, 2)."""
+    return max(1, int(_get("CONCORD_FEDERATION_INBOUND_THREADS", 2)))
+
+
 def max_concurrent_requests() -> int:
     """Requests one remote server may have in progress at once (``CONCORD_FEDERATION_MAX_CONCURRENT``, 5)."""
     return int(_get("CONCORD_FEDERATION_MAX_CONCURRENT", 5))

@@ -40,9 +40,9 @@ from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.events import Event
 from federation.protocol.ids import UserId
-from federation.store.events import Arrival, PersistedEvent
+from federation.store.events import Arrival, PersistedEvent, delivery_memo
 from federation.store.room_state import privileged_creators
-from rooms.access import check_can_post
+from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.actions.memberships import (
     do_add_member,
     do_ban,
@@ -147,8 +147,10 @@ def on_message(ev: Incoming) -> None:
     file = convert.incoming_file(ev.event.content)
     live = ev.arrival is Arrival.LIVE
     if live:  # the chat's post check too (muted, banned, not joined), except read-only: Matrix's
-        try:  # power levels already decided who may write (the room's read-only follows them)
-            check_can_post(ev.sender, ev.room, read_only_decided=True)
+        memo = delivery_memo()  # power levels already decided who may write (read-only follows them)
+        key = ("membership", ev.room.id, ev.sender.id)
+        try:
+            memo[key] = check_can_post(ev.sender, ev.room, memo.get(key, UNKNOWN_MEMBERSHIP), read_only_decided=True)
         except ApiError as exc:
             log.info("refused the message %s by %s: %s", ev.event.event_id, ev.event.sender, exc)
             return
@@ -157,7 +159,9 @@ def on_message(ev: Incoming) -> None:
                           thread_root_id=root.id if root is not None else None,
                           quoted_id=quoted.id if quoted is not None else None, skip_post_check=True,
                           created_at=convert.sent_at(ev.event.origin_server_ts), mentions=mentions)
-    BridgedMessage.objects.get_or_create(event_id=ev.event.event_id, defaults={"message_id": msg.id})
+    # Checked absent above, and the store delivers an event to one listener call at a time: a link
+    # there after all fails the insert, rolling back the message too (the event is redelivered).
+    BridgedMessage.objects.create(event_id=ev.event.event_id, message_id=msg.id)
     if file is not None:
         remote_media.queue_file(msg, ev.event.event_id, file)
 
@@ -304,11 +308,19 @@ def on_persisted(p: PersistedEvent) -> None:
     """Mirror one persisted event in the linked chat room (no-op without a portal)."""
     if not wants(p):
         return
-    mroom = matrix_room(p.room_id)
+    # Consecutive messages of one delivery (a transaction's burst) share the portal, the senders
+    # and their memberships (see delivery_memo): a message changes none of them. Any other event
+    # may (a name, a member, power levels), so it starts afresh.
+    memo = delivery_memo()
+    if p.event.type != "m.room.message":
+        memo.clear()
+    mroom = memo.get(("portal", p.room_id)) or matrix_room(p.room_id)
     if mroom is None or mroom.chat_room is None:
         return
+    memo[("portal", p.room_id)] = mroom
     # The store runs each listener call in a savepoint and logs what it raises: a handler that
     # fails leaves nothing half-written and does not stop the room's other events.
     with applying_remote():
-        sender = user_for_mxid(p.event.sender, fetch_profile=False)
+        sender = memo.get(("user", p.event.sender)) or user_for_mxid(p.event.sender, fetch_profile=False)
+        memo[("user", p.event.sender)] = sender
         INCOMING[p.event.type](Incoming(mroom, mroom.chat_room, p.event, sender, p.arrival))

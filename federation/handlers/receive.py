@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from federation import config
+from federation.handlers import room_queue
 from federation.handlers.edus import dispatch_edus
 from federation.handlers.keys import TransactionKeyStore
 from federation.handlers.pdu_checks import check_received_pdu, event_id_or_none, room_id_of
@@ -136,11 +138,16 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
             results[event_id] = {"error": error} if error else {}
             if room_id and room_id not in staged_rooms:
                 staged_rooms.append(room_id)
-        for room_id in staged_rooms:
-            for event_id, error in process_staged(room_id, origin).items():
+        futures = [room_queue.submit(room_id, origin, process_staged) for room_id in staged_rooms]
+        done, pending = wait(futures, timeout=config.send_wait()) if futures else (set(), set())
+        for future in done:
+            for event_id, error in future.result().items():
                 if event_id in results:
                     results[event_id] = {"error": error} if error else {}
-        dispatch_edus(origin, edus, room_allowed=ctx.origin_allowed_in)
+        if pending:  # after the transaction's PDUs, as a receipt may name one of them
+            room_queue.after(futures, lambda: dispatch_edus(origin, edus, room_allowed=ctx.origin_allowed_in))
+        else:
+            dispatch_edus(origin, edus, room_allowed=ctx.origin_allowed_in)
         answer = {"pdus": results}
         try:
             InboundTransaction.objects.create(origin=origin, txn_id=txn_id, response_code=200, response=answer)
@@ -233,31 +240,39 @@ def process_staged(room_id: str, origin: str) -> dict[str, str]:
     its processing failed, so a crash leaves it for the next run, and re-processing a stored event
     is a no-op that reports its earlier verdict.
     """
-    lock = f"fed:room-lock:{room_id}"
-    if not cache.add(lock, 1, timeout=300):
-        return {}
     results: dict[str, str] = {}
-    try:
-        room = MatrixRoom.objects.filter(room_id=room_id).first()
-        run: _RoomRun | None = None
-        if room is not None:
-            try:
-                run = _RoomRun(room_id, get_room_version(room.room_version), OrmEventStore(room))
-            except UnsupportedRoomVersion:
-                run = None
-        while True:
-            chunk = list(StagedPDU.objects.filter(room_id=room_id).order_by("id")[:STAGED_CHUNK])
-            if not chunk:
-                break
-            if run is None:
-                for staged in chunk:
-                    results[staged.event_id] = f"this server cannot process events of room {room_id}"
-                StagedPDU.objects.filter(pk__in=[s.pk for s in chunk]).delete()
-                continue
-            _process_chunk(run, chunk, origin, results)
-    finally:
-        cache.delete(lock)
+    lock = f"fed:room-lock:{room_id}"
+    # Whoever holds the lock re-checks the queue after releasing it, so rows staged while it ran
+    # (whose stager found the lock taken) are processed now, not at the next beat.
+    while cache.add(lock, 1, timeout=300):
+        try:
+            _process_room_queue(room_id, origin, results)
+        finally:
+            cache.delete(lock)
+        if not StagedPDU.objects.filter(room_id=room_id).exists():
+            break
     return results
+
+
+def _process_room_queue(room_id: str, origin: str, results: dict[str, str]) -> None:
+    """Process the room's staged rows until none is left (the caller holds the room's lock)."""
+    room = MatrixRoom.objects.filter(room_id=room_id).first()
+    run: _RoomRun | None = None
+    if room is not None:
+        try:
+            run = _RoomRun(room_id, get_room_version(room.room_version), OrmEventStore(room))
+        except UnsupportedRoomVersion:
+            run = None
+    while True:
+        chunk = list(StagedPDU.objects.filter(room_id=room_id).order_by("id")[:STAGED_CHUNK])
+        if not chunk:
+            break
+        if run is None:
+            for staged in chunk:
+                results[staged.event_id] = f"this server cannot process events of room {room_id}"
+            StagedPDU.objects.filter(pk__in=[s.pk for s in chunk]).delete()
+            continue
+        _process_chunk(run, chunk, origin, results)
 
 
 def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: dict[str, str]) -> None:
@@ -522,7 +537,8 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
     state_after = dict(state_before)
     if not rejected and event.is_state:
         state_after[event.state_key_tuple] = event.event_id
-    with transaction.atomic():
+    # No savepoint of its own: the caller's (one per staged row) already isolates this event.
+    with transaction.atomic(savepoint=False):
         room = run.locked_room or MatrixRoom.objects.select_for_update().get(pk=run.room_id)
         if run.hold_lock:
             run.locked_room = room
@@ -534,7 +550,8 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
                 soft_failed = True
                 log.info("soft-failed %s: %s", event.event_id, exc)
         persist_event(room, event, arrival=Arrival.LIVE, state_after=state_after, outlier=False,
-                      rejected_reason=rejected, soft_failed=soft_failed)
+                      rejected_reason=rejected, soft_failed=soft_failed,
+                      if_exists="replace" if existing is not None else "new")
         store.remember(event, rejected=bool(rejected))
         run.state_after[event.event_id] = state_after
         if run.stored is not None:

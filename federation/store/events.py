@@ -112,7 +112,7 @@ def decode_state(data: Any) -> dict[StateKey, str]:
     return {(t, sk): eid for t, sk, eid in (data or [])}
 
 
-IfExists = Literal["keep", "replace", "update"]
+IfExists = Literal["keep", "replace", "update", "new"]
 
 
 def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
@@ -130,7 +130,9 @@ def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
         soft_failed: it passed auth but not against the current state.
         if_exists: an existing row with the same ID is ``"kept"`` (nothing written, False returned),
             ``"replace"``-d (deleted, then the new row inserted), or ``"update"``-d in place (its
-            fields set from these arguments; ``state_after`` kept when None is given).
+            fields set from these arguments; ``state_after`` kept when None is given), or ``"new"``:
+            the caller knows there is none (it checked under the room's lock), so the row is
+            inserted without a savepoint or a delete first (a row there after all fails the insert).
 
     Returns whether a row was written. Guarantee: the row and its listener mark commit together.
     """
@@ -144,6 +146,13 @@ def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
         pending_arrival=arrival.value if wanted else "")
     if state_after is not None:
         fields["state_after"] = encode_state(state_after)
+    if if_exists == "new":
+        with transaction.atomic(savepoint=False):  # one INSERT: atomic alone; a transaction if none is open
+            MatrixEvent.objects.create(event_id=event.event_id, **fields)
+            if wanted:
+                _queue().append((persisted, wanted))
+                transaction.on_commit(_deliver_committed)
+        return True
     with transaction.atomic():
         if if_exists == "keep":
             _, created = MatrixEvent.objects.get_or_create(event_id=event.event_id, defaults=fields)
@@ -268,6 +277,15 @@ Delivery = tuple[PersistedEvent, list[Listener]]
 _local = threading.local()
 
 
+def delivery_memo() -> dict[Any, Any]:
+    """Scratch space that listeners share for the rest of the current delivery (one transaction),
+    e.g. rows that consecutive events of a transaction all need. Emptied whenever a listener call
+    fails (its savepoint was rolled back, so what it put here may not exist) and dropped when the
+    delivery ends; outside a delivery, a fresh dict each call (nothing is kept)."""
+    memo: dict[Any, Any] | None = getattr(_local, "memo", None)
+    return memo if memo is not None else {}
+
+
 def _queue() -> list[Delivery]:
     queue: list[Delivery] | None = getattr(_local, "queue", None)
     if queue is None:
@@ -312,20 +330,26 @@ def _deliver(batch: list[Delivery]) -> None:
             rows = rows.select_for_update(skip_locked=True)
         mine = set(rows.values_list("event_id", flat=True))
         retry: set[str] = set()
-        for persisted, listeners in batch:
-            if persisted.event.event_id not in mine:
-                continue
-            for fn in listeners:
-                try:
-                    with transaction.atomic():
-                        fn(persisted)
-                except DatabaseError:
-                    log.exception("listener %s failed on %s; it will be redelivered", getattr(fn, "__name__", fn),
-                                  persisted.event.event_id)
-                    retry.add(persisted.event.event_id)
-                except Exception:  # one listener's failure must not keep the event from the others
-                    log.exception("listener %s failed on %s", getattr(fn, "__name__", fn),
-                                  persisted.event.event_id)
+        _local.memo = {}
+        try:
+            for persisted, listeners in batch:
+                if persisted.event.event_id not in mine:
+                    continue
+                for fn in listeners:
+                    try:
+                        with transaction.atomic():
+                            fn(persisted)
+                    except DatabaseError:
+                        _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
+                        log.exception("listener %s failed on %s; it will be redelivered",
+                                      getattr(fn, "__name__", fn), persisted.event.event_id)
+                        retry.add(persisted.event.event_id)
+                    except Exception:  # one listener's failure must not keep the event from the others
+                        _local.memo.clear()
+                        log.exception("listener %s failed on %s", getattr(fn, "__name__", fn),
+                                      persisted.event.event_id)
+        finally:
+            _local.memo = None
         MatrixEvent.objects.filter(event_id__in=mine - retry).update(pending_arrival="")
 
 

@@ -101,6 +101,9 @@ def fed(settings: Any, concord_tls: ConcordTLS, fed_ca: TestCA, transactional_db
     settings.CONCORD_FEDERATION_BACKOFF_MIN = 0.2
     settings.CONCORD_FEDERATION_BACKOFF_MAX = 1.0
     settings.CONCORD_FEDERATION_TIMEOUT = 10
+    # /send answers once its PDUs are processed, so tests read every verdict in the answer (the
+    # default answers at once; tests/federation/test_send_answers_at_once.py covers that).
+    settings.CONCORD_FEDERATION_SEND_WAIT = 60
     keys.clear_fetch_failures()
     discovery.clear_caches()
     sessions.close_sessions()
