@@ -53,9 +53,15 @@ def main() -> int:
     total_requests = 0
     findings = 0
     print(f"{args.examples} examples per campaign, {len(CAMPAIGNS)} campaigns at once")
+    finished: dict[str, float] = {}
+    while len(finished) < len(procs):  # each campaign's own duration (they end at different times)
+        for name, (proc, _, _) in procs.items():
+            if name not in finished and proc.poll() is not None:
+                finished[name] = time.time()
+        time.sleep(1)
     for name, (proc, log, started) in procs.items():
         code = proc.wait()
-        elapsed = time.time() - started
+        elapsed = finished[name] - started
         text = log.read_text(errors="replace")
         # hypothesis' statistics, per phase: "- N passing, M failing, and K invalid test cases"
         counts = re.findall(r"(\d+) passing, (\d+) failing, and (\d+) invalid", text)
