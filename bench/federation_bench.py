@@ -511,15 +511,17 @@ def concord_user(name: str, password: str) -> None:
 
 
 def concord_persisted(event_ids: list[str]) -> bool:
-    """Persisted and mirrored into the chat (each event's chat message made)."""
+    """Persisted, and the messages among them mirrored into the chat (their chat message made)."""
     from django.db import close_old_connections
 
     from federation.models import BridgedMessage, MatrixEvent
 
     close_old_connections()
-    return MatrixEvent.objects.filter(event_id__in=event_ids, outlier=False, rejected_reason="",
-                                      soft_failed=False).count() == len(set(event_ids)) \
-        and BridgedMessage.objects.filter(event_id__in=event_ids).count() == len(set(event_ids))
+    stored = MatrixEvent.objects.filter(event_id__in=event_ids, outlier=False, rejected_reason="", soft_failed=False)
+    if stored.count() != len(set(event_ids)):
+        return False
+    messages = list(stored.filter(type="m.room.message").values_list("event_id", flat=True))
+    return BridgedMessage.objects.filter(event_id__in=messages).count() == len(messages)
 
 
 def concord_count_persisted(event_ids: list[str]) -> int:

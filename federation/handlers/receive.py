@@ -280,7 +280,8 @@ def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: 
 
     Design: a commit costs a WAL flush, which is most of an event's cost when each event commits
     alone. Events whose prev and auth events are all known locally are processed inside one
-    database transaction, each in its own savepoint (a failing event rolls back alone), and the
+    database transaction (first without a savepoint per event; if one raises, the group is rolled
+    back and redone with a savepoint per event, so a failing event rolls back alone), and the
     group's staged rows are deleted in that same transaction: a crash loses the group's work and
     keeps its rows staged, so it is redone (at least once, idempotently). An event that needs a
     network fetch (missing prev or auth events) first commits the open group, then is processed on
@@ -297,18 +298,51 @@ def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: 
             StagedPDU.objects.filter(pk=chunk[i].pk).delete()
             i += 1
             continue
+        start = i
         try:
-            with transaction.atomic():
-                run.hold_lock = True
-                done: list[int] = []
-                while i < len(chunk) and (not done or not _needs_fetch(run, Event(chunk[i].pdu, run.rv))):
+            i = _process_group(run, chunk, start, origin, results, isolate=False)
+        except Exception:  # the whole group rolled back: redone with a savepoint per event
+            log.info("a group of %s staged events failed; redoing it event by event", run.room_id, exc_info=True)
+            _forget_run_caches(run)
+            i = _process_group(run, chunk, start, origin, results, isolate=True)
+
+
+def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, results: dict[str, str], *,
+                   isolate: bool) -> int:
+    """Process ``chunk[i:]`` up to the next event that needs a fetch, in one transaction that also
+    deletes their staged rows; returns the index after the group.
+
+    ``isolate=False`` (first try): no savepoint per event, so an event that raises rolls the whole
+    group back and propagates (the caller then redoes the group with ``isolate=True``, where each
+    event has its own savepoint and one that fails is recorded as an internal error alone). Groups
+    hold no fetch, so a redo repeats no request to another server.
+    """
+    try:
+        with transaction.atomic():
+            run.hold_lock = True
+            done: list[int] = []
+            while i < len(chunk) and (not done or not _needs_fetch(run, Event(chunk[i].pdu, run.rv))):
+                if isolate:
                     _process_staged_row(run, chunk[i], origin, results)
-                    done.append(chunk[i].pk)
-                    i += 1
-                StagedPDU.objects.filter(pk__in=done).delete()
-        finally:
-            run.hold_lock = False
-            run.locked_room = None
+                else:
+                    staged = chunk[i]
+                    results[staged.event_id] = _process_event(run, Event(staged.pdu, run.rv),
+                                                              staged.origin or origin, fetch=True)
+                done.append(chunk[i].pk)
+                i += 1
+            StagedPDU.objects.filter(pk__in=done).delete()
+    finally:
+        run.hold_lock = False
+        run.locked_room = None
+    return i
+
+
+def _forget_run_caches(run: _RoomRun) -> None:
+    """After a rollback: what the run remembered may be of rolled-back events; read it again."""
+    run.state_after.clear()
+    run.store = OrmEventStore(run.store.room)
+    run.locked_room = None
+    run.stored = None
 
 
 def _process_staged_row(run: _RoomRun, staged: StagedPDU, origin: str, results: dict[str, str]) -> None:

@@ -332,25 +332,30 @@ def _deliver(batch: list[Delivery]) -> None:
         retry: set[str] = set()
         _local.memo = {}
         try:
-            for persisted, listeners in batch:
-                if persisted.event.event_id not in mine:
-                    continue
-                for fn in listeners:
-                    try:
-                        with transaction.atomic():
-                            fn(persisted)
-                    except DatabaseError:
-                        _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
-                        log.exception("listener %s failed on %s; it will be redelivered",
-                                      getattr(fn, "__name__", fn), persisted.event.event_id)
-                        retry.add(persisted.event.event_id)
-                    except Exception:  # one listener's failure must not keep the event from the others
-                        _local.memo.clear()
-                        log.exception("listener %s failed on %s", getattr(fn, "__name__", fn),
-                                      persisted.event.event_id)
+            _run_listeners(batch, mine, retry)
         finally:
             _local.memo = None
         MatrixEvent.objects.filter(event_id__in=mine - retry).update(pending_arrival="")
+
+
+def _run_listeners(batch: list[Delivery], mine: set[str], retry: set[str]) -> None:
+    """Run the listeners of the events in ``mine``, in order, each call in its own savepoint; a
+    failure is logged and recorded (``retry`` on a database error) alone."""
+    for persisted, listeners in batch:
+        if persisted.event.event_id not in mine:
+            continue
+        for fn in listeners:
+            try:
+                with transaction.atomic():
+                    fn(persisted)
+            except DatabaseError:
+                _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
+                log.exception("listener %s failed on %s; it will be redelivered", getattr(fn, "__name__", fn),
+                              persisted.event.event_id)
+                retry.add(persisted.event.event_id)
+            except Exception:  # one listener's failure must not keep the event from the others
+                _local.memo.clear()
+                log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
 
 
 def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) -> int:

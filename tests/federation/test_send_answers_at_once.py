@@ -117,3 +117,35 @@ def test_the_answer_comes_while_the_processing_is_still_blocked(fed: ConcordTLS,
         release.set()
         unregister_listener(blocker)
     _wait_for(lambda: _accepted_in_order(room.room_id) == [msg.event_id], "the held event")
+
+
+def test_an_event_that_breaks_its_group_is_refused_alone_and_the_rest_is_kept(
+        fed: ConcordTLS, peer: FakePeer, monkeypatch: Any) -> None:
+    """A group of staged events is first processed without a savepoint per event; one that raises
+    rolls the group back, and the redo (a savepoint per event) refuses only that one."""
+    import federation.handlers.receive as receive
+
+    room = joined_room(fed, peer)
+    batch = [room.send("m.room.message", {"msgtype": "m.text", "body": f"g{i}"}) for i in range(3)]
+    # The broken one on a side branch, so that the events after it do not need it as a prev event.
+    batch.append(room.send("m.room.message", {"msgtype": "m.text", "body": "side"}, advance=False))
+    batch += [room.send("m.room.message", {"msgtype": "m.text", "body": f"g{i}"}) for i in range(3, 5)]
+    original = receive._process_event
+    calls: list[str] = []
+
+    def breaks_on_the_fourth(run: Any, event: Any, origin: str, *, fetch: bool) -> str:
+        calls.append(event.event_id)
+        if event.event_id == batch[3].event_id:
+            raise RuntimeError("simulated failure")
+        return original(run, event, origin, fetch=fetch)
+
+    monkeypatch.setattr(receive, "_process_event", breaks_on_the_fourth)
+    results = send_txn(fed, peer, [e.pdu for e in batch])
+    assert results[batch[3].event_id] == {"error": "internal error: RuntimeError"}
+    assert all(results[e.event_id] == {} for e in batch if e is not batch[3])
+    assert calls.count(batch[0].event_id) == 2  # the first try rolled back, then the redo
+    from federation.models import MatrixEvent, StagedPDU
+
+    assert not MatrixEvent.objects.filter(event_id=batch[3].event_id).exists()
+    assert MatrixEvent.objects.filter(event_id__in=[e.event_id for e in batch]).count() == 5
+    assert not StagedPDU.objects.exists()
