@@ -302,7 +302,7 @@ def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: 
         try:
             i = _process_group(run, chunk, start, origin, results, isolate=False)
         except Exception:  # the whole group rolled back: redone with a savepoint per event
-            log.info("a group of %s staged events failed; redoing it event by event", run.room_id, exc_info=True)
+            log.info("a group of staged events of %s failed; redoing it event by event", run.room_id, exc_info=True)
             _forget_run_caches(run)
             i = _process_group(run, chunk, start, origin, results, isolate=True)
 
