@@ -200,6 +200,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_PREFIX,
+        # One pool per process: Django's default makes one per request under ASGI (chat/redis_pool.py).
+        "OPTIONS": {"pool_class": "chat.redis_pool.SharedConnectionPool"},
     }
 }
 

@@ -5,7 +5,8 @@ Publishers (:func:`rooms.events.send_to_room`, any process, after commit) ``PUBL
 text on ``<prefix>:live:<group>``. In every web process, one :class:`Hub` per event loop holds one
 Redis pub/sub connection, subscribed to exactly the groups that have a local socket, and pushes
 each text as it arrives into the :class:`SocketSink` of every local socket in the group. A sink
-writes its frames to its socket from its own task. Nothing on the way decodes or re-encodes the
+writes its frames to its socket from its own task, all the frames pending at that moment in one
+``write()`` under uvicorn (:mod:`rooms.ws_batch`). Nothing on the way decodes or re-encodes the
 event (the text was made once by the publisher), and there is no per-socket channel, queue in
 Redis or Channels dispatch.
 
@@ -46,6 +47,7 @@ from typing import Any
 from django.conf import settings
 
 from rooms.events import live_channel, room_group
+from rooms.ws_batch import text_writer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ RESYNC_FRAME = json.dumps({"type": "resync", "room_id": None, "data": {}}, separ
 
 _ROOM_DELETED = '{"type":"room.deleted"'
 _RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+_BATCH = 256
+"""At most this many of a socket's pending frames go out in one write (:mod:`rooms.ws_batch`)."""
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -78,6 +82,7 @@ class SocketSink:
 
     def __init__(self, send: Send, *, limit: int | None = None) -> None:
         self._send = send
+        self._write = text_writer(send)
         self._limit = max_buffered() if limit is None else limit
         self._frames: deque[str] = deque()
         self._wake: asyncio.Future[None] | None = None
@@ -123,7 +128,9 @@ class SocketSink:
         try:
             while True:
                 while self._frames:
-                    await self._send({"type": "websocket.send", "text": self._frames.popleft()})
+                    frames = self._frames
+                    batch = [frames.popleft() for _ in range(min(len(frames), _BATCH))]
+                    await self._write(batch)
                 if self._close_code is not None:
                     await self._send({"type": "websocket.close", "code": self._close_code})
                     return
