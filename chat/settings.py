@@ -115,8 +115,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.envi
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A connection broken while idle in the pool (PostgreSQL restarted, a failover, an idle
     # timeout) would otherwise be handed to the next request, which fails with a 500: with health
-    # checks on, the pool tests each connection as it lends it (an empty query, one round trip on
-    # an idle connection) and replaces a broken one.
+    # checks on, the pool tests each connection as it lends it and replaces a broken one.
+    # The check asks the socket first and sends the empty query only when the server wrote to an
+    # idle connection (chat/db_pool_check.py, installed at start-up): no round trip per request.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = os.environ.get("CONCORD_DB_HEALTH_CHECKS", "1") == "1"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": int(os.environ.get("CONCORD_DB_POOL_SIZE", "8")), "timeout": 20,
