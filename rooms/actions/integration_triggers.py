@@ -5,9 +5,11 @@ Design:
 * :func:`message_sent` is what :func:`rooms.actions.messages.do_send_message` calls. It only
   registers an ``on_commit`` callback: nothing is read or sent inside the message's transaction,
   and nothing at all happens if it rolls back.
-* After commit the callback reads the *trigger index* (:func:`trigger_index`): one Redis GET of
-  the Django cache, shared by every process. With no enabled outgoing integration the index is
-  empty and that GET is the whole cost of a post. The index maps rooms (by id), room types
+* After commit the callback reads the *trigger index* (:func:`trigger_index`): this process's
+  copy if it is under :data:`LOCAL_SECONDS` old, else one Redis GET of the Django cache, shared by
+  every process. With no enabled outgoing integration the index is empty and that read is the
+  whole cost of a post. A change reaches the writing process at once and every other process
+  within :data:`LOCAL_SECONDS` (as run-time settings do). The index maps rooms (by id), room types
   (Rocket.Chat's ``all_public_channels``, ``all_private_groups``, ``all_direct_messages``) and
   users (``@username``: DMs with them) to the integrations listening there, with their trigger
   words, so that the words are matched here and a Celery task is queued only for a message that
@@ -23,6 +25,7 @@ Design:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -84,18 +87,37 @@ def build_index() -> dict[str, Any]:
     return {"hooks": hooks, "rooms": rooms, "types": types, "users": users}
 
 
+LOCAL_SECONDS = 1.0
+"""How long a process reuses the index it last read (a Redis round trip per post otherwise)."""
+
+_local: tuple[float, dict[str, Any]] | None = None
+
+
 def trigger_index() -> dict[str, Any]:
-    """The cached trigger index (one cache read; rebuilt from the database on a miss)."""
+    """The trigger index: this process's recent copy, else the cache, else rebuilt from the database."""
+    global _local
+    now = time.monotonic()
+    local = _local
+    if local is not None and now - local[0] < LOCAL_SECONDS:
+        return local[1]
     index = cache.get(INDEX_KEY)
     if index is None:
         index = build_index()
         cache.add(INDEX_KEY, index, INDEX_SECONDS)
+    _local = (now, index)
     return index  # type: ignore[no-any-return]
 
 
 def refresh_index_on_commit() -> None:
-    """After the current transaction commits, put the rebuilt index into the cache for every process."""
-    transaction.on_commit(lambda: cache.set(INDEX_KEY, build_index(), INDEX_SECONDS))
+    """After the current transaction commits, put the rebuilt index into the cache for every process
+    (and into this process's copy at once)."""
+    def publish() -> None:
+        global _local
+        index = build_index()
+        cache.set(INDEX_KEY, index, INDEX_SECONDS)
+        _local = (time.monotonic(), index)
+
+    transaction.on_commit(publish)
 
 
 def matched_trigger_word(words: list[str], anywhere: bool, text: str) -> str | None:
