@@ -40,7 +40,7 @@ from federation.models import BridgedMessage, BridgedReaction, MatrixRoom
 from federation.protocol.errors import InvalidIdentifier
 from federation.protocol.events import Event
 from federation.protocol.ids import UserId
-from federation.store.events import Arrival, PersistedEvent, delivery_memo
+from federation.store.events import Arrival, PersistedEvent, delivery_event_ids, delivery_memo
 from federation.store.room_state import privileged_creators
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.actions.memberships import (
@@ -130,10 +130,25 @@ def _message_of(event_id: str | None, room: Room) -> Message | None:
     return Message.objects.filter(id=link.message_id, room=room).first() if link is not None else None
 
 
+def _already_bridged(event_id: str) -> bool:
+    """Whether ``event_id`` has its chat message already. Read once per delivery for all its events
+    (the memo is emptied when a listener call fails, and then read again); each event is delivered
+    to one listener call at a time, so no other writer links an event of this delivery meanwhile."""
+    memo = delivery_memo()
+    ids = delivery_event_ids()
+    if event_id not in ids:
+        return BridgedMessage.objects.filter(event_id=event_id).exists()
+    linked = memo.get("bridged")
+    if linked is None:
+        linked = memo["bridged"] = set(BridgedMessage.objects.filter(event_id__in=ids)
+                                       .values_list("event_id", flat=True))
+    return event_id in linked
+
+
 def on_message(ev: Incoming) -> None:
     """``m.room.message``: a chat message with the event's time (thread replies in their thread,
     rich replies as quotes); an ``m.replace`` edits the message it replaces."""
-    if BridgedMessage.objects.filter(event_id=ev.event.event_id).exists():
+    if _already_bridged(ev.event.event_id):
         return
     incoming = convert.incoming_message(ev.event.content, ev.sender.display_name)
     if incoming is None or not incoming.text.strip():

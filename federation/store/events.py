@@ -286,6 +286,13 @@ def delivery_memo() -> dict[Any, Any]:
     return memo if memo is not None else {}
 
 
+def delivery_event_ids() -> tuple[str, ...]:
+    """The IDs of the events the current delivery runs listeners for (``()`` outside a delivery), so
+    that a listener can read what it needs for all of them at once."""
+    ids: tuple[str, ...] | None = getattr(_local, "event_ids", None)
+    return ids if ids is not None else ()
+
+
 def _queue() -> list[Delivery]:
     queue: list[Delivery] | None = getattr(_local, "queue", None)
     if queue is None:
@@ -331,10 +338,12 @@ def _deliver(batch: list[Delivery]) -> None:
         mine = set(rows.values_list("event_id", flat=True))
         retry: set[str] = set()
         _local.memo = {}
+        _local.event_ids = tuple(p.event.event_id for p, _ in batch if p.event.event_id in mine)
         try:
             _run_listeners(batch, mine, retry)
         finally:
             _local.memo = None
+            _local.event_ids = None
         MatrixEvent.objects.filter(event_id__in=mine - retry).update(pending_arrival="")
 
 
