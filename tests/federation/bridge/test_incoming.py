@@ -229,3 +229,25 @@ def test_power_levels_mute_and_make_read_only_and_a_muted_members_message_is_ref
     live(mroom, room, room.send("m.room.power_levels", {**pl, "users": {room.creator: 100}}, state_key=""))
     chat_room.refresh_from_db()
     assert not chat_room.read_only and sub(CAROL).roles == [] and not sub(BOB).muted
+
+
+def test_a_delivery_holding_an_already_bridged_message_bridges_only_the_new_one(
+        portal: tuple[Room, MatrixRoom, Any]) -> None:
+    from federation.models import MatrixEvent
+    from federation.store import events as store
+    from rooms.models import Message
+
+    room, mroom, chat_room = portal
+    one = live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "one"}, sender=BOB))
+    two = live(mroom, room, room.send("m.room.message", {"msgtype": "m.text", "body": "two"}, sender=CAROL))
+    # As if "two"'s delivery had been lost after its commit: its chat message never came.
+    Message.objects.filter(id=message_of(two).id).delete()
+    BridgedMessage.objects.filter(event_id=two.event_id).delete()
+    MatrixEvent.objects.filter(event_id__in=[one.event_id, two.event_id]).update(pending_arrival=Arrival.LIVE.value)
+    persisted = [store.PersistedEvent(mroom.room_id, ev, Arrival.LIVE) for ev in (one, two)]
+    batch = [(p, [fn for fn, wants in store._listeners if store._wants(wants, p)]) for p in persisted]
+    store._deliver(batch)  # one delivery, both events: "one" is linked already, "two" is not
+    texts = list(Message.objects.filter(room=chat_room).order_by("created_at").values_list("text", flat=True))
+    assert texts.count("one") == 1 and texts.count("two") == 1
+    assert message_of(two).text == "two"
+    assert not MatrixEvent.objects.filter(event_id__in=[one.event_id, two.event_id], pending_arrival__gt="").exists()
