@@ -220,6 +220,9 @@ class _RoomRun:
     # The room row, locked (SELECT ... FOR UPDATE) by the open group transaction.
     locked_room: MatrixRoom | None = None
     hold_lock: bool = False
+    # Fields of ``locked_room`` changed in memory and saved once at the end of the group (a group
+    # without savepoints only: there a failure rolls everything back and the room is read again).
+    room_dirty: set[str] | None = None
 
     def stored_status(self, event_id: str) -> tuple[bool, str] | None:
         """``(outlier, rejected_reason)`` of the stored event, None if not stored."""
@@ -312,7 +315,8 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
     """Process ``chunk[i:]`` up to the next event that needs a fetch, in one transaction that also
     deletes their staged rows; returns the index after the group.
 
-    ``isolate=False`` (first try): no savepoint per event, so an event that raises rolls the whole
+    ``isolate=False`` (first try): no savepoint per event, and the room row (extremities, current
+    state) is written once at the end instead of after each event; an event that raises rolls the whole
     group back and propagates (the caller then redoes the group with ``isolate=True``, where each
     event has its own savepoint and one that fails is recorded as an internal error alone). Groups
     hold no fetch, so a redo repeats no request to another server.
@@ -320,6 +324,7 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
     try:
         with transaction.atomic():
             run.hold_lock = True
+            run.room_dirty = None if isolate else set()
             done: list[int] = []
             while i < len(chunk) and (not done or not _needs_fetch(run, Event(chunk[i].pdu, run.rv))):
                 if isolate:
@@ -330,10 +335,13 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
                                                               staged.origin or origin, fetch=True)
                 done.append(chunk[i].pk)
                 i += 1
+            if run.room_dirty and run.locked_room is not None:  # one room update for the group
+                run.locked_room.save(update_fields=sorted(run.room_dirty))
             StagedPDU.objects.filter(pk__in=done).delete()
     finally:
         run.hold_lock = False
         run.locked_room = None
+        run.room_dirty = None
     return i
 
 
@@ -607,7 +615,10 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
             if new_state != current:
                 room.current_state = encode_state(new_state)
                 fields.append("current_state")
-            room.save(update_fields=fields)
+            if run.room_dirty is not None and run.locked_room is room:
+                run.room_dirty.update(fields)
+            else:
+                room.save(update_fields=fields)
     if rejected:
         log.info("rejected %s from %s: %s", event.event_id, origin, rejected)
     return rejected

@@ -149,3 +149,23 @@ def test_an_event_that_breaks_its_group_is_refused_alone_and_the_rest_is_kept(
     assert not MatrixEvent.objects.filter(event_id=batch[3].event_id).exists()
     assert MatrixEvent.objects.filter(event_id__in=[e.event_id for e in batch]).count() == 5
     assert not StagedPDU.objects.exists()
+
+
+def test_a_group_written_with_one_room_update_leaves_the_room_at_its_last_event(
+        fed: ConcordTLS, peer: FakePeer) -> None:
+    """The room row (extremities, current state) is saved once per group of staged events: after a
+    transaction of 50 messages and a name change among them it names the last event, with the name."""
+    from federation.handlers import room_queue
+    from federation.models import MatrixEvent, MatrixRoom
+    from federation.store.events import decode_state
+
+    room = joined_room(fed, peer)
+    batch = [room.send("m.room.message", {"msgtype": "m.text", "body": f"g{i}"}) for i in range(25)]
+    batch.append(room.send("m.room.name", {"name": "grouped"}, state_key=""))
+    batch += [room.send("m.room.message", {"msgtype": "m.text", "body": f"h{i}"}) for i in range(24)]
+    assert send_txn(fed, peer, [e.pdu for e in batch]) == {e.event_id: {} for e in batch}
+    _wait_for(room_queue.idle, "the room queue")
+    mroom = MatrixRoom.objects.get(room_id=room.room_id)
+    assert mroom.forward_extremities == [batch[-1].event_id]
+    name_id = decode_state(mroom.current_state)[("m.room.name", "")]
+    assert name_id == batch[25].event_id and MatrixEvent.objects.filter(event_id=name_id, rejected_reason="").exists()
