@@ -3,7 +3,6 @@ fallback for any other ASGI server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -46,7 +45,8 @@ def test_a_burst_reaches_uvicorn_sockets_whole_and_in_order_through_the_batched_
         assert numbers == list(range(500))
 
 
-def test_any_other_send_gets_one_websocket_send_per_frame() -> None:
+@pytest.mark.asyncio
+async def test_any_other_send_gets_one_websocket_send_per_frame() -> None:
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -54,7 +54,7 @@ def test_any_other_send_gets_one_websocket_send_per_frame() -> None:
 
     write = text_writer(send)
     assert not getattr(write, "batched", False)
-    asyncio.run(write(["a", "b", "c"]))
+    await write(["a", "b", "c"])
     assert sent == [{"type": "websocket.send", "text": t} for t in "abc"]
 
 
