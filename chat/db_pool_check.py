@@ -26,6 +26,7 @@ from typing import Any
 
 def check_pooled_connection(conn: Any) -> None:
     """Raise if ``conn`` must not be lent; return quietly if it can be (see the module docstring)."""
+    # Lazy: only PostgreSQL pools call this; the embedded default (SQLite) never loads psycopg.
     import psycopg
     from psycopg.pq import ConnStatus
     from psycopg_pool import ConnectionPool
@@ -40,7 +41,7 @@ def check_pooled_connection(conn: Any) -> None:
 def install() -> int:
     """Use :func:`check_pooled_connection` on every configured PostgreSQL pool with health checks on.
     Returns how many pools it was installed on (none without a pool, e.g. SQLite or the tests)."""
-    from django.db import connections
+    from django.db import connections  # called from AppConfig.ready, once the apps are loaded
 
     installed = 0
     for alias in connections:

@@ -55,7 +55,8 @@ def text_writer(send: Send) -> TextWriter:
                 await send({"type": "websocket.send", "text": text})
         return write_each
 
-    from uvicorn.protocols.utils import ClientDisconnected  # only reached under uvicorn
+    # Only reached under uvicorn (whose dependency websockets is): other servers need neither.
+    from uvicorn.protocols.utils import ClientDisconnected
     from websockets.exceptions import InvalidState
 
     async def write_batched(texts: list[str]) -> None:
