@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -174,6 +176,17 @@ def _commits_on_exit(connection: Any) -> bool:
             and connection.commit_on_exit and not connection.needs_rollback)
 
 
+@dataclass(frozen=True)
+class _Bump:
+    """The counter change of one new message (see :func:`_bump_counters`)."""
+
+    sender: User
+    in_room: bool
+    followers: list[str]
+    mentioned: list[str]
+    group: bool
+
+
 def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
                    mentioned: list[str], group: bool) -> None:
     """Move the counters for one new message: the room's row, the sender's, and only the rows of
@@ -198,22 +211,54 @@ def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, fo
     its ``on_commit`` callbacks run as usual. Nothing may follow this call in the block.
     Elsewhere (SQLite, nested blocks) it is a few ORM updates inside the transaction.
     """
+    _bump_counters_many(room, now, [_Bump(sender, in_room, followers, mentioned, group)])
+
+
+_PER_MESSAGE_PARAMS = re.compile(r"%\((sender|shown|group|followers|mentioned|targets)\)s")
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_counter_sql(others: bool, index: int) -> str:
+    """The counter statement of the ``index``-th message of a batch, its per-message parameters
+    suffixed with the index (the room and the time are shared)."""
+    if others:
+        sql = _PG_ROOM_SQL + ", s AS (" + _PG_SENDER_SQL + ")" + _PG_OTHERS_SQL
+    else:
+        sql = _PG_ROOM_SQL + _PG_SENDER_SQL
+    return _PER_MESSAGE_PARAMS.sub(lambda m: f"%({m.group(1)}_{index})s", sql)
+
+
+def _bump_counters_many(room: Room, now: datetime, bumps: Sequence[_Bump]) -> None:
+    """:func:`_bump_counters` for several new messages of one room, in order: the same rows end
+    the same as one call per message would leave them. On PostgreSQL the statements go in one
+    round trip (and the ``COMMIT`` with them, under the same condition as for one message)."""
     from django.db import connection
 
+    if not bumps:
+        return
+    if connection.vendor == "postgresql":
+        parts: list[str] = []
+        params: dict[str, Any] = {"now": now, "room": room.id}
+        for i, b in enumerate(bumps):
+            parts.append(_pg_counter_sql(bool(b.followers or b.mentioned), i))
+            params.update({f"sender_{i}": b.sender.id, f"shown_{i}": int(b.in_room), f"group_{i}": int(b.group),
+                           f"followers_{i}": b.followers, f"mentioned_{i}": b.mentioned,
+                           f"targets_{i}": sorted({*b.followers, *b.mentioned})})
+        if _commits_on_exit(connection):
+            parts.append("COMMIT")
+        with connection.cursor() as cursor:
+            cursor.execute(";\n".join(parts), params)
+        return
+    for b in bumps:
+        _orm_bump_counters(room, b.sender, now, in_room=b.in_room, followers=b.followers, mentioned=b.mentioned,
+                           group=b.group)
+
+
+def _orm_bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
+                       mentioned: list[str], group: bool) -> None:
+    """:func:`_bump_counters` through the ORM (SQLite): a few updates inside the transaction."""
     shown, grouped = int(in_room), int(group)
     others = bool(followers or mentioned)
-    if connection.vendor == "postgresql":
-        if others:
-            sql = _PG_ROOM_SQL + ", s AS (" + _PG_SENDER_SQL + ")" + _PG_OTHERS_SQL
-        else:
-            sql = _PG_ROOM_SQL + _PG_SENDER_SQL
-        if _commits_on_exit(connection):
-            sql += ";\nCOMMIT"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, {"sender": sender.id, "shown": shown, "group": grouped, "followers": followers,
-                                 "mentioned": mentioned, "targets": sorted({*followers, *mentioned}),
-                                 "now": now, "room": room.id})
-        return
     grown: dict[str, Any] = {"counters_at": now} if shown or grouped else {}
     Room.objects.filter(id=room.id).update(last_message_at=now, message_count=F("message_count") + 1,
                                            shown_count=F("shown_count") + shown,
@@ -318,6 +363,60 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     _bump_counters(room, sender, now, in_room=msg.show_in_room, followers=followers, mentioned=mentioned,
                    group=mention_all or mention_here)
     return msg
+
+
+@dataclass(frozen=True)
+class Post:
+    """One plain message for :func:`do_send_messages`: no thread, quote, attachment or file."""
+
+    sender: User
+    text: str
+    created_at: datetime | None = None
+    mentions: tuple[str, ...] = ()
+
+
+@transaction.atomic
+def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
+    """Post several plain messages to one room at once, in order; returns them.
+
+    For senders whose right to post the caller has already checked (as ``skip_post_check``; a
+    federated burst). Guarantees: the same rows, counters, live events and hooks as
+    ``do_send_message(p.sender, room, p.text, skip_post_check=True, created_at=p.created_at,
+    mentions=p.mentions)`` for each post in order, with one ``INSERT`` for the messages, one for
+    their mentions and (PostgreSQL) one round trip for all the counters. A text that
+    ``do_send_message`` would refuse (empty, too long, a NUL) raises its :class:`ApiError` before
+    anything is written, so the caller may fall back to one post at a time.
+    """
+    now = timezone.now()
+    msgs: list[Message] = []
+    mentioned_by_msg: list[list[User]] = []
+    for post in posts:
+        text = message_rules.filter_bad_words(_check_text(post.text))
+        users, mention_all, mention_here = _mention_targets(text, room, post.sender, post.mentions)
+        now = timezone.now()  # each its own time, as one post at a time: their order stays the posts'
+        msgs.append(Message(room=room, user=post.sender, text=text, html=render_markdown(text),
+                            created_at=post.created_at or now, attachments=[], show_in_room=True,
+                            mentions_all=mention_all, mentions_here=mention_here))
+        mentioned_by_msg.append(users)
+    if not msgs:
+        return []
+    Message.objects.bulk_create(msgs)
+    mention_rows = [Mention(message=m, user=u) for m, users in zip(msgs, mentioned_by_msg, strict=True) for u in users]
+    if mention_rows:
+        Mention.objects.bulk_create(mention_rows, ignore_conflicts=True)
+    bumps: list[_Bump] = []
+    for post, msg, users in zip(posts, msgs, mentioned_by_msg, strict=True):
+        mentioned = [u.id for u in users]
+        _publish(msg, "message.new", fresh_mentions=users)
+        if msg.mentions_all or msg.mentions_here:
+            _notify_counters(room, exclude=post.sender)
+        elif mentioned:
+            _notify_counters(room, exclude=post.sender, only=mentioned)
+        federation_hooks.message_sent(msg)
+        integration_triggers.message_sent(msg, room)
+        bumps.append(_Bump(post.sender, True, [], mentioned, msg.mentions_all or msg.mentions_here))
+    _bump_counters_many(room, now, bumps)
+    return msgs
 
 
 def _notify_counters(room: Room, exclude: User | None = None, only: list[str] | None = None) -> None:

@@ -1,0 +1,133 @@
+"""``do_send_messages``: a burst of plain posts (a federated transaction's messages) leaves exactly
+what one ``do_send_message`` per post would: the same messages, mentions, room counters and every
+member's counters as the REST API answers them, with fewer round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chat.api_errors import ApiError
+from rooms.actions.memberships import do_set_open
+from rooms.actions.messages import Post, do_send_message, do_send_messages
+from rooms.actions.rooms import do_create_room
+from rooms.models import Membership, Mention, Message, Room
+from rooms.serialization import subscription_json
+
+pytestmark = pytest.mark.django_db
+
+# Who posts what, in order: runs of one sender, senders alternating, a mention of a member, of a
+# non-member, @all by the owner, @here by a member without the permission, an ``m.mentions`` name.
+SCRIPT: list[tuple[str, str, tuple[str, ...]]] = [
+    ("bob", "hello", ()),
+    ("bob", "still me", ()),
+    ("carol", "hi @dave", ()),
+    ("bob", "@nobody is not here", ()),
+    ("alice", "@all listen", ()),
+    ("dave", "@here anyone?", ()),
+    ("carol", "*markdown* and `code`", ("bob",)),
+    ("bob", "last one", ()),
+]
+
+
+def _room(make_user: Callable[..., Any], suffix: str) -> tuple[Room, dict[str, Any]]:
+    users = {n: make_user(n + suffix) for n in ("alice", "bob", "carol", "dave", "erin")}
+    room = do_create_room(users["alice"], "c", "general" + suffix,
+                          members=[users["bob"], users["carol"], users["dave"], users["erin"]])
+    do_set_open(room, users["erin"], False)  # a hidden room reopens on a new message
+    return room, users
+
+
+def _text(text: str, suffix: str) -> str:
+    for name in ("dave", "nobody"):
+        text = text.replace("@" + name, "@" + name + suffix)
+    return text
+
+
+def _state(room: Room, users: dict[str, Any]) -> dict[str, Any]:
+    room.refresh_from_db()
+    subs = {}
+    for name, user in users.items():
+        data = subscription_json(Membership.objects.select_related("room", "user").get(room=room, user=user))
+        subs[name] = (data["unread"], data["userMentions"], data["groupMentions"], data["open"], data["alert"])
+    msgs = list(Message.objects.filter(room=room, type="").order_by("created_at")
+                .values_list("user__username", "text", "html", "mentions_all", "mentions_here"))
+    mentions = sorted(Mention.objects.filter(message__room=room).values_list("message__text", "user__username"))
+    return {"room": (room.message_count, room.shown_count, room.group_mention_count), "subs": subs,
+            "msgs": msgs, "mentions": mentions}
+
+
+def _normalised(state: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """The state with the room's suffix taken out of usernames and texts, to compare two rooms."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(suffix, "")
+        if isinstance(value, (list, tuple)):
+            return type(value)(clean(v) for v in value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+    return clean(state)
+
+
+def test_a_burst_leaves_what_one_post_at_a_time_leaves(make_user: Callable[..., Any]) -> None:
+    one_room, one_users = _room(make_user, "1")
+    many_room, many_users = _room(make_user, "2")
+    for name, text, also in SCRIPT:
+        do_send_message(one_users[name], one_room, _text(text, "1"), skip_post_check=True,
+                        mentions=[a + "1" for a in also])
+    with CaptureQueriesContext(connection) as queries:
+        posts = [Post(many_users[name], _text(text, "2"), mentions=tuple(a + "2" for a in also))
+                 for name, text, also in SCRIPT]
+        sent = do_send_messages(many_room, posts)
+    assert [m.text for m in sent] == [_text(t, "2") for _, t, _ in SCRIPT]
+    one, many = _normalised(_state(one_room, one_users), "1"), _normalised(_state(many_room, many_users), "2")
+    assert many == one
+    # erin (hidden, silent): every post unread, @all and @here; alice: three posts after her @all.
+    assert one["subs"]["erin"] == (len(SCRIPT), 0, 2, True, True)
+    assert one["subs"]["alice"] == (3, 0, 1, True, True)
+    # Not one round trip per post: mention look-ups for the posts that name someone, the messages'
+    # INSERT, the mentions' INSERT, the permission checks of @all/@here, the counters (one on
+    # PostgreSQL), savepoints.
+    if connection.vendor == "postgresql":
+        writes = [q["sql"] for q in queries.captured_queries
+                  if q["sql"].lstrip().upper().startswith(("INSERT", "WITH"))]
+        assert len(writes) == 3, writes  # messages, mentions, counters
+
+
+def test_a_refused_text_writes_nothing(make_user: Callable[..., Any]) -> None:
+    room, users = _room(make_user, "3")
+    before = Message.objects.filter(room=room).count()
+    count = room.message_count
+    with pytest.raises(ApiError):
+        do_send_messages(room, [Post(users["bob"], "fine"), Post(users["bob"], "bad\x00text")])
+    assert Message.objects.filter(room=room).count() == before
+    room.refresh_from_db()
+    assert room.message_count == count
+
+
+def test_live_events_go_out_in_order_after_commit(make_user: Callable[..., Any],
+                                                   django_capture_on_commit_callbacks: Any) -> None:
+    from rooms import events
+
+    room, users = _room(make_user, "4")
+    seen: list[tuple[str, str]] = []
+    real = events._send_now
+
+    def spy(group: str, event: Any) -> None:
+        if event.type == "message.new":
+            seen.append((group, event.data["msg"]))
+        real(group, event)
+
+    events._send_now = spy  # type: ignore[assignment]
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            do_send_messages(room, [Post(users["bob"], f"m{i}") for i in range(5)])
+    finally:
+        events._send_now = real  # type: ignore[assignment]
+    assert [text for _, text in seen] == [f"m{i}" for i in range(5)]
+    assert {group for group, _ in seen} == {events.room_group(room.id)}
