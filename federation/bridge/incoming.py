@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from accounts.models import User
@@ -54,7 +54,14 @@ from rooms.actions.memberships import (
     do_set_room_role,
     do_unban,
 )
-from rooms.actions.messages import do_delete_message, do_edit_message, do_send_message, do_toggle_reaction
+from rooms.actions.messages import (
+    Post,
+    do_delete_message,
+    do_edit_message,
+    do_send_message,
+    do_send_messages,
+    do_toggle_reaction,
+)
 from rooms.actions.rooms import do_change_room_setting, do_set_display_name
 from rooms.models import Membership, Message, Room
 
@@ -145,40 +152,90 @@ def _already_bridged(event_id: str) -> bool:
     return event_id in linked
 
 
-def on_message(ev: Incoming) -> None:
-    """``m.room.message``: a chat message with the event's time (thread replies in their thread,
-    rich replies as quotes); an ``m.replace`` edits the message it replaces."""
+@dataclass(frozen=True)
+class _NewMessage:
+    """An ``m.room.message`` that passed :func:`on_message`'s checks: what to post (or, with
+    ``incoming.replaces_event_id``, the edit to apply)."""
+
+    ev: Incoming
+    incoming: convert.IncomingMessage
+    mentions: list[str]
+    root: Message | None = None
+    quoted: Message | None = None
+    file: convert.IncomingFile | None = None
+
+    @property
+    def plain(self) -> bool:
+        """A post with no thread, quote or file (what :func:`rooms.actions.messages.do_send_messages` takes)."""
+        return not self.incoming.replaces_event_id and self.root is None and self.quoted is None and self.file is None
+
+
+def _new_message(ev: Incoming, before_lookups: Callable[[], None] = lambda: None) -> _NewMessage | None:
+    """:func:`on_message`'s checks: None when there is nothing to do (the event is linked to a chat
+    message already, shows no text, or the post check refuses the sender). ``before_lookups`` runs
+    before the message's thread root or quoted message is looked up (a caller holding posts back
+    writes them then)."""
     if _already_bridged(ev.event.event_id):
-        return
+        return None
     incoming = convert.incoming_message(ev.event.content, ev.sender.display_name)
     if incoming is None or not incoming.text.strip():
-        return
+        return None
     mentions = _mentioned_usernames(incoming)
     if incoming.replaces_event_id:
-        _edit(ev, incoming.replaces_event_id, incoming.text, mentions)
-        return
+        return _NewMessage(ev, incoming, mentions)
+    if incoming.thread_root_event_id or incoming.reply_to_event_id:
+        before_lookups()
     root = _message_of(incoming.thread_root_event_id, ev.room)
     quoted = _message_of(incoming.reply_to_event_id, ev.room)
     file = convert.incoming_file(ev.event.content)
-    live = ev.arrival is Arrival.LIVE
-    if live:  # the chat's post check too (muted, banned, not joined), except read-only: Matrix's
-        memo = delivery_memo()  # power levels already decided who may write (read-only follows them)
+    if ev.arrival is Arrival.LIVE:  # the chat's post check too (muted, banned, not joined), except read-only:
+        memo = delivery_memo()  # Matrix's power levels already decided who may write (read-only follows them)
         key = ("membership", ev.room.id, ev.sender.id)
         try:
             memo[key] = check_can_post(ev.sender, ev.room, memo.get(key, UNKNOWN_MEMBERSHIP), read_only_decided=True)
         except ApiError as exc:
             log.info("refused the message %s by %s: %s", ev.event.event_id, ev.event.sender, exc)
-            return
+            return None
+    return _NewMessage(ev, incoming, mentions, root, quoted, file)
+
+
+def on_message(ev: Incoming) -> None:
+    """``m.room.message``: a chat message with the event's time (thread replies in their thread,
+    rich replies as quotes); an ``m.replace`` edits the message it replaces."""
+    new = _new_message(ev)
+    if new is not None:
+        _post_one(new)
+
+
+def _post_one(new: _NewMessage) -> None:
+    """Apply the edit, or post the message (in its thread, with its quote or file) and link it."""
+    ev = new.ev
+    if new.incoming.replaces_event_id:
+        _edit(ev, new.incoming.replaces_event_id, new.incoming.text, new.mentions)
+        return
+    file, incoming, root, quoted = new.file, new.incoming, new.root, new.quoted
     msg = do_send_message(ev.sender, ev.room, file.caption if file is not None else incoming.text,
                           attachments=[remote_media.placeholder_attachment(file)] if file is not None else None,
                           thread_root_id=root.id if root is not None else None,
                           quoted_id=quoted.id if quoted is not None else None, skip_post_check=True,
-                          created_at=convert.sent_at(ev.event.origin_server_ts), mentions=mentions)
+                          created_at=convert.sent_at(ev.event.origin_server_ts), mentions=new.mentions)
     # Checked absent above, and the store delivers an event to one listener call at a time: a link
     # there after all fails the insert, rolling back the message too (the event is redelivered).
     BridgedMessage.objects.create(event_id=ev.event.event_id, message_id=msg.id)
     if file is not None:
         remote_media.queue_file(msg, ev.event.event_id, file)
+
+
+def _post_plain(news: list[_NewMessage]) -> None:
+    """Post plain messages of one chat room together (:func:`do_send_messages`) and link each to
+    its event: what :func:`on_message` does for each, in order, in fewer writes."""
+    if not news:
+        return
+    room = news[0].ev.room
+    msgs = do_send_messages(room, [Post(n.ev.sender, n.incoming.text, convert.sent_at(n.ev.event.origin_server_ts),
+                                        tuple(n.mentions)) for n in news])
+    BridgedMessage.objects.bulk_create([BridgedMessage(event_id=n.ev.event.event_id, message_id=m.id)
+                                        for n, m in zip(news, msgs, strict=True)])
 
 
 def _mentioned_usernames(incoming: convert.IncomingMessage) -> list[str]:
@@ -319,10 +376,11 @@ def wants(p: PersistedEvent) -> bool:
     return not is_ours(p.event.sender)
 
 
-def on_persisted(p: PersistedEvent) -> None:
-    """Mirror one persisted event in the linked chat room (no-op without a portal)."""
+def _incoming(p: PersistedEvent) -> Incoming | None:
+    """The event with its portal and sender, or None when it is not mirrored (not wanted, or no
+    portal). Call inside :func:`federation.hooks.applying_remote` (the sender may be created)."""
     if not wants(p):
-        return
+        return None
     # Consecutive messages of one delivery (a transaction's burst) share the portal, the senders
     # and their memberships (see delivery_memo): a message changes none of them. Any other event
     # may (a name, a member, power levels), so it starts afresh.
@@ -331,11 +389,53 @@ def on_persisted(p: PersistedEvent) -> None:
         memo.clear()
     mroom = memo.get(("portal", p.room_id)) or matrix_room(p.room_id)
     if mroom is None or mroom.chat_room is None:
-        return
+        return None
     memo[("portal", p.room_id)] = mroom
+    sender = memo.get(("user", p.event.sender)) or user_for_mxid(p.event.sender, fetch_profile=False)
+    memo[("user", p.event.sender)] = sender
+    return Incoming(mroom, mroom.chat_room, p.event, sender, p.arrival)
+
+
+def on_persisted(p: PersistedEvent) -> None:
+    """Mirror one persisted event in the linked chat room (no-op without a portal)."""
     # The store runs each listener call in a savepoint and logs what it raises: a handler that
     # fails leaves nothing half-written and does not stop the room's other events.
     with applying_remote():
-        sender = memo.get(("user", p.event.sender)) or user_for_mxid(p.event.sender, fetch_profile=False)
-        memo[("user", p.event.sender)] = sender
-        INCOMING[p.event.type](Incoming(mroom, mroom.chat_room, p.event, sender, p.arrival))
+        ev = _incoming(p)
+        if ev is not None:
+            INCOMING[p.event.type](ev)
+
+
+def on_persisted_many(events: Sequence[PersistedEvent]) -> None:
+    """:func:`on_persisted` for consecutive events of a delivery, in order, with each run of plain
+    messages to one chat room posted together (:func:`_post_plain`). A plain message is held back
+    until the run ends: before any other event, a message of another room, and before a thread
+    root or quoted message is looked up (it may be one held back), so every handler sees the
+    chat as one event at a time would have left it. The store calls this in one savepoint and, if
+    it raises, :func:`on_persisted` for each event instead."""
+    held: list[_NewMessage] = []
+
+    def flush() -> None:
+        _post_plain(held)
+        held.clear()
+
+    with applying_remote():
+        for p in events:
+            ev = _incoming(p)
+            if ev is None:
+                continue
+            if p.event.type != "m.room.message":
+                flush()
+                INCOMING[p.event.type](ev)
+                continue
+            if held and held[0].ev.room.id != ev.room.id:
+                flush()
+            new = _new_message(ev, before_lookups=flush)
+            if new is None:
+                continue
+            if new.plain:
+                held.append(new)
+                continue
+            flush()
+            _post_one(new)
+        flush()

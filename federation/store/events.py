@@ -20,14 +20,15 @@ Listeners
 
     The events of one commit are delivered together, in one transaction of their own (each listener
     call in a savepoint) that also clears their marks: one extra commit per group of inbound events,
-    not one per event. The first commit callback of a commit takes the thread's queue of persisted
-    events, keeps those whose rows are committed with their mark still set (entries of rolled-back
-    savepoints fall out there), and delivers them in order; the other callbacks find the queue
-    empty. On PostgreSQL the delivery commits with ``synchronous_commit`` off: it needs no flush of
-    its own, because what must survive a crash (the events and their marks) was flushed with the
-    events' commit; if the delivery's commit is lost, the marks are still set and the re-drive
-    delivers again. (A live notice sent just before such a lost commit may show a message that
-    reappears when it is redelivered.)
+    not one per event. A listener with a bulk form gets a run of consecutive events in one call (one
+    savepoint), and each of them alone if that call raises. The first commit callback of a commit
+    takes the thread's queue of persisted events, keeps those whose rows are committed with their
+    mark still set (entries of rolled-back savepoints fall out there), and delivers them in order;
+    the other callbacks find the queue empty. On PostgreSQL the delivery commits with
+    ``synchronous_commit`` off: it needs no flush of its own, because what must survive a crash (the
+    events and their marks) was flushed with the events' commit; if the delivery's commit is lost,
+    the marks are still set and the re-drive delivers again. (A live notice sent just before such a
+    lost commit may show a message that reappears when it is redelivered.)
 
 Reading
     :class:`OrmEventStore` implements :class:`federation.protocol.EventStore` over the table and
@@ -83,19 +84,32 @@ class PersistedEvent:
 
 
 Listener = Callable[[PersistedEvent], None]
+ManyListener = Callable[[Sequence[PersistedEvent]], None]
 Wants = Callable[[PersistedEvent], bool]
 _listeners: list[tuple[Listener, Wants]] = []
+_many: dict[Listener, ManyListener] = {}
 
 
-def register_listener(listener: Listener, wants: Wants) -> None:
-    """Run ``listener`` after commit for every persisted event that ``wants`` accepts (idempotent per pair)."""
+def register_listener(listener: Listener, wants: Wants, *, many: ManyListener | None = None) -> None:
+    """Run ``listener`` after commit for every persisted event that ``wants`` accepts (idempotent per pair).
+
+    ``many``, if given, must do what ``listener`` does for each of the events it is handed, in
+    order; the delivery then calls it once for consecutive events that only this listener wants,
+    in one savepoint, and should it raise, calls ``listener`` for each of them instead (each in a
+    savepoint of its own, as without ``many``): a bulk form that may fail as a whole.
+    """
     if not any(fn is listener for fn, _ in _listeners):
         _listeners.append((listener, wants))
+    if many is not None:
+        _many[listener] = many
+    else:
+        _many.pop(listener, None)
 
 
 def unregister_listener(listener: Listener) -> None:
     """Remove a listener (tests)."""
     _listeners[:] = [(fn, w) for fn, w in _listeners if fn is not listener]
+    _many.pop(listener, None)
 
 
 def encode_state(state: Mapping[StateKey, str]) -> list[list[str]]:
@@ -349,22 +363,51 @@ def _deliver(batch: list[Delivery]) -> None:
 
 def _run_listeners(batch: list[Delivery], mine: set[str], retry: set[str]) -> None:
     """Run the listeners of the events in ``mine``, in order, each call in its own savepoint; a
-    failure is logged and recorded (``retry`` on a database error) alone."""
-    for persisted, listeners in batch:
-        if persisted.event.event_id not in mine:
-            continue
-        for fn in listeners:
-            try:
-                with transaction.atomic():
-                    fn(persisted)
-            except DatabaseError:
-                _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
-                log.exception("listener %s failed on %s; it will be redelivered", getattr(fn, "__name__", fn),
-                              persisted.event.event_id)
-                retry.add(persisted.event.event_id)
-            except Exception:  # one listener's failure must not keep the event from the others
-                _local.memo.clear()
-                log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
+    failure is logged and recorded (``retry`` on a database error) alone. Consecutive events that
+    only one listener wants, and it has a bulk form, go to that form in one call first (see
+    :func:`register_listener`)."""
+    items = [(p, listeners) for p, listeners in batch if p.event.event_id in mine]
+    i = 0
+    while i < len(items):
+        listeners = items[i][1]
+        many = _many.get(listeners[0]) if len(listeners) == 1 else None
+        j = i + 1
+        if many is not None:
+            while j < len(items) and len(items[j][1]) == 1 and items[j][1][0] is listeners[0]:
+                j += 1
+        run = [p for p, _ in items[i:j]]
+        if many is None or len(run) == 1 or not _call_many(many, run):
+            for persisted in run:
+                _call_each(persisted, listeners, retry)
+        i = j
+
+
+def _call_many(many: ManyListener, run: list[PersistedEvent]) -> bool:
+    """Call a bulk listener in one savepoint; False (rolled back, logged) if it raised."""
+    try:
+        with transaction.atomic():
+            many(run)
+        return True
+    except Exception:
+        _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
+        log.warning("bulk listener %s failed on %d events; each is delivered alone", getattr(many, "__name__", many),
+                    len(run), exc_info=True)
+        return False
+
+
+def _call_each(persisted: PersistedEvent, listeners: list[Listener], retry: set[str]) -> None:
+    for fn in listeners:
+        try:
+            with transaction.atomic():
+                fn(persisted)
+        except DatabaseError:
+            _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
+            log.exception("listener %s failed on %s; it will be redelivered", getattr(fn, "__name__", fn),
+                          persisted.event.event_id)
+            retry.add(persisted.event.event_id)
+        except Exception:  # one listener's failure must not keep the event from the others
+            _local.memo.clear()
+            log.exception("listener %s failed on %s", getattr(fn, "__name__", fn), persisted.event.event_id)
 
 
 def redeliver_pending(*, older_than: float = REDELIVER_AFTER, limit: int = 500) -> int:

@@ -251,3 +251,81 @@ def test_a_delivery_holding_an_already_bridged_message_bridges_only_the_new_one(
     assert texts.count("one") == 1 and texts.count("two") == 1
     assert message_of(two).text == "two"
     assert not MatrixEvent.objects.filter(event_id__in=[one.event_id, two.event_id], pending_arrival__gt="").exists()
+
+
+def _thread(root: Event) -> dict[str, Any]:
+    return {"rel_type": "m.thread", "event_id": root.event_id, "is_falling_back": True,
+            "m.in_reply_to": {"event_id": root.event_id}}
+
+
+def _one_delivery(mroom: MatrixRoom, room: Room, sends: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[Event]:
+    """Persist the events in one transaction, so that they reach the bridge in one delivery."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        return [live(mroom, room, room.send(t, content, **kw)) for t, content, kw in sends]
+
+
+def _burst(room: Room) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    dave = f"@dave:{REMOTE}"
+    text = {"msgtype": "m.text"}
+    return [
+        ("m.room.message", {**text, "body": "first"}, {"sender": BOB}),
+        ("m.room.message", {**text, "body": "second"}, {"sender": CAROL}),
+        ("m.room.message", {**text, "body": "third"}, {"sender": BOB}),
+        ("m.room.member", {"membership": "join"}, {"sender": dave, "state_key": dave}),
+        ("m.room.message", {**text, "body": "dave here"}, {"sender": dave}),
+    ]
+
+
+def test_a_burst_in_one_delivery_is_bridged_as_one_event_at_a_time_would_be(
+        portal: tuple[Room, MatrixRoom, Any]) -> None:
+    """Plain messages are posted together, and everything that reads what they wrote (a thread
+    reply to one of them, an edit, a quote, a member joining) still sees them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rooms.models import Membership, Message
+
+    room, mroom, chat_room = portal
+    sends = _burst(room)
+    with CaptureQueriesContext(connection) as queries:
+        events = _one_delivery(mroom, room, sends)
+        first = events[0]
+        more = _one_delivery(mroom, room, [
+            ("m.room.message", {"msgtype": "m.text", "body": "plain before the reply"}, {"sender": CAROL}),
+            ("m.room.message", {"msgtype": "m.text", "body": "in the thread", "m.relates_to": _thread(first)},
+             {"sender": CAROL}),
+            ("m.room.message", {"msgtype": "m.text", "body": "* fixed", "m.new_content": {
+                "msgtype": "m.text", "body": "first, edited"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first.event_id}}, {"sender": BOB}),
+            ("m.room.message", {"msgtype": "m.text", "body": "after the edit"}, {"sender": BOB}),
+        ])
+    texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
+    assert texts == ["first, edited", "second", "third", "dave here", "plain before the reply", "in the thread",
+                     "after the edit"]
+    assert message_of(more[1]).thread_root_id == message_of(first).id
+    assert Membership.objects.get(room=chat_room, user__username=f"@dave:{REMOTE}").state == Membership.JOINED
+    assert all(message_of(e) is not None for e in events + more if e.type == "m.room.message" and e is not more[2])
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "rooms_message"')]
+    # Posted together: first..third in one INSERT, dave's after his join, the plain message before
+    # the reply, the reply (alone), and the last; plus the join's system message.
+    assert len(inserts) == 6, [q["sql"][:80] for q in inserts]
+
+
+def test_when_the_bulk_form_fails_each_event_is_bridged_alone(
+        portal: tuple[Room, MatrixRoom, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from federation.bridge import incoming
+    from rooms.models import Message
+
+    room, mroom, chat_room = portal
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        Message.objects.create(room=chat_room, text="half-written")  # rolled back with the savepoint
+        raise RuntimeError("bulk form broken")
+
+    monkeypatch.setattr(incoming, "do_send_messages", broken)
+    events = _one_delivery(mroom, room, _burst(room))
+    texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
+    assert texts == ["first", "second", "third", "dave here"]
+    assert all(message_of(e) is not None for e in events if e.type == "m.room.message")
