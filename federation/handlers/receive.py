@@ -45,7 +45,15 @@ from federation.protocol.events import CREATE_KEY, POWER_LEVELS_KEY, Event, Stat
 from federation.protocol.ids import server_name_of
 from federation.protocol.room_versions import RoomVersion, get_room_version
 from federation.protocol.state_res import resolve_state
-from federation.store.events import Arrival, OrmEventStore, decode_state, encode_state, persist_event
+from federation.store.events import (
+    Arrival,
+    NewEvent,
+    OrmEventStore,
+    decode_state,
+    encode_state,
+    persist_event,
+    persist_new_events,
+)
 from federation.store.room_state import origin_allowed_by_acl
 from federation.store.staging import stage_rows
 from federation.transport.client import FederationClient, FederationError, encode_path
@@ -223,13 +231,27 @@ class _RoomRun:
     # Fields of ``locked_room`` changed in memory and saved once at the end of the group (a group
     # without savepoints only: there a failure rolls everything back and the room is read again).
     room_dirty: set[str] | None = None
+    # New events of the open group, inserted together at its end (a group without savepoints only,
+    # like ``room_dirty``); None: each event is inserted as it is processed.
+    new_events: list[NewEvent] | None = None
 
     def stored_status(self, event_id: str) -> tuple[bool, str] | None:
         """``(outlier, rejected_reason)`` of the stored event, None if not stored."""
+        for pending in self.new_events or ():
+            if pending.event.event_id == event_id:
+                return False, pending.rejected_reason
         if self.stored is not None and event_id in self.stored_ids:
             return self.stored.get(event_id)
         row = MatrixEvent.objects.filter(event_id=event_id).values_list("outlier", "rejected_reason").first()
         return (row[0], row[1]) if row is not None else None
+
+    def flush_new_events(self) -> None:
+        """Insert the open group's new events now (before any other write of an event, so that
+        listeners get the events in the order they were processed)."""
+        if self.new_events and self.locked_room is not None:
+            persist_new_events(self.locked_room, self.new_events)
+        if self.new_events:
+            self.new_events.clear()
 
 
 STAGED_CHUNK = 100
@@ -325,6 +347,7 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
         with transaction.atomic():
             run.hold_lock = True
             run.room_dirty = None if isolate else set()
+            run.new_events = None if isolate else []
             done: list[int] = []
             while i < len(chunk) and (not done or not _needs_fetch(run, Event(chunk[i].pdu, run.rv))):
                 if isolate:
@@ -335,6 +358,7 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
                                                               staged.origin or origin, fetch=True)
                 done.append(chunk[i].pk)
                 i += 1
+            run.flush_new_events()  # one insert for the group's new events
             if run.room_dirty and run.locked_room is not None:  # one room update for the group
                 run.locked_room.save(update_fields=sorted(run.room_dirty))
             StagedPDU.objects.filter(pk__in=done).delete()
@@ -342,6 +366,7 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
         run.hold_lock = False
         run.locked_room = None
         run.room_dirty = None
+        run.new_events = None
     return i
 
 
@@ -541,6 +566,7 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
     if existing is not None and not existing[0]:
         return existing[1]
     if run.store.room is not None and not run.store.room.current_state and _withdraws_local_invite(event):
+        run.flush_new_events()
         return _out_of_band_membership(run.store.room, event, origin)
     rv = run.rv
     prev_states = _known_prev_states(run, event)
@@ -591,9 +617,14 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
             except AuthError as exc:
                 soft_failed = True
                 log.info("soft-failed %s: %s", event.event_id, exc)
-        persist_event(room, event, arrival=Arrival.LIVE, state_after=state_after, outlier=False,
-                      rejected_reason=rejected, soft_failed=soft_failed,
-                      if_exists="replace" if existing is not None else "new")
+        if existing is None and run.new_events is not None and run.locked_room is room:
+            run.new_events.append(NewEvent(event, Arrival.LIVE, state_after, outlier=False,
+                                           rejected_reason=rejected, soft_failed=soft_failed))
+        else:
+            run.flush_new_events()
+            persist_event(room, event, arrival=Arrival.LIVE, state_after=state_after, outlier=False,
+                          rejected_reason=rejected, soft_failed=soft_failed,
+                          if_exists="replace" if existing is not None else "new")
         store.remember(event, rejected=bool(rejected))
         run.state_after[event.event_id] = state_after
         if run.stored is not None:
@@ -606,8 +637,11 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
             if len(extremities) == 1:
                 new_state = state_after
             else:
-                sets = [decode_state(r) for r in MatrixEvent.objects.filter(
-                    event_id__in=extremities, state_after__isnull=False).values_list("state_after", flat=True)]
+                # The run knows the state after the events it stored (some may not be inserted yet).
+                sets = [run.state_after[e] for e in extremities if e in run.state_after]
+                sets += [decode_state(r) for r in MatrixEvent.objects.filter(
+                    event_id__in=[e for e in extremities if e not in run.state_after],
+                    state_after__isnull=False).values_list("state_after", flat=True)]
                 try:
                     new_state = resolve_state(rv, sets, store, room.room_id)
                 except ProtocolError:

@@ -183,6 +183,40 @@ def persist_event(room: MatrixRoom, event: Event, *, arrival: Arrival,
     return True
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One event for :func:`persist_new_events`: :func:`persist_event`'s arguments."""
+
+    event: Event
+    arrival: Arrival
+    state_after: Mapping[StateKey, str] | None = None
+    outlier: bool = False
+    rejected_reason: str = ""
+    soft_failed: bool = False
+
+
+def persist_new_events(room: MatrixRoom, items: Sequence[NewEvent]) -> None:
+    """Store events of ``room`` that the caller knows are not stored (it checked under the room's
+    lock), as ``persist_event(..., if_exists="new")`` for each in order would: the same rows,
+    marks and listener deliveries after commit, with one bulk insert (a ``COPY`` on PostgreSQL)
+    instead of an ``INSERT`` per event. A row there after all fails the insert (all of it)."""
+    if not items:
+        return
+    rows: list[_NewRow] = []
+    with transaction.atomic(savepoint=False):
+        for item in items:
+            persisted = PersistedEvent(room.room_id, item.event, item.arrival, item.rejected_reason, item.soft_failed)
+            wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
+            rows.append(_NewRow(item.event, item.outlier, item.rejected_reason, item.soft_failed,
+                                item.arrival.value if wanted else "",
+                                encode_state(item.state_after) if item.state_after is not None else None))
+            if wanted:
+                _queue().append((persisted, wanted))
+        _insert_rows(room, rows)
+        if _queue():
+            transaction.on_commit(_deliver_committed)
+
+
 def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, arrival: Arrival) -> int:
     """Store many events of ``room`` whose state is unknown (a join's state and auth chain) at once.
 
@@ -210,7 +244,7 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
             chunk = items[i:i + 1000]
             existing = {r.event_id: r for r in MatrixEvent.objects.filter(
                 event_id__in=[e.event_id for e, _ in chunk]).defer("pdu", "state_after")}
-            new: list[tuple[Event, str, str]] = []
+            new: list[_NewRow] = []
             updated: list[MatrixEvent] = []
             for event, reason in chunk:
                 persisted = PersistedEvent(room.room_id, event, arrival, reason, False)
@@ -218,7 +252,7 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
                 mark = arrival.value if wanted else ""
                 row = existing.get(event.event_id)
                 if row is None:
-                    new.append((event, reason, mark))
+                    new.append(_NewRow(event, True, reason, False, mark, None))
                 else:
                     row.room = room
                     row.type, row.state_key, row.sender = event.type, event.state_key, event.sender
@@ -228,7 +262,7 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
                     updated.append(row)
                 if wanted:
                     _queue().append((persisted, wanted))
-            _insert_outliers(room, new)
+            _insert_rows(room, new)
             if updated:
                 MatrixEvent.objects.bulk_update(updated, ["room", "type", "state_key", "sender", "origin_server_ts",
                                                           "depth", "pdu", "outlier", "rejected_reason",
@@ -239,14 +273,26 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
     return written
 
 
-# The columns _insert_outliers copies, in its rows' order (the others: ``stream``, from its sequence,
-# and ``state_after``, NULL). A model change that adds a column makes it fall back to bulk_create.
+# The columns _insert_rows copies, in its rows' order (the other, ``stream``, comes from its
+# sequence). A model change that adds a column makes it fall back to bulk_create.
 _COPIED = ("event_id", "room_id", "type", "state_key", "sender", "origin_server_ts", "depth", "pdu", "outlier",
-           "rejected_reason", "soft_failed", "received_at", "pending_arrival")
+           "rejected_reason", "soft_failed", "received_at", "pending_arrival", "state_after")
 
 
-def _insert_outliers(room: MatrixRoom, rows: list[tuple[Event, str, str]]) -> None:
-    """Insert new outlier rows ``(event, rejected_reason, pending_arrival)`` of ``room``.
+@dataclass(frozen=True)
+class _NewRow:
+    """A row :func:`_insert_rows` writes: the event and the fields that are not in it."""
+
+    event: Event
+    outlier: bool
+    rejected_reason: str
+    soft_failed: bool
+    pending_arrival: str
+    state_after: list[list[str]] | None  # encoded (encode_state), None: unknown
+
+
+def _insert_rows(room: MatrixRoom, rows: list[_NewRow]) -> None:
+    """Insert new event rows of ``room``.
 
     On PostgreSQL (psycopg 3) through one ``COPY`` of the values straight from the events: Django's
     ``bulk_create`` would build a model instance per row and quote every value in Python, most of
@@ -256,20 +302,23 @@ def _insert_outliers(room: MatrixRoom, rows: list[tuple[Event, str, str]]) -> No
         return
     now = timezone.now()
     if connection.vendor != "postgresql" or not _is_psycopg3() or \
-            {f.column for f in MatrixEvent._meta.concrete_fields} != {*_COPIED, "stream", "state_after"}:
+            {f.column for f in MatrixEvent._meta.concrete_fields} != {*_COPIED, "stream"}:
         MatrixEvent.objects.bulk_create([MatrixEvent(
-            event_id=ev.event_id, room=room, type=ev.type, state_key=ev.state_key, sender=ev.sender,
-            origin_server_ts=ev.origin_server_ts, depth=ev.depth, pdu=dict(ev.pdu), outlier=True,
-            rejected_reason=reason, soft_failed=False, pending_arrival=mark) for ev, reason, mark in rows])
+            event_id=r.event.event_id, room=room, type=r.event.type, state_key=r.event.state_key,
+            sender=r.event.sender, origin_server_ts=r.event.origin_server_ts, depth=r.event.depth,
+            pdu=dict(r.event.pdu), outlier=r.outlier, rejected_reason=r.rejected_reason, soft_failed=r.soft_failed,
+            pending_arrival=r.pending_arrival, state_after=r.state_after) for r in rows])
         return
     from psycopg.types.json import Jsonb  # PostgreSQL only: SQLite took the branch above
 
     qn = connection.ops.quote_name
     sql = f"COPY {qn(MatrixEvent._meta.db_table)} ({', '.join(qn(c) for c in _COPIED)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # the psycopg cursor under Django's
-        for ev, reason, mark in rows:
+        for r in rows:
+            ev = r.event
             copy.write_row((ev.event_id, room.room_id, ev.type, ev.state_key, ev.sender, ev.origin_server_ts,
-                            ev.depth, Jsonb(dict(ev.pdu)), True, reason, False, now, mark))
+                            ev.depth, Jsonb(dict(ev.pdu)), r.outlier, r.rejected_reason, r.soft_failed, now,
+                            r.pending_arrival, Jsonb(r.state_after) if r.state_after is not None else None))
 
 
 def _is_psycopg3() -> bool:
