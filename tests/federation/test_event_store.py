@@ -167,3 +167,79 @@ def test_the_chat_mirror_takes_history_as_timeline_only(settings: Any, make_user
     live_join = room.send("m.room.member", {"membership": "join", "displayname": "Bob"}, sender=bob, state_key=bob)
     persist_event(mroom, live_join, arrival=Arrival.LIVE, state_after=room.state)
     assert Membership.objects.get(room=chat_room, user__username=bob).state == Membership.JOINED
+
+
+def _row(event_id: str) -> tuple[Any, ...]:
+    return MatrixEvent.objects.filter(event_id=event_id).values_list(
+        "room_id", "type", "state_key", "sender", "origin_server_ts", "depth", "pdu", "outlier", "rejected_reason",
+        "soft_failed", "pending_arrival", "state_after").get()
+
+
+def test_new_events_in_bulk_are_stored_and_delivered_as_one_at_a_time(seen: list[PersistedEvent]) -> None:
+    from federation.store.events import NewEvent, persist_new_events
+
+    room = Room()
+    mroom = MatrixRoom.objects.create(room_id=room.create.room_id, room_version="11")
+    one_at_a_time = [room.send("m.room.message", {"msgtype": "m.text", "body": f"single {i}"}) for i in range(2)]
+    with transaction.atomic():
+        for ev in one_at_a_time:
+            persist_event(mroom, ev, arrival=Arrival.LIVE, state_after=room.state, outlier=False, if_exists="new")
+    seen.clear()
+    name = room.send("m.room.name", {"name": "bulk"}, state_key="")
+    bulk = [NewEvent(room.send("m.room.message", {"msgtype": "m.text", "body": "accepted"}), Arrival.LIVE,
+                     dict(room.state)),
+            NewEvent(name, Arrival.LIVE, dict(room.state)),
+            NewEvent(room.send("m.room.message", {"msgtype": "m.text", "body": "rejected"}), Arrival.LIVE,
+                     dict(room.state), rejected_reason="auth events: no"),
+            NewEvent(room.send("m.room.message", {"msgtype": "m.text", "body": "soft"}), Arrival.LIVE,
+                     dict(room.state), soft_failed=True),
+            NewEvent(room.send("m.room.message", {"msgtype": "m.text", "body": "unknown state"}), Arrival.LIVE)]
+    with transaction.atomic():
+        persist_new_events(mroom, bulk)
+        assert seen == []
+        assert _row(bulk[0].event.event_id)[-2] == "live"  # marked with the rows
+    # Delivered after commit, in order, to the listener that wants them (messages), marks cleared.
+    assert [p.event.event_id for p in seen] == [n.event.event_id for n in bulk if n.event.type == "m.room.message"]
+    assert [(p.rejected_reason, p.soft_failed) for p in seen] == [("", False), ("auth events: no", False),
+                                                                   ("", True), ("", False)]
+    single = _row(one_at_a_time[1].event_id)
+    accepted = _row(bulk[0].event.event_id)
+    assert accepted[:6] == (mroom.room_id, "m.room.message", None, room.creator, bulk[0].event.origin_server_ts,
+                            bulk[0].event.depth)
+    assert accepted[6] == dict(bulk[0].event.pdu) and accepted[7:-1] == single[7:-1] == (False, "", False, "")
+    assert accepted[-1] == [list(k) + [v] for k, v in sorted(bulk[0].state_after.items())]
+    assert accepted[-1] is not None and _row(bulk[-1].event.event_id)[-1] is None  # state unknown: NULL
+    assert _row(name.event_id)[2] == "" and _row(name.event_id)[-2] == ""  # nobody wanted it
+    # One at a time or in bulk, the stream order is the order given.
+    ids = list(MatrixEvent.objects.filter(room=mroom).order_by("stream").values_list("event_id", flat=True))
+    assert ids == [e.event_id for e in one_at_a_time] + [n.event.event_id for n in bulk]
+
+
+def test_a_bulk_listener_that_raises_gets_each_event_alone(settings: Any) -> None:
+    settings.CONCORD_SERVER_NAME = "concord.test"
+    calls: list[Any] = []
+
+    def one(p: PersistedEvent) -> None:
+        calls.append(p.event.content["body"])
+        if p.event.content["body"] == "bad":
+            raise ValueError("this one fails")
+
+    def many(ps: Any) -> None:
+        calls.append([p.event.content["body"] for p in ps])
+        MatrixRoom.objects.create(room_id="!half-written:x", room_version="11")  # rolled back
+        raise ValueError("bulk fails")
+
+    # A type no other listener (the chat mirror) wants: consecutive events only this one wants.
+    register_listener(one, lambda p: p.event.type == "org.concord.test", many=many)
+    try:
+        room = Room()
+        mroom = MatrixRoom.objects.create(room_id=room.create.room_id, room_version="11")
+        with transaction.atomic():
+            for body in ("a", "bad", "c"):
+                persist_event(mroom, room.send("org.concord.test", {"body": body}),
+                              arrival=Arrival.LIVE, state_after=room.state)
+    finally:
+        unregister_listener(one)
+    assert calls == [["a", "bad", "c"], "a", "bad", "c"]
+    assert not MatrixRoom.objects.filter(room_id="!half-written:x").exists()
+    assert not MatrixEvent.objects.filter(pending_arrival__gt="").exists()

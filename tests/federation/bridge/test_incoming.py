@@ -258,7 +258,10 @@ def _thread(root: Event) -> dict[str, Any]:
             "m.in_reply_to": {"event_id": root.event_id}}
 
 
-def _one_delivery(mroom: MatrixRoom, room: Room, sends: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[Event]:
+Send = tuple[str, dict[str, Any], dict[str, Any]]
+
+
+def _one_delivery(mroom: MatrixRoom, room: Room, sends: list[Send]) -> list[Event]:
     """Persist the events in one transaction, so that they reach the bridge in one delivery."""
     from django.db import transaction
 
@@ -266,7 +269,7 @@ def _one_delivery(mroom: MatrixRoom, room: Room, sends: list[tuple[str, dict[str
         return [live(mroom, room, room.send(t, content, **kw)) for t, content, kw in sends]
 
 
-def _burst(room: Room) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+def _burst(room: Room) -> list[Send]:
     dave = f"@dave:{REMOTE}"
     text = {"msgtype": "m.text"}
     return [
