@@ -207,7 +207,7 @@ def test_new_events_in_bulk_are_stored_and_delivered_as_one_at_a_time(seen: list
     assert accepted[:6] == (mroom.room_id, "m.room.message", None, room.creator, bulk[0].event.origin_server_ts,
                             bulk[0].event.depth)
     assert accepted[6] == dict(bulk[0].event.pdu) and accepted[7:-1] == single[7:-1] == (False, "", False, "")
-    assert accepted[-1] == [list(k) + [v] for k, v in sorted(bulk[0].state_after.items())]
+    assert accepted[-1] == [list(k) + [v] for k, v in sorted((bulk[0].state_after or {}).items())]
     assert accepted[-1] is not None and _row(bulk[-1].event.event_id)[-1] is None  # state unknown: NULL
     assert _row(name.event_id)[2] == "" and _row(name.event_id)[-2] == ""  # nobody wanted it
     # One at a time or in bulk, the stream order is the order given.
