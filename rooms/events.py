@@ -111,6 +111,26 @@ def send_to_room(room_id: str, event: LiveEvent) -> None:
     transaction.on_commit(lambda: _send_now(room_group(room_id), event))
 
 
+def send_many_to_room(room_id: str, events: list[LiveEvent]) -> None:
+    """Publish ``events`` to everyone in the room, in order, once the current transaction commits:
+    as :func:`send_to_room` for each, in one round trip to Redis."""
+    if events:
+        group = room_group(room_id)
+        transaction.on_commit(lambda: _send_many_now(group, events))
+
+
 def send_to_user(user_id: str, event: LiveEvent) -> None:
     """Publish ``event`` to all of a user's connections, once the current transaction commits."""
     transaction.on_commit(lambda: _send_now(user_group(user_id), event))
+
+
+def _send_many_now(group: str, events: list[LiveEvent]) -> None:
+    """:func:`_send_now` for several events of one group, in order, through one pipeline."""
+    try:
+        pipe = _publish_client().pipeline(transaction=False)
+        channel = live_channel(group)
+        for event in events:
+            pipe.publish(channel, wire_text(event))
+        pipe.execute()
+    except Exception:  # A dead Redis must not fail the request that already committed.
+        log.exception("could not publish %d live events to %s", len(events), group)

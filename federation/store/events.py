@@ -38,6 +38,7 @@ Reading
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
@@ -50,6 +51,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from federation.models import MatrixEvent, MatrixRoom
+from federation.protocol.errors import UnsupportedRoomVersion
 from federation.protocol.events import Event, StateKey
 from federation.protocol.room_versions import RoomVersion, get_room_version
 
@@ -370,15 +372,11 @@ def _deliver_committed() -> None:
         return
     taken = list(queue)
     queue.clear()
-    ids = [p.event.event_id for p, _ in taken]
-    committed = set(MatrixEvent.objects.filter(event_id__in=ids, pending_arrival__gt="")
-                    .values_list("event_id", flat=True))
     batch: dict[str, Delivery] = {}
     for persisted, listeners in taken:
-        if persisted.event.event_id in committed:
-            batch[persisted.event.event_id] = (persisted, listeners)  # the latest persist of an ID wins
-    if batch:
-        _deliver(list(batch.values()))
+        batch[persisted.event.event_id] = (persisted, listeners)  # the latest persist of an ID wins
+    # Entries of rolled-back savepoints have no marked row: _deliver's read of the marked rows leaves them out.
+    _deliver(list(batch.values()))
 
 
 def _deliver(batch: list[Delivery]) -> None:
@@ -501,6 +499,9 @@ class OrmEventStore:
         self._cache: dict[str, Event] = {}
         self._rejected: set[str] = set()
         self._versions: dict[str, RoomVersion] = {}
+        if room is not None:  # its version is known; another room's is read when an event needs it
+            with contextlib.suppress(UnsupportedRoomVersion):  # raised again then, should one of its events be read
+                self._versions[room.room_id] = get_room_version(room.room_version)
 
     def remember(self, event: Event, rejected: bool = False) -> None:
         """Add an event that is being processed (not yet in the database)."""

@@ -20,7 +20,7 @@ from chat.api_errors import ApiError, NotAllowed
 from federation import hooks as federation_hooks
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.actions import integration_triggers, message_rules
-from rooms.events import LiveEvent, send_to_room, send_to_user
+from rooms.events import LiveEvent, send_many_to_room, send_to_room, send_to_user
 from rooms.markdown import mentioned_usernames, render_markdown
 from rooms.models import Membership, Mention, Message, MessageEdit, MessageReport, Reaction, Room, Star, Upload
 from rooms.serialization import iso, message_json, message_queryset, subscription_json, user_brief
@@ -375,7 +375,7 @@ class Post:
     mentions: tuple[str, ...] = ()
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
     """Post several plain messages to one room at once, in order; returns them.
 
@@ -383,9 +383,11 @@ def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
     federated burst). Guarantees: the same rows, counters, live events and hooks as
     ``do_send_message(p.sender, room, p.text, skip_post_check=True, created_at=p.created_at,
     mentions=p.mentions)`` for each post in order, with one ``INSERT`` for the messages, one for
-    their mentions and (PostgreSQL) one round trip for all the counters. A text that
-    ``do_send_message`` would refuse (empty, too long, a NUL) raises its :class:`ApiError` before
-    anything is written, so the caller may fall back to one post at a time.
+    their mentions, one round trip to Redis for their live events and (PostgreSQL) one for all the
+    counters. A text that ``do_send_message`` would refuse (empty, too long, a NUL) raises its
+    :class:`ApiError` before anything is written, so the caller may fall back to one post at a
+    time. No savepoint of its own: when it raises inside the caller's transaction, that
+    transaction (or the caller's savepoint) must be rolled back.
     """
     now = timezone.now()
     msgs: list[Message] = []
@@ -404,10 +406,14 @@ def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
     mention_rows = [Mention(message=m, user=u) for m, users in zip(msgs, mentioned_by_msg, strict=True) for u in users]
     if mention_rows:
         Mention.objects.bulk_create(mention_rows, ignore_conflicts=True)
+    live: list[LiveEvent] = []
+    for msg, users in zip(msgs, mentioned_by_msg, strict=True):
+        msg.wire_json = message_json(msg, fresh_mentions=users)  # type: ignore[attr-defined]
+        live.append(LiveEvent("message.new", room.id, msg.wire_json))  # type: ignore[attr-defined]
+    send_many_to_room(room.id, live)  # as _publish for each, in one round trip
     bumps: list[_Bump] = []
     for post, msg, users in zip(posts, msgs, mentioned_by_msg, strict=True):
         mentioned = [u.id for u in users]
-        _publish(msg, "message.new", fresh_mentions=users)
         if msg.mentions_all or msg.mentions_here:
             _notify_counters(room, exclude=post.sender)
         elif mentioned:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from chat.api_errors import ApiError
@@ -103,7 +103,7 @@ def test_a_refused_text_writes_nothing(make_user: Callable[..., Any]) -> None:
     room, users = _room(make_user, "3")
     before = Message.objects.filter(room=room).count()
     count = room.message_count
-    with pytest.raises(ApiError):
+    with pytest.raises(ApiError), transaction.atomic():  # the caller's savepoint (it has none of its own)
         do_send_messages(room, [Post(users["bob"], "fine"), Post(users["bob"], "bad\x00text")])
     assert Message.objects.filter(room=room).count() == before
     room.refresh_from_db()
@@ -112,22 +112,33 @@ def test_a_refused_text_writes_nothing(make_user: Callable[..., Any]) -> None:
 
 def test_live_events_go_out_in_order_after_commit(make_user: Callable[..., Any],
                                                    django_capture_on_commit_callbacks: Any) -> None:
-    from rooms import events
+    """Published to the room's channel (what every web process's fan-out reads), in order, and
+    only once the transaction commits."""
+    import json
+    import time
+
+    import redis
+    from django.conf import settings
+
+    from rooms.events import live_channel, room_group
 
     room, users = _room(make_user, "4")
-    seen: list[tuple[str, str]] = []
-    real = events._send_now
-
-    def spy(group: str, event: Any) -> None:
-        if event.type == "message.new":
-            seen.append((group, event.data["msg"]))
-        real(group, event)
-
-    events._send_now = spy  # type: ignore[assignment]
+    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(live_channel(room_group(room.id)))
     try:
+        while listener.get_message(timeout=0.5) is not None:  # the subscription's confirmation
+            pass
         with django_capture_on_commit_callbacks(execute=True):
             do_send_messages(room, [Post(users["bob"], f"m{i}") for i in range(5)])
+            time.sleep(0.2)
+            assert listener.get_message(timeout=0.2) is None  # nothing before the commit
+        frames = []
+        deadline = time.monotonic() + 5
+        while len(frames) < 5 and time.monotonic() < deadline:
+            message = listener.get_message(timeout=0.5)
+            if message is not None:
+                frames.append(json.loads(message["data"]))
     finally:
-        events._send_now = real  # type: ignore[assignment]
-    assert [text for _, text in seen] == [f"m{i}" for i in range(5)]
-    assert {group for group, _ in seen} == {events.room_group(room.id)}
+        listener.close()
+    assert [(f["type"], f["data"]["msg"]) for f in frames] == [("message.new", f"m{i}") for i in range(5)]
+    assert {f["room_id"] for f in frames} == {room.id}
