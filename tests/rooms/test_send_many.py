@@ -132,7 +132,7 @@ def test_live_events_go_out_in_order_after_commit(make_user: Callable[..., Any],
             do_send_messages(room, [Post(users["bob"], f"m{i}") for i in range(5)])
             time.sleep(0.2)
             assert listener.get_message(timeout=0.2) is None  # nothing before the commit
-        frames = []
+        frames: list[dict[str, Any]] = []
         deadline = time.monotonic() + 5
         while len(frames) < 5 and time.monotonic() < deadline:
             message = listener.get_message(timeout=0.5)
