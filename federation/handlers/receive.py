@@ -88,6 +88,14 @@ class _StagingContext:
             self.rooms[room_id] = MatrixRoom.objects.filter(room_id=room_id).first()
         return self.rooms[room_id]
 
+    def read_rooms(self, pdus: list[Any]) -> None:
+        """Read the rooms the PDUs name at once (one query instead of one per room)."""
+        ids = {r for r in (room_id_of(p) for p in pdus if isinstance(p, dict))
+               if isinstance(r, str) and len(r) <= 255} - set(self.rooms)
+        if ids:
+            found = {r.room_id: r for r in MatrixRoom.objects.filter(room_id__in=ids)}
+            self.rooms.update({room_id: found.get(room_id) for room_id in ids})
+
     def origin_allowed_in(self, room_id: str) -> bool:
         """Whether the room's current ``m.room.server_acl`` (if any) lets the origin in.
 
@@ -129,6 +137,7 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
         if done is not None:
             return done.response_code, done.response
         ctx = _StagingContext(origin)
+        ctx.read_rooms(pdus)
         results: dict[str, dict[str, Any]] = {}
         to_stage: list[StagedPDU] = []
         for pdu in pdus:
@@ -298,6 +307,8 @@ def _process_room_queue(room_id: str, origin: str, results: dict[str, str]) -> N
             StagedPDU.objects.filter(pk__in=[s.pk for s in chunk]).delete()
             continue
         _process_chunk(run, chunk, origin, results)
+        if len(chunk) < STAGED_CHUNK:
+            break  # the queue was shorter than a chunk; rows staged since are found by process_staged's re-check
 
 
 def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: dict[str, str]) -> None:
