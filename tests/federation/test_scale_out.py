@@ -208,3 +208,38 @@ def test_a_busy_web_process_hands_rooms_to_a_worker_and_every_pdu_is_processed_i
     wait_for(lambda: b"process_staged_room" in procs.procs[0][1].read_bytes() and
              b"succeeded" in procs.procs[0][1].read_bytes(), timeout=30, what=f"the worker's task\n{procs.logs()}")
     assert not StagedPDU.objects.exists()
+
+
+def _sessions(db_name: str) -> int:
+    """PostgreSQL's count of sessions ever opened on the database (``pg_stat_database.sessions``)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", [db_name])
+        return int(cursor.fetchone()[0])
+
+
+def test_a_prefork_worker_reuses_its_database_connections_from_task_to_task(
+        fed: ConcordTLS, fed_ca: TestCA, procs: Processes) -> None:
+    """Celery's Django fix-up would close a prefork child's connection pool after every task (a new
+    PostgreSQL session per task); chat/celery.py keeps the pool, so many tasks need a few sessions."""
+    from django.conf import settings
+
+    from federation.tasks import process_staged_room
+
+    log = procs.tmp / "prefork.log"
+    env = {**_shared_env(fed, fed_ca), "CONCORD_DB_POOL": "1"}  # as in production (the tests turn it off)
+    procs.start("prefork", [sys.executable, "-m", "celery", "-A", "chat", "worker", "--pool", "prefork",
+                            "--concurrency", "1", "--loglevel", "INFO", "-n", f"prefork-{os.getpid()}@localhost",
+                            "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
+    wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what=f"the worker ready\n{procs.logs()}")
+    process_staged_room.delay("!warm-up:x", "")  # the child's first connections
+    wait_for(lambda: log.read_bytes().count(b"succeeded") >= 1, timeout=30, what=f"the first task\n{procs.logs()}")
+    db_name = settings.DATABASES["default"]["NAME"]
+    before = _sessions(db_name)
+    for n in range(30):
+        process_staged_room.delay(f"!nothing-staged-{n}:x", "")  # each reads the staging table
+    wait_for(lambda: log.read_bytes().count(b"succeeded") >= 31, timeout=60, what=f"30 tasks\n{procs.logs()}")
+    opened = _sessions(db_name) - before
+    assert opened < 10, f"{opened} PostgreSQL sessions for 30 tasks"
