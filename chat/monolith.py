@@ -46,8 +46,6 @@ def serve(host: str, port: int, *, concurrency: int = 4, ssl_certfile: str = "",
           log_level: str = "info") -> int:
     """Serve web + worker + beat until SIGTERM/SIGINT; returns an exit status (0 after a signal)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat.settings")
-    # The worker is a thread of this process: handing it inbound rooms would gain no interpreter.
-    os.environ.setdefault("CONCORD_FEDERATION_INBOUND_SPILL", "0")
     import uvicorn
     from celery.beat import EmbeddedService
     from celery.worker import WorkController

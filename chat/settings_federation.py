@@ -98,5 +98,3 @@ CONCORD_FEDERATION_MAX_REMOTE_ROOM_SIZE: int = int(os.environ.get("CONCORD_FEDER
 CONCORD_FEDERATION_SEND_WAIT: float = float(os.environ.get("CONCORD_FEDERATION_SEND_WAIT", "0"))
 # Threads per process that process staged PDUs (one room at a time each; a room's events in order).
 CONCORD_FEDERATION_INBOUND_THREADS: int = int(os.environ.get("CONCORD_FEDERATION_INBOUND_THREADS", "2"))
-# A busy web process hands rooms of a many-room burst to the Celery workers (off in the one-process default).
-CONCORD_FEDERATION_INBOUND_SPILL: bool = os.environ.get("CONCORD_FEDERATION_INBOUND_SPILL", "1") != "0"

@@ -14,11 +14,9 @@ class FederationConfig(AppConfig):
         # Imported here, not at module level: Django loads app configs before models are ready.
         from federation.bridge.connect import connect_bridge
         from federation.bridge.remote_media import register_fetch_scheduler
-        from federation.handlers.room_queue import register_spill
         from federation.store.outbox import register_scheduler
-        from federation.tasks import schedule_fetch, schedule_send, spill_room
+        from federation.tasks import schedule_fetch, schedule_send
 
         connect_bridge()
         register_scheduler(schedule_send)
         register_fetch_scheduler(schedule_fetch)
-        register_spill(spill_room)

@@ -145,13 +145,6 @@ def inbound_threads() -> int:
     return max(1, int(_get("CONCORD_FEDERATION_INBOUND_THREADS", 2)))
 
 
-def inbound_spill() -> bool:
-    """Whether a burst over more rooms than this process has inbound threads may hand rooms to
-    the Celery workers (``CONCORD_FEDERATION_INBOUND_SPILL``, on; the one-process embedded default
-    turns it off: its worker shares the web server's interpreter)."""
-    return bool(_get("CONCORD_FEDERATION_INBOUND_SPILL", True))
-
-
 def max_concurrent_requests() -> int:
     """Requests one remote server may have in progress at once (``CONCORD_FEDERATION_MAX_CONCURRENT``, 5)."""
     return int(_get("CONCORD_FEDERATION_MAX_CONCURRENT", 5))

@@ -13,7 +13,7 @@ from celery import shared_task
 from federation import config
 from federation.bridge.outgoing import bridge_unsent_messages
 from federation.bridge.remote_media import fetch_pending, process_pending_media
-from federation.handlers.receive import process_all_staged, process_staged
+from federation.handlers.receive import process_all_staged
 from federation.handlers.sender import send_pending
 from federation.store.events import redeliver_pending
 from federation.store.outbox import redrive_due
@@ -35,20 +35,6 @@ def fetch_remote_media(key: str) -> bool:
     if not config.enabled():
         return False
     return fetch_pending(key)
-
-
-@shared_task(ignore_result=True)
-def process_staged_room(room_id: str, origin: str) -> int:
-    """Process a room's staged inbound PDUs (a room spilled by a busy web process; no-op while
-    another process holds the room). Returns how many PDUs this run processed."""
-    if not config.enabled():
-        return 0
-    return len(process_staged(room_id, origin))
-
-
-def spill_room(room_id: str, origin: str) -> None:
-    """The inbound room queue's spill: the room as a Celery task."""
-    process_staged_room.delay(room_id, origin)
 
 
 def schedule_fetch(key: str) -> None:

@@ -155,12 +155,7 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
             results[event_id] = {"error": error} if error else {}
             if room_id and room_id not in staged_rooms:
                 staged_rooms.append(room_id)
-        # Rooms may go to another process when this one is busy, unless the answer waits for
-        # verdicts, or EDUs follow (a receipt may name one of the PDUs: they are dispatched once
-        # this process has processed them).
-        may_spill = not edus and config.send_wait() == 0
-        futures = [room_queue.submit(room_id, origin, process_staged, may_spill=may_spill)
-                   for room_id in staged_rooms]
+        futures = [room_queue.submit(room_id, origin, process_staged) for room_id in staged_rooms]
         done, pending = wait(futures, timeout=config.send_wait()) if futures else (set(), set())
         for future in done:
             for event_id, error in future.result().items():

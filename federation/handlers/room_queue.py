@@ -13,11 +13,6 @@ Guarantees
     * :func:`submit` returns a future that resolves, once a run that started after the call has
       ended, to that run's verdicts (``{event_id: error or ""}``); a run that fails resolves it to
       ``{}`` (the failure is logged, the PDUs stay staged).
-    * Spilling (:func:`register_spill`, ``CONCORD_FEDERATION_INBOUND_SPILL``): when the caller
-      allows it and every thread of this process is taken by other rooms, a room not queued here
-      is handed to another process instead (a Celery task that runs the same processor, under
-      the same per-room lock), so that a burst over many rooms uses more than this process's one
-      interpreter. Its future is resolved at once, to ``{}`` (no verdicts: the PDUs are staged).
 """
 
 from __future__ import annotations
@@ -57,39 +52,17 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-Spill = Callable[[str, str], None]
-_spill: list[Spill] = []
-
-
-def register_spill(spill: Spill | None) -> None:
-    """Where rooms go when this process's threads are all busy: ``spill(room_id, origin)`` has
-    another process run the processor for the room (None: nowhere, every room is processed here)."""
-    _spill[:] = [spill] if spill is not None else []
-
-
-def submit(room_id: str, origin: str, processor: Processor, *, may_spill: bool = False) -> Future[Results]:
-    """Have ``processor(room_id, origin)`` run for the room in a queue thread, or, with
-    ``may_spill``, in another process when every thread here is busy (see the guarantees)."""
+def submit(room_id: str, origin: str, processor: Processor) -> Future[Results]:
+    """Have ``processor(room_id, origin)`` run for the room in a queue thread (see the guarantees)."""
     future: Future[Results] = Future()
-    spill = None
     with _lock:
         room = _rooms.get(room_id)
         if room is not None:  # running or about to: it runs again for this caller
             room.origin = origin or room.origin
             room.waiting.append(future)
             return future
-        if may_spill and _spill and config.inbound_spill() and len(_rooms) >= config.inbound_threads():
-            spill = _spill[0]
-        else:
-            _rooms[room_id] = _Room(origin, [future])
-            _executor().submit(_run, room_id, processor)
-    if spill is not None:
-        try:
-            spill(room_id, origin)
-        except Exception:  # the broker is down: process it here after all
-            log.warning("could not hand room %s to another process; processing it here", room_id, exc_info=True)
-            return submit(room_id, origin, processor)
-        future.set_result({})
+        _rooms[room_id] = _Room(origin, [future])
+        _executor().submit(_run, room_id, processor)
     return future
 
 

@@ -159,57 +159,6 @@ def test_two_workers_never_send_the_same_events_twice(fed: ConcordTLS, peer: Fak
     assert len({t for t, _ in peer.transactions}) == len(peer.transactions), "a transaction was sent twice"
 
 
-def test_a_busy_web_process_hands_rooms_to_a_worker_and_every_pdu_is_processed_in_order(
-        fed: ConcordTLS, peer: FakePeer, fed_ca: TestCA, procs: Processes, settings: Any) -> None:
-    """One inbound thread, a transaction over four rooms, the answer at once: the rooms this
-    process has no thread for go to a Celery worker (a separate process), which processes them
-    under the same per-room lock; every PDU ends accepted, in order, whichever process took it."""
-    from federation.handlers import room_queue
-    from federation.models import MatrixEvent, StagedPDU
-    from federation.tasks import spill_room
-    from tests.federation.signed_requests import joined_room, send_txn
-
-    procs.start("worker", [sys.executable, "-m", "celery", "-A", "chat", "worker", "--pool", "solo",
-                           "--loglevel", "INFO", "-n", f"spill-{os.getpid()}@localhost",
-                           "--without-gossip", "--without-mingle", "--without-heartbeat"], _shared_env(fed, fed_ca))
-    wait_for(lambda: all(b"ready." in log.read_bytes() for _, log in procs.procs if log.exists()),
-             timeout=60, what=f"the worker ready\n{procs.logs()}")
-    rooms = [joined_room(fed, peer) for _ in range(4)]
-    settings.CONCORD_FEDERATION_SEND_WAIT = 0
-    settings.CONCORD_FEDERATION_INBOUND_THREADS = 1
-    spilled: list[str] = []
-
-    def recording(room_id: str, origin: str) -> None:
-        spilled.append(room_id)
-        spill_room(room_id, origin)
-
-    room_queue.register_spill(recording)
-    try:
-        sent: dict[str, list[str]] = {r.room_id: [] for r in rooms}
-        for t in range(3):
-            events = []
-            for i in range(12):
-                room = rooms[i % 4]
-                events.append(room.send("m.room.message", {"msgtype": "m.text", "body": f"t{t} m{i}"}))
-                sent[room.room_id].append(events[-1].event_id)
-            assert send_txn(fed, peer, [e.pdu for e in events]) == {e.event_id: {} for e in events}
-    finally:
-        room_queue.register_spill(spill_room)
-
-    def accepted(room_id: str) -> list[str]:
-        return list(MatrixEvent.objects.filter(room_id=room_id, type="m.room.message", rejected_reason="",
-                                               soft_failed=False, outlier=False)
-                    .order_by("stream").values_list("event_id", flat=True))
-
-    wait_for(lambda: all(len(accepted(r)) == len(ids) for r, ids in sent.items()), timeout=60,
-             what=f"every PDU processed\n{procs.logs()}")
-    assert {r: accepted(r) for r in sent} == sent
-    assert spilled, "no room was handed to the worker"
-    wait_for(lambda: b"process_staged_room" in procs.procs[0][1].read_bytes() and
-             b"succeeded" in procs.procs[0][1].read_bytes(), timeout=30, what=f"the worker's task\n{procs.logs()}")
-    assert not StagedPDU.objects.exists()
-
-
 def _sessions(db_name: str) -> int:
     """PostgreSQL's count of sessions ever opened on the database (``pg_stat_database.sessions``)."""
     from django.db import connection
@@ -226,7 +175,7 @@ def test_a_prefork_worker_reuses_its_database_connections_from_task_to_task(
     PostgreSQL session per task); chat/celery.py keeps the pool, so many tasks need a few sessions."""
     from django.conf import settings
 
-    from federation.tasks import process_staged_room
+    from federation.tasks import fetch_remote_media
 
     log = procs.tmp / "prefork.log"
     env = {**_shared_env(fed, fed_ca), "CONCORD_DB_POOL": "1"}  # as in production (the tests turn it off)
@@ -234,12 +183,12 @@ def test_a_prefork_worker_reuses_its_database_connections_from_task_to_task(
                             "--concurrency", "1", "--loglevel", "INFO", "-n", f"prefork-{os.getpid()}@localhost",
                             "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
     wait_for(lambda: b"ready." in log.read_bytes(), timeout=60, what=f"the worker ready\n{procs.logs()}")
-    process_staged_room.delay("!warm-up:x", "")  # the child's first connections
+    fetch_remote_media.delay("warm-up")  # the child's first connections
     wait_for(lambda: log.read_bytes().count(b"succeeded") >= 1, timeout=30, what=f"the first task\n{procs.logs()}")
     db_name = settings.DATABASES["default"]["NAME"]
     before = _sessions(db_name)
     for n in range(30):
-        process_staged_room.delay(f"!nothing-staged-{n}:x", "")  # each reads the staging table
+        fetch_remote_media.delay(f"nothing-pending-{n}")  # each reads the pending-media table
     wait_for(lambda: log.read_bytes().count(b"succeeded") >= 31, timeout=60, what=f"30 tasks\n{procs.logs()}")
     opened = _sessions(db_name) - before
     assert opened < 10, f"{opened} PostgreSQL sessions for 30 tasks"
