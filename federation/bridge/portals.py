@@ -36,8 +36,10 @@ def portal_of(room: Room) -> MatrixRoom | None:
 
 
 def matrix_room(room_id: str) -> MatrixRoom | None:
-    """A Matrix room we hold, with its chat room loaded."""
-    return MatrixRoom.objects.filter(room_id=room_id).select_related("chat_room").first()
+    """A Matrix room we hold, with its chat room loaded (its state and extremities only when
+    read: a big room's current state is a long list, and most callers need the chat room only)."""
+    return MatrixRoom.objects.filter(room_id=room_id).select_related("chat_room").defer(
+        "current_state", "forward_extremities").first()
 
 
 def ensure_portal(room: Room, *, version: str | None = None, by: User | None = None) -> MatrixRoom:

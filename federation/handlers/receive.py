@@ -290,7 +290,8 @@ def process_staged(room_id: str, origin: str) -> dict[str, str]:
 
 def _process_room_queue(room_id: str, origin: str, results: dict[str, str]) -> None:
     """Process the room's staged rows until none is left (the caller holds the room's lock)."""
-    room = MatrixRoom.objects.filter(room_id=room_id).first()
+    # Its state and extremities are read under the room's lock, per group (a big room's state is long).
+    room = MatrixRoom.objects.filter(room_id=room_id).defer("current_state", "forward_extremities").first()
     run: _RoomRun | None = None
     if room is not None:
         try:
@@ -576,7 +577,7 @@ def _process_event(run: _RoomRun, event: Event, origin: str, *, fetch: bool) -> 
     existing = run.stored_status(event.event_id)
     if existing is not None and not existing[0]:
         return existing[1]
-    if run.store.room is not None and not run.store.room.current_state and _withdraws_local_invite(event):
+    if run.store.room is not None and _withdraws_local_invite(event) and not run.store.room.current_state:
         run.flush_new_events()
         return _out_of_band_membership(run.store.room, event, origin)
     rv = run.rv
