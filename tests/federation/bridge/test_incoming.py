@@ -332,3 +332,28 @@ def test_when_the_bulk_form_fails_each_event_is_bridged_alone(
     texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
     assert texts == ["first", "second", "third", "dave here"]
     assert all(message_of(e) is not None for e in events if e.type == "m.room.message")
+
+
+def test_a_delivery_reads_its_senders_at_once_and_still_refuses_who_may_not_post(
+        portal: tuple[Room, MatrixRoom, Any]) -> None:
+    """The senders and their memberships are read once for the delivery: a muted member's message
+    and a stranger's are still refused, the others posted, in order."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rooms.models import Message
+
+    room, mroom, chat_room = portal
+    zed = f"@zed:{REMOTE}"  # sends without ever joining (the auth rules would reject it; the chat's check too)
+    pl = {"users": {room.creator: 100, BOB: -1}, "users_default": 0, "events_default": 0, "state_default": 50}
+    live(mroom, room, room.send("m.room.power_levels", pl, state_key=""))  # BOB muted
+    text = {"msgtype": "m.text"}
+    with CaptureQueriesContext(connection) as queries:
+        _one_delivery(mroom, room, [("m.room.message", {**text, "body": f"c{i}"}, {"sender": CAROL}) for i in range(3)]
+                      + [("m.room.message", {**text, "body": "muted"}, {"sender": BOB}),
+                         ("m.room.message", {**text, "body": "stranger"}, {"sender": zed}),
+                         ("m.room.message", {**text, "body": "c3"}, {"sender": CAROL})])
+    texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
+    assert texts == ["c0", "c1", "c2", "c3"]
+    member_reads = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "rooms_membership"')]
+    assert len(member_reads) == 2, [q["sql"][:120] for q in member_reads]  # carol and bob at once; zed's own
