@@ -355,5 +355,6 @@ def test_a_delivery_reads_its_senders_at_once_and_still_refuses_who_may_not_post
                          ("m.room.message", {**text, "body": "c3"}, {"sender": CAROL})])
     texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
     assert texts == ["c0", "c1", "c2", "c3"]
-    member_reads = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "rooms_membership"')]
+    member_reads = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "rooms_membership"')
+                    and '"rooms_room"' not in q["sql"]]  # not SQLite's counter updates (with the room)
     assert len(member_reads) == 2, [q["sql"][:120] for q in member_reads]  # carol and bob at once; zed's own
