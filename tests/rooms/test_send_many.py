@@ -34,16 +34,30 @@ SCRIPT: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
+# Hidden rooms, mentions after a sender's last message, a member named twice in one message.
+SCRIPT_2: list[tuple[str, str, tuple[str, ...]]] = [
+    ("frank", "first of the burst", ()),  # had read everything: his own post leaves the room hidden
+    ("gina", "gina is back", ()),  # had an unread message: her post reopens the room for her
+    ("carol", "hey @alice", ()),
+    ("alice", "@all hello", ()),
+    ("carol", "@alice again, and @gina", ()),  # after alice's and gina's last posts: they count
+    ("bob", "@dave twice", ("dave",)),
+    ("frank", "frank again", ()),  # others posted since his first: reopens
+]
+NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
+
+
 def _room(make_user: Callable[..., Any], suffix: str) -> tuple[Room, dict[str, Any]]:
-    users = {n: make_user(n + suffix) for n in ("alice", "bob", "carol", "dave", "erin")}
-    room = do_create_room(users["alice"], "c", "general" + suffix,
-                          members=[users["bob"], users["carol"], users["dave"], users["erin"]])
-    do_set_open(room, users["erin"], False)  # a hidden room reopens on a new message
+    users = {n: make_user(n + suffix) for n in NAMES}
+    room = do_create_room(users["alice"], "c", "general" + suffix, members=[users[n] for n in NAMES[1:]])
+    do_send_message(users["frank"], room, "before the burst")  # unread for everyone but frank
+    for name in ("erin", "frank", "gina"):
+        do_set_open(room, users[name], False)  # a hidden room reopens on a new message
     return room, users
 
 
 def _text(text: str, suffix: str) -> str:
-    for name in ("dave", "nobody"):
+    for name in ("dave", "nobody", "alice", "gina"):
         text = text.replace("@" + name, "@" + name + suffix)
     return text
 
@@ -74,22 +88,29 @@ def _normalised(state: dict[str, Any], suffix: str) -> dict[str, Any]:
     return clean(state)
 
 
-def test_a_burst_leaves_what_one_post_at_a_time_leaves(make_user: Callable[..., Any]) -> None:
+@pytest.mark.parametrize("script", [SCRIPT, SCRIPT_2], ids=["script-1", "script-2"])
+def test_a_burst_leaves_what_one_post_at_a_time_leaves(make_user: Callable[..., Any],
+                                                      script: list[tuple[str, str, tuple[str, ...]]]) -> None:
     one_room, one_users = _room(make_user, "1")
     many_room, many_users = _room(make_user, "2")
-    for name, text, also in SCRIPT:
+    for name, text, also in script:
         do_send_message(one_users[name], one_room, _text(text, "1"), skip_post_check=True,
                         mentions=[a + "1" for a in also])
     with CaptureQueriesContext(connection) as queries:
         posts = [Post(many_users[name], _text(text, "2"), mentions=tuple(a + "2" for a in also))
-                 for name, text, also in SCRIPT]
+                 for name, text, also in script]
         sent = do_send_messages(many_room, posts)
-    assert [m.text for m in sent] == [_text(t, "2") for _, t, _ in SCRIPT]
+    assert [m.text for m in sent] == [_text(t, "2") for _, t, _ in script]
     one, many = _normalised(_state(one_room, one_users), "1"), _normalised(_state(many_room, many_users), "2")
     assert many == one
-    # erin (hidden, silent): every post unread, @all and @here; alice: three posts after her @all.
-    assert one["subs"]["erin"] == (len(SCRIPT), 0, 2, True, True)
-    assert one["subs"]["alice"] == (3, 0, 1, True, True)
+    if script is SCRIPT:
+        # erin (hidden, silent): every post unread, @all and @here; alice: three posts after her @all.
+        assert one["subs"]["erin"] == (len(SCRIPT) + 1, 0, 2, True, True)
+        assert one["subs"]["alice"] == (3, 0, 1, True, True)
+    else:
+        assert one["subs"]["alice"] == (3, 1, 0, True, True)  # carol's mention after her @all
+        assert one["subs"]["gina"][:2] == (5, 1) and one["subs"]["gina"][3] is True
+        assert one["subs"]["frank"][3] is True and one["subs"]["dave"][1] == 1
     # Not one round trip per post: mention look-ups for the posts that name someone, the messages'
     # INSERT, the mentions' INSERT, the permission checks of @all/@here, the counters (one on
     # PostgreSQL), savepoints.
@@ -102,6 +123,7 @@ def test_a_burst_leaves_what_one_post_at_a_time_leaves(make_user: Callable[..., 
 def test_a_refused_text_writes_nothing(make_user: Callable[..., Any]) -> None:
     room, users = _room(make_user, "3")
     before = Message.objects.filter(room=room).count()
+    room.refresh_from_db()
     count = room.message_count
     with pytest.raises(ApiError), transaction.atomic():  # the caller's savepoint (it has none of its own)
         do_send_messages(room, [Post(users["bob"], "fine"), Post(users["bob"], "bad\x00text")])
