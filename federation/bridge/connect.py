@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from federation import hooks
 from federation.bridge.edus import register_edu_handlers
-from federation.bridge.incoming import on_persisted, on_persisted_many, wants
+from federation.bridge.incoming import batchable, on_persisted, on_persisted_many, wants
 from federation.bridge.outgoing import ChatToMatrix
 from federation.bridge.stalls import on_stall
 from federation.store.events import register_listener
@@ -14,7 +14,7 @@ from federation.store.outbox import register_stall_listener
 
 def connect_bridge() -> None:
     """Register the chat mirror with the event store, the outgoing sink with the hooks, and the EDU handlers."""
-    register_listener(on_persisted, wants, many=on_persisted_many)
+    register_listener(on_persisted, wants, many=on_persisted_many, batchable=batchable)
     hooks.register_sink(ChatToMatrix())
     register_edu_handlers()
     register_stall_listener(on_stall)

@@ -30,6 +30,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from accounts.models import User
 from chat.api_errors import ApiError
 from federation.bridge import convert, emoji, remote_media
@@ -232,8 +234,17 @@ def _post_plain(news: list[_NewMessage]) -> None:
     if not news:
         return
     room = news[0].ev.room
-    msgs = do_send_messages(room, [Post(n.ev.sender, n.incoming.text, convert.sent_at(n.ev.event.origin_server_ts),
-                                        tuple(n.mentions)) for n in news])
+    try:
+        msgs = do_send_messages(room, [Post(n.ev.sender, n.incoming.text, convert.sent_at(n.ev.event.origin_server_ts),
+                                            tuple(n.mentions)) for n in news])
+    except ApiError:  # a text the chat refuses (e.g. too long): raised before any write; each alone
+        for new in news:
+            try:
+                with transaction.atomic():
+                    _post_one(new)
+            except ApiError as exc:  # as the store logs a listener's failure on one event
+                log.info("the message %s was not bridged: %s", new.ev.event.event_id, exc)
+        return
     BridgedMessage.objects.bulk_create([BridgedMessage(event_id=n.ev.event.event_id, message_id=m.id)
                                         for n, m in zip(news, msgs, strict=True)])
 
@@ -436,6 +447,13 @@ def _read_senders(events: Sequence[PersistedEvent]) -> None:
         subs = {sub.user_id: sub for sub in Membership.objects.filter(room=mroom.chat_room, user__in=found)}
         for user in found:
             memo[("membership", mroom.chat_room.id, user.id)] = subs.get(user.id)
+
+
+def batchable(p: PersistedEvent) -> bool:
+    """The events the store may hand to :func:`on_persisted_many` together: messages. Others (a
+    member, power levels...) go to :func:`on_persisted` one at a time, each in its own savepoint,
+    so that one failing cannot undo another's writes."""
+    return p.event.type == "m.room.message"
 
 
 def on_persisted_many(events: Sequence[PersistedEvent]) -> None:

@@ -274,10 +274,12 @@ class _RoomRun:
     def flush_new_events(self) -> None:
         """Insert the open group's new events now (before any other write of an event, so that
         listeners get the events in the order they were processed)."""
-        if self.new_events and self.locked_room is not None:
-            persist_new_events(self.locked_room, self.new_events)
-        if self.new_events:
-            self.new_events.clear()
+        if not self.new_events:
+            return
+        if self.locked_room is None:  # they are deferred only while the room is locked: never here
+            raise RuntimeError(f"{len(self.new_events)} events of {self.room_id} deferred without the room's lock")
+        persist_new_events(self.locked_room, self.new_events)
+        self.new_events.clear()
 
 
 STAGED_CHUNK = 100

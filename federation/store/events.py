@@ -89,21 +89,23 @@ Listener = Callable[[PersistedEvent], None]
 ManyListener = Callable[[Sequence[PersistedEvent]], None]
 Wants = Callable[[PersistedEvent], bool]
 _listeners: list[tuple[Listener, Wants]] = []
-_many: dict[Listener, ManyListener] = {}
+_many: dict[Listener, tuple[ManyListener, Wants]] = {}
 
 
-def register_listener(listener: Listener, wants: Wants, *, many: ManyListener | None = None) -> None:
+def register_listener(listener: Listener, wants: Wants, *, many: ManyListener | None = None,
+                      batchable: Wants | None = None) -> None:
     """Run ``listener`` after commit for every persisted event that ``wants`` accepts (idempotent per pair).
 
     ``many``, if given, must do what ``listener`` does for each of the events it is handed, in
-    order; the delivery then calls it once for consecutive events that only this listener wants,
-    in one savepoint, and should it raise, calls ``listener`` for each of them instead (each in a
-    savepoint of its own, as without ``many``): a bulk form that may fail as a whole.
+    order; the delivery then calls it once for consecutive events that only this listener wants
+    and ``batchable`` accepts (default: all), in one savepoint, and should it raise, calls
+    ``listener`` for each of them instead (each in a savepoint of its own, as without ``many``): a
+    bulk form that may fail as a whole. Other events go to ``listener`` one at a time.
     """
     if not any(fn is listener for fn, _ in _listeners):
         _listeners.append((listener, wants))
     if many is not None:
-        _many[listener] = many
+        _many[listener] = (many, batchable or (lambda p: True))
     else:
         _many.pop(listener, None)
 
@@ -192,7 +194,7 @@ class NewEvent:
     event: Event
     arrival: Arrival
     state_after: Mapping[StateKey, str] | None = None
-    outlier: bool = False
+    outlier: bool | None = None  # default, as persist_event's: ``state_after is None``
     rejected_reason: str = ""
     soft_failed: bool = False
 
@@ -209,7 +211,8 @@ def persist_new_events(room: MatrixRoom, items: Sequence[NewEvent]) -> None:
         for item in items:
             persisted = PersistedEvent(room.room_id, item.event, item.arrival, item.rejected_reason, item.soft_failed)
             wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
-            rows.append(_NewRow(item.event, item.outlier, item.rejected_reason, item.soft_failed,
+            outlier = item.state_after is None if item.outlier is None else item.outlier
+            rows.append(_NewRow(item.event, outlier, item.rejected_reason, item.soft_failed,
                                 item.arrival.value if wanted else "",
                                 encode_state(item.state_after) if item.state_after is not None else None))
             if wanted:
@@ -414,13 +417,19 @@ def _run_listeners(batch: list[Delivery], mine: set[str], retry: set[str]) -> No
     only one listener wants, and it has a bulk form, go to that form in one call first (see
     :func:`register_listener`)."""
     items = [(p, listeners) for p, listeners in batch if p.event.event_id in mine]
+
+    def bulk_form(index: int) -> ManyListener | None:
+        persisted, listeners = items[index]
+        form = _many.get(listeners[0]) if len(listeners) == 1 else None
+        return form[0] if form is not None and _wants(form[1], persisted) else None
+
     i = 0
     while i < len(items):
         listeners = items[i][1]
-        many = _many.get(listeners[0]) if len(listeners) == 1 else None
+        many = bulk_form(i)
         j = i + 1
         if many is not None:
-            while j < len(items) and len(items[j][1]) == 1 and items[j][1][0] is listeners[0]:
+            while j < len(items) and items[j][1] == listeners and bulk_form(j) is many:
                 j += 1
         run = [p for p, _ in items[i:j]]
         if many is None or len(run) == 1 or not _call_many(many, run):

@@ -185,6 +185,7 @@ class _Bump:
     followers: list[str]
     mentioned: list[str]
     group: bool
+    now: datetime  # the message's time (what "read up to" and "updated" become)
 
 
 def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
@@ -211,16 +212,16 @@ def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, fo
     its ``on_commit`` callbacks run as usual. Nothing may follow this call in the block.
     Elsewhere (SQLite, nested blocks) it is a few ORM updates inside the transaction.
     """
-    _bump_counters_many(room, now, [_Bump(sender, in_room, followers, mentioned, group)])
+    _bump_counters_many(room, [_Bump(sender, in_room, followers, mentioned, group, now)])
 
 
-_PER_MESSAGE_PARAMS = re.compile(r"%\((sender|shown|group|followers|mentioned|targets)\)s")
+_PER_MESSAGE_PARAMS = re.compile(r"%\((sender|shown|group|followers|mentioned|targets|now)\)s")
 
 
 @functools.lru_cache(maxsize=256)
 def _pg_counter_sql(others: bool, index: int) -> str:
     """The counter statement of the ``index``-th message of a batch, its per-message parameters
-    suffixed with the index (the room and the time are shared)."""
+    suffixed with the index (the room is shared)."""
     if others:
         sql = _PG_ROOM_SQL + ", s AS (" + _PG_SENDER_SQL + ")" + _PG_OTHERS_SQL
     else:
@@ -228,7 +229,7 @@ def _pg_counter_sql(others: bool, index: int) -> str:
     return _PER_MESSAGE_PARAMS.sub(lambda m: f"%({m.group(1)}_{index})s", sql)
 
 
-def _bump_counters_many(room: Room, now: datetime, bumps: Sequence[_Bump]) -> None:
+def _bump_counters_many(room: Room, bumps: Sequence[_Bump]) -> None:
     """:func:`_bump_counters` for several new messages of one room, in order: the same rows end
     the same as one call per message would leave them. On PostgreSQL the statements go in one
     round trip (and the ``COMMIT`` with them, under the same condition as for one message)."""
@@ -237,14 +238,15 @@ def _bump_counters_many(room: Room, now: datetime, bumps: Sequence[_Bump]) -> No
     if not bumps:
         return
     if connection.vendor == "postgresql" and len(bumps) > 1 and all(b.in_room and not b.followers for b in bumps):
-        _pg_bump_shown_burst(connection, room, now, bumps)
+        _pg_bump_shown_burst(connection, room, bumps)
         return
     if connection.vendor == "postgresql":
         parts: list[str] = []
-        params: dict[str, Any] = {"now": now, "room": room.id}
+        params: dict[str, Any] = {"room": room.id}
         for i, b in enumerate(bumps):
             parts.append(_pg_counter_sql(bool(b.followers or b.mentioned), i))
             params.update({f"sender_{i}": b.sender.id, f"shown_{i}": int(b.in_room), f"group_{i}": int(b.group),
+                           f"now_{i}": b.now,
                            f"followers_{i}": b.followers, f"mentioned_{i}": b.mentioned,
                            f"targets_{i}": sorted({*b.followers, *b.mentioned})})
         if _commits_on_exit(connection):
@@ -253,7 +255,7 @@ def _bump_counters_many(room: Room, now: datetime, bumps: Sequence[_Bump]) -> No
             cursor.execute(";\n".join(parts), params)
         return
     for b in bumps:
-        _orm_bump_counters(room, b.sender, now, in_room=b.in_room, followers=b.followers, mentioned=b.mentioned,
+        _orm_bump_counters(room, b.sender, b.now, in_room=b.in_room, followers=b.followers, mentioned=b.mentioned,
                            group=b.group)
 
 
@@ -271,18 +273,18 @@ s AS (UPDATE rooms_membership AS m SET
     user_mentions = CASE WHEN m.state = 'joined' THEN v.mentions_after ELSE 0 END,
     seen_shown = GREATEST(m.seen_shown, r.shown_count - v.shown_off),
     seen_group = GREATEST(m.seen_group, r.group_mention_count - v.group_off),
-    last_read_at = %(now)s, updated_at = %(now)s
+    last_read_at = v.at, updated_at = v.at
   FROM r, unnest(%(s_ids)s::text[], %(s_first)s::int[], %(s_between)s::bool[], %(s_mentions)s::int[],
-                 %(s_shown)s::int[], %(s_group)s::int[]) AS v(user_id, first_off, between, mentions_after, shown_off,
-                                                              group_off)
+                 %(s_shown)s::int[], %(s_group)s::int[], %(s_at)s::timestamptz[])
+          AS v(user_id, first_off, between, mentions_after, shown_off, group_off, at)
   WHERE m.room_id = %(room)s AND m.user_id = v.user_id)
-UPDATE rooms_membership AS m SET user_mentions = m.user_mentions + t.cnt, updated_at = %(now)s
-FROM unnest(%(t_ids)s::text[], %(t_counts)s::int[]) AS t(user_id, cnt)
+UPDATE rooms_membership AS m SET user_mentions = m.user_mentions + t.cnt, updated_at = t.at
+FROM unnest(%(t_ids)s::text[], %(t_counts)s::int[], %(t_at)s::timestamptz[]) AS t(user_id, cnt, at)
 WHERE m.room_id = (SELECT id FROM r) AND m.user_id = t.user_id AND m.state = 'joined'
 """
 
 
-def _pg_bump_shown_burst(connection: Any, room: Room, now: datetime, bumps: Sequence[_Bump]) -> None:
+def _pg_bump_shown_burst(connection: Any, room: Room, bumps: Sequence[_Bump]) -> None:
     """:func:`_bump_counters_many` for messages that all show in the room, in one statement that
     leaves every row as one statement per message would (``tests/rooms/test_send_many.py``).
 
@@ -312,6 +314,7 @@ def _pg_bump_shown_burst(connection: Any, room: Room, now: datetime, bumps: Sequ
     senders = list(first)
     mentions_after = {sid: 0 for sid in senders}
     others: dict[str, int] = {}
+    others_at: dict[str, datetime] = {}  # the time of the last message that names them
     for i, b in enumerate(bumps):
         for uid in dict.fromkeys(b.mentioned):
             if uid == b.sender.id:
@@ -321,8 +324,11 @@ def _pg_bump_shown_burst(connection: Any, room: Room, now: datetime, bumps: Sequ
                     mentions_after[uid] += 1
             else:
                 others[uid] = others.get(uid, 0) + 1
+                others_at[uid] = b.now
     params = {
-        "now": now, "room": room.id, "n": n, "group": total,
+        "now": bumps[-1].now, "room": room.id, "n": n, "group": total,
+        "s_at": [bumps[last[sid]].now for sid in senders],
+        "t_at": [others_at[uid] for uid in others],
         "s_ids": senders, "s_first": [n - first[sid] for sid in senders],
         "s_between": [between.get(sid, False) for sid in senders],
         "s_mentions": [mentions_after[sid] for sid in senders],
@@ -456,7 +462,6 @@ class Post:
     mentions: tuple[str, ...] = ()
 
 
-@transaction.atomic(savepoint=False)
 def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
     """Post several plain messages to one room at once, in order; returns them.
 
@@ -466,17 +471,25 @@ def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
     mentions=p.mentions)`` for each post in order, with one ``INSERT`` for the messages, one for
     their mentions, one round trip to Redis for their live events and (PostgreSQL) one for all the
     counters. A text that ``do_send_message`` would refuse (empty, too long, a NUL) raises its
-    :class:`ApiError` before anything is written, so the caller may fall back to one post at a
-    time. No savepoint of its own: when it raises inside the caller's transaction, that
-    transaction (or the caller's savepoint) must be rolled back.
+    :class:`ApiError` before anything is written and before a transaction block is entered, so the
+    caller's transaction stays usable and it may fall back to one post at a time. No savepoint of
+    its own: should the writes fail (a database error), the caller's transaction (or savepoint)
+    must be rolled back.
     """
-    now = timezone.now()
+    texts = [message_rules.filter_bad_words(_check_text(post.text)) for post in posts]
+    return _send_messages(room, posts, texts)
+
+
+@transaction.atomic(savepoint=False)
+def _send_messages(room: Room, posts: Sequence[Post], texts: list[str]) -> list[Message]:
+    """:func:`do_send_messages` once the texts passed."""
+    times: list[datetime] = []
     msgs: list[Message] = []
     mentioned_by_msg: list[list[User]] = []
-    for post in posts:
-        text = message_rules.filter_bad_words(_check_text(post.text))
+    for post, text in zip(posts, texts, strict=True):
         users, mention_all, mention_here = _mention_targets(text, room, post.sender, post.mentions)
         now = timezone.now()  # each its own time, as one post at a time: their order stays the posts'
+        times.append(now)
         msgs.append(Message(room=room, user=post.sender, text=text, html=render_markdown(text),
                             created_at=post.created_at or now, attachments=[], show_in_room=True,
                             mentions_all=mention_all, mentions_here=mention_here))
@@ -493,7 +506,7 @@ def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
         live.append(LiveEvent("message.new", room.id, msg.wire_json))  # type: ignore[attr-defined]
     send_many_to_room(room.id, live)  # as _publish for each, in one round trip
     bumps: list[_Bump] = []
-    for post, msg, users in zip(posts, msgs, mentioned_by_msg, strict=True):
+    for post, msg, users, at in zip(posts, msgs, mentioned_by_msg, times, strict=True):
         mentioned = [u.id for u in users]
         if msg.mentions_all or msg.mentions_here:
             _notify_counters(room, exclude=post.sender)
@@ -501,8 +514,8 @@ def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
             _notify_counters(room, exclude=post.sender, only=mentioned)
         federation_hooks.message_sent(msg)
         integration_triggers.message_sent(msg, room)
-        bumps.append(_Bump(post.sender, True, [], mentioned, msg.mentions_all or msg.mentions_here))
-    _bump_counters_many(room, now, bumps)
+        bumps.append(_Bump(post.sender, True, [], mentioned, msg.mentions_all or msg.mentions_here, at))
+    _bump_counters_many(room, bumps)
     return msgs
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat.api_errors import ApiError
@@ -103,6 +103,11 @@ def test_a_burst_leaves_what_one_post_at_a_time_leaves(make_user: Callable[..., 
     assert [m.text for m in sent] == [_text(t, "2") for _, t, _ in script]
     one, many = _normalised(_state(one_room, one_users), "1"), _normalised(_state(many_room, many_users), "2")
     assert many == one
+    for room, users in ((one_room, one_users), (many_room, many_users)):  # read up to their own last post
+        for name in {n for n, _, _ in script}:
+            last = Message.objects.filter(room=room, user=users[name], type="").order_by("created_at").last()
+            assert last is not None
+            assert Membership.objects.get(room=room, user=users[name]).last_read_at == last.created_at, name
     if script is SCRIPT:
         # erin (hidden, silent): every post unread, @all and @here; alice: three posts after her @all.
         assert one["subs"]["erin"] == (len(SCRIPT) + 1, 0, 2, True, True)
@@ -125,7 +130,7 @@ def test_a_refused_text_writes_nothing(make_user: Callable[..., Any]) -> None:
     before = Message.objects.filter(room=room).count()
     room.refresh_from_db()
     count = room.message_count
-    with pytest.raises(ApiError), transaction.atomic():  # the caller's savepoint (it has none of its own)
+    with pytest.raises(ApiError):  # before any write: the test's transaction stays usable
         do_send_messages(room, [Post(users["bob"], "fine"), Post(users["bob"], "bad\x00text")])
     assert Message.objects.filter(room=room).count() == before
     room.refresh_from_db()

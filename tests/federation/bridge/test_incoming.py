@@ -358,3 +358,28 @@ def test_a_delivery_reads_its_senders_at_once_and_still_refuses_who_may_not_post
     member_reads = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "rooms_membership"')
                     and '"rooms_room"' not in q["sql"]]  # not SQLite's counter updates (with the room)
     assert len(member_reads) == 2, [q["sql"][:120] for q in member_reads]  # carol and bob at once; zed's own
+
+
+def test_a_text_the_chat_refuses_in_a_burst_leaves_the_others_posted_once(
+        portal: tuple[Room, MatrixRoom, Any], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from chat.api_errors import ApiError
+    from rooms.actions import message_rules
+    from rooms.models import Message
+
+    room, mroom, chat_room = portal
+    real = message_rules.filter_bad_words
+
+    def refusing(text: str) -> str:
+        if "forbidden" in text:
+            raise ApiError("refused by this test", "error-invalid-params")
+        return real(text)
+
+    monkeypatch.setattr(message_rules, "filter_bad_words", refusing)
+    text = {"msgtype": "m.text"}
+    events = _one_delivery(mroom, room, [("m.room.message", {**text, "body": body}, {"sender": BOB})
+                                         for body in ("one", "forbidden", "two")])
+    texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
+    assert texts == ["one", "two"]
+    assert message_of(events[1]) is None and message_of(events[0]).text == "one"
+    assert "each is delivered alone" not in caplog.text  # handled inside the bulk form, not replayed
