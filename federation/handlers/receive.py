@@ -347,6 +347,10 @@ def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: 
     run.stored_ids = {s.event_id for s in chunk}
     run.stored = {eid: (outlier, reason) for eid, outlier, reason in MatrixEvent.objects.filter(
         event_id__in=run.stored_ids).values_list("event_id", "outlier", "rejected_reason")}
+    # The chunk's auth events in one query (each sender's member event would be one more otherwise);
+    # the run's store keeps them, and those not held are fetched as before when an event needs them.
+    run.store.get_events({a for s in chunk for a in (s.pdu.get("auth_events") or []) if isinstance(a, str)}
+                         - run.stored_ids)
     i = 0
     while i < len(chunk):
         if _needs_fetch(run, Event(chunk[i].pdu, run.rv)):
