@@ -28,7 +28,7 @@ def _reuse_database_connections(**kwargs: Any) -> None:
     """Swap the Django fix-up's after-task step for one that keeps pooled connections (see above).
     Runs after the fix-up installed its handlers (its ``worker_init`` receiver was connected when
     the app was made, before this one)."""
-    from celery.fixups.django import DjangoWorkerFixup
+    from celery.fixups.django import DjangoWorkerFixup  # only a worker needs it (imports Django's db layer)
 
     for fixup in getattr(app, "_fixups", ()):
         worker_fixup = getattr(fixup, "_worker_fixup", None)
