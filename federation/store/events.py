@@ -444,7 +444,7 @@ def _call_many(many: ManyListener, run: list[PersistedEvent]) -> bool:
         with transaction.atomic():
             many(run)
         return True
-    except Exception:
+    except Exception:  # not hidden: logged with its traceback, and each event's own call then shows what fails
         _local.memo.clear()  # it may hold rows the rolled-back savepoint wrote
         log.warning("bulk listener %s failed on %d events; each is delivered alone", getattr(many, "__name__", many),
                     len(run), exc_info=True)
