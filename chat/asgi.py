@@ -7,9 +7,10 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat.settings")
 django.setup(set_prefix=False)
 
-from chat.asgi_handler import SyncChainASGIHandler  # noqa: E402
+from chat.asgi_handler import PooledThreadASGIHandler  # noqa: E402
 
-django_asgi_app = SyncChainASGIHandler()
+# Requests served at once per web process (each on its own thread); more wait for a thread.
+django_asgi_app = PooledThreadASGIHandler(max_threads=int(os.environ.get("CONCORD_WEB_THREADS", "32")))
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

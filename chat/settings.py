@@ -16,6 +16,7 @@ Environment variables:
     CONCORD_SITE_NAME      the site's name (default Concord)
     CONCORD_RATE_LIMITS    ``off`` to turn every rate limit off (see chat/rate_limits.py for each one)
     CONCORD_DB_POOL_SIZE   PostgreSQL connections per web process (default 8)
+    CONCORD_WEB_THREADS    HTTP requests served at once per web process (default 32; read in chat/asgi.py)
     CONCORD_DB_HEALTH_CHECKS  1 (default): pooled PostgreSQL connections are checked as they are lent
                            (a connection broken by a database restart is replaced, not used)
     CONCORD_DB_SYNCHRONOUS_COMMIT  PostgreSQL ``synchronous_commit`` for our connections (default: server's)

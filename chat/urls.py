@@ -13,7 +13,6 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts.api.views import InfoView
 from accounts.views import avatar
 from chat import web
-from chat.url_cache import LiteralCachingResolver
 from rooms.api.integrations import HookView
 from rooms.views import file_upload
 
@@ -45,7 +44,7 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-urlpatterns = [LiteralCachingResolver([
+urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/info", InfoView.as_view()),
     path("api/v1/", include("accounts.api.urls")),
@@ -65,7 +64,7 @@ urlpatterns = [LiteralCachingResolver([
     path("logout", web.logout_view, name="logout"),
     re_path(r"^(?:channel|group|direct)/[^/]+/?$", web.app),  # client routes (permalinks)
     path("", web.app, name="app"),
-])]
+]
 
 handler400 = "chat.error_views.bad_request"
 handler403 = "chat.error_views.permission_denied"

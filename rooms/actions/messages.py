@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.permissions import has_permission
 from chat.api_errors import ApiError, NotAllowed
+from chat.hot_insert import HotInsert
 from federation import hooks as federation_hooks
 from rooms.access import UNKNOWN_MEMBERSHIP, check_can_post
 from rooms.actions import integration_triggers, message_rules
@@ -35,6 +36,7 @@ MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Attachment fields that clients turn into links or media sources.
 _ATTACHMENT_URL_FIELDS = ("title_link", "image_url", "audio_url", "video_url", "thumb_url", "author_link",
                           "author_icon", "message_link", "image_preview")
+_MESSAGE_INSERT = HotInsert(Message)  # one compiled INSERT for every post (chat/hot_insert.py)
 
 
 def _check_text(text: Any, *, allow_empty: bool = False) -> str:
@@ -421,7 +423,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
                   mentions_all=mention_all, mentions_here=mention_here)
     if message_id:
         msg.id = message_id
-    msg.save(force_insert=True)
+    _MESSAGE_INSERT.insert(msg)
     if mentioned_users:
         Mention.objects.bulk_create([Mention(message=msg, user=u) for u in mentioned_users], ignore_conflicts=True)
     mentioned = [u.id for u in mentioned_users]
