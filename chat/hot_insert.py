@@ -46,20 +46,44 @@ class HotInsert(Generic[M]):
             self._sql = f"INSERT INTO {qn(self.model._meta.db_table)} ({columns}) VALUES ({placeholders})"
         return self._sql
 
-    def insert(self, instance: M) -> None:
-        """Insert ``instance`` as a new row (IntegrityError if its key exists), as ``save`` would."""
+    def _values(self, instance: M) -> list[Any] | None:
+        """The row's values as ``save`` would write them; None where ``save`` must do it itself."""
         if pre_save.has_listeners(self.model) or post_save.has_listeners(self.model) or instance.pk is None:
-            instance.save(force_insert=True)
-            return
+            return None
         instance._prepare_related_fields_for_save(operation_name="save")
         values: list[Any] = []
         for f in self._fields:
             value = f.pre_save(instance, True)
             if hasattr(value, "resolve_expression"):
-                instance.save(force_insert=True)
-                return
+                return None
             values.append(f.get_db_prep_save(value, connection))
+        return values
+
+    def insert(self, instance: M) -> None:
+        """Insert ``instance`` as a new row (IntegrityError if its key exists), as ``save`` would."""
+        values = self._values(instance)
+        if values is None:
+            instance.save(force_insert=True)
+            return
         with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
             cursor.execute(self._statement(), values)
+        self._mark_saved(instance)
+
+    def deferred(self, instance: M, prefix: str) -> tuple[str, dict[str, Any]] | None:
+        """The ``INSERT`` of ``instance`` as SQL with named parameters (``%(<prefix>_<i>)s``) and
+        their values, for the caller to send with its next statement, in the same transaction; the
+        instance is marked as saved now. None (nothing done) where ``save`` must do the insert:
+        then call :meth:`insert`. The caller must send the statement before anything reads the row
+        and inside the transaction it is part of, so that a failure undoes both."""
+        values = self._values(instance)
+        if values is None:
+            return None
+        names = [f"{prefix}_{i}" for i in range(len(values))]
+        sql = self._statement() % tuple(f"%({n})s" for n in names)
+        self._mark_saved(instance)
+        return sql, dict(zip(names, values, strict=True))
+
+    @staticmethod
+    def _mark_saved(instance: Model) -> None:
         instance._state.adding = False
         instance._state.db = connection.alias

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db import connection as _connection
 from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -37,6 +38,7 @@ MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ATTACHMENT_URL_FIELDS = ("title_link", "image_url", "audio_url", "video_url", "thumb_url", "author_link",
                           "author_icon", "message_link", "image_preview")
 _MESSAGE_INSERT = HotInsert(Message)  # one compiled INSERT for every post (chat/hot_insert.py)
+_PQ_IDLE = 0  # libpq's PQTRANS_IDLE (psycopg.pq.TransactionStatus.IDLE): no transaction open
 
 
 def _check_text(text: Any, *, allow_empty: bool = False) -> str:
@@ -191,7 +193,7 @@ class _Bump:
 
 
 def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
-                   mentioned: list[str], group: bool) -> None:
+                   mentioned: list[str], group: bool, before: tuple[str, dict[str, Any]] | None = None) -> None:
     """Move the counters for one new message: the room's row, the sender's, and only the rows of
     members whose stored counts change.
 
@@ -213,8 +215,14 @@ def _bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, fo
     Django's own commit at the end of the block then finds no open transaction and sends nothing;
     its ``on_commit`` callbacks run as usual. Nothing may follow this call in the block.
     Elsewhere (SQLite, nested blocks) it is a few ORM updates inside the transaction.
+
+    ``before`` (PostgreSQL only) is a statement that has to come first in the same transaction (the
+    message's own ``INSERT``, see :meth:`chat.hot_insert.HotInsert.deferred`), sent in the same
+    round trip. When it is the transaction's first statement and the block commits on exit, the
+    whole transaction is that one round trip: the statements go as one implicit transaction
+    (PostgreSQL runs a multi-statement query atomically), without a ``BEGIN`` round trip of their own.
     """
-    _bump_counters_many(room, [_Bump(sender, in_room, followers, mentioned, group, now)])
+    _bump_counters_many(room, [_Bump(sender, in_room, followers, mentioned, group, now)], before=before)
 
 
 _PER_MESSAGE_PARAMS = re.compile(r"%\((sender|shown|group|followers|mentioned|targets|now)\)s")
@@ -231,7 +239,8 @@ def _pg_counter_sql(others: bool, index: int) -> str:
     return _PER_MESSAGE_PARAMS.sub(lambda m: f"%({m.group(1)}_{index})s", sql)
 
 
-def _bump_counters_many(room: Room, bumps: Sequence[_Bump]) -> None:
+def _bump_counters_many(room: Room, bumps: Sequence[_Bump], *,
+                        before: tuple[str, dict[str, Any]] | None = None) -> None:
     """:func:`_bump_counters` for several new messages of one room, in order: the same rows end
     the same as one call per message would leave them. On PostgreSQL the statements go in one
     round trip (and the ``COMMIT`` with them, under the same condition as for one message)."""
@@ -239,21 +248,37 @@ def _bump_counters_many(room: Room, bumps: Sequence[_Bump]) -> None:
 
     if not bumps:
         return
+    if before is not None and (connection.vendor != "postgresql" or len(bumps) != 1):
+        raise ValueError("a statement to send first is for one message's counters on PostgreSQL")
     if connection.vendor == "postgresql" and len(bumps) > 1 and all(b.in_room and not b.followers for b in bumps):
         _pg_bump_shown_burst(connection, room, bumps)
         return
     if connection.vendor == "postgresql":
         parts: list[str] = []
         params: dict[str, Any] = {"room": room.id}
+        if before is not None:
+            parts.append(before[0])
+            params.update(before[1])
         for i, b in enumerate(bumps):
             parts.append(_pg_counter_sql(bool(b.followers or b.mentioned), i))
             params.update({f"sender_{i}": b.sender.id, f"shown_{i}": int(b.in_room), f"group_{i}": int(b.group),
                            f"now_{i}": b.now,
                            f"followers_{i}": b.followers, f"mentioned_{i}": b.mentioned,
                            f"targets_{i}": sorted({*b.followers, *b.mentioned})})
-        if _commits_on_exit(connection):
-            parts.append("COMMIT")
+        commits = _commits_on_exit(connection)
         with connection.cursor() as cursor:
+            raw = connection.connection
+            if commits and before is not None and raw.info.transaction_status == _PQ_IDLE:
+                # Nothing sent since the block began: one implicit transaction, no BEGIN/COMMIT.
+                # Django's commit on exit then finds no transaction open and sends nothing.
+                raw.autocommit = True
+                try:
+                    cursor.execute(";\n".join(parts), params)
+                finally:
+                    raw.autocommit = False
+                return
+            if commits:
+                parts.append("COMMIT")
             cursor.execute(";\n".join(parts), params)
         return
     for b in bumps:
@@ -423,7 +448,12 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
                   mentions_all=mention_all, mentions_here=mention_here)
     if message_id:
         msg.id = message_id
-    _MESSAGE_INSERT.insert(msg)
+    # A plain post's INSERT goes with its counters statement, in one round trip (see _bump_counters).
+    deferred = None
+    if not mentioned_users and thread_root is None and _connection.vendor == "postgresql":
+        deferred = _MESSAGE_INSERT.deferred(msg, "msg")
+    if deferred is None:
+        _MESSAGE_INSERT.insert(msg)
     if mentioned_users:
         Mention.objects.bulk_create([Mention(message=msg, user=u) for u in mentioned_users], ignore_conflicts=True)
     mentioned = [u.id for u in mentioned_users]
@@ -450,7 +480,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     federation_hooks.message_sent(msg)
     integration_triggers.message_sent(msg, room)  # after commit: one cache read
     _bump_counters(room, sender, now, in_room=msg.show_in_room, followers=followers, mentioned=mentioned,
-                   group=mention_all or mention_here)
+                   group=mention_all or mention_here, before=deferred)
     return msg
 
 
