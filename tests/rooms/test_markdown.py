@@ -6,8 +6,10 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rooms.markdown import mentioned_usernames, render_markdown
+from rooms.markdown import _PLAIN_RE, _render, mentioned_usernames, render_markdown
 
 XSS_ATTEMPTS = [
     "<script>alert(1)</script>",
@@ -117,3 +119,34 @@ def test_deterministic_and_empty() -> None:
     # CommonMark's answer for this input, and the same answer on every call.
     assert [render_markdown("same *text*") for _ in range(2)] == ["<p>same <em>text</em></p>"] * 2
     assert render_markdown("") == ""
+
+
+PLAIN_ALPHABET = "abcXYZ019 ,.?!"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=PLAIN_ALPHABET + "*_`#-+>|~[]()<&@:\n\t1.", max_size=40))
+def test_the_plain_text_shortcut_gives_what_the_renderer_gives(text: str) -> None:
+    assert render_markdown(text) == _render(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=PLAIN_ALPHABET, min_size=1, max_size=60))
+def test_plain_text_of_chat_messages(text: str) -> None:
+    assert render_markdown(text) == _render(text)
+
+
+@pytest.mark.parametrize("special", list("*_`#-+>|~[]()<&@:\\\n\t=") + ["1.", "  "])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_sentences_with_one_more_kind_of_character(special: str, data: st.DataObject) -> None:
+    words = data.draw(st.lists(st.sampled_from(["ab", "Xy", "09", special, ",", "!", " "]), max_size=12))
+    text = "a" + "".join(words)
+    assert render_markdown(text) == _render(text)
+
+
+def test_the_shortcut_takes_ordinary_sentences_and_nothing_that_renders_differently() -> None:
+    for text in ("bench 297", "Hello world, how are you?", "ok. see you at 10.30!"):
+        assert _PLAIN_RE.fullmatch(text) and render_markdown(text) == _render(text) == f"<p>{text}</p>"
+    for text in ("1. first", "a  b", "a ", "*a*", "a\nb", "@bob hi", "a | b", "x &amp; y", "- a", "#a"):
+        assert not _PLAIN_RE.fullmatch(text)
