@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db import IntegrityError, transaction
 from django.db import connection as _connection
-from django.db import transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -39,6 +40,26 @@ _ATTACHMENT_URL_FIELDS = ("title_link", "image_url", "audio_url", "video_url", "
                           "author_icon", "message_link", "image_preview")
 _MESSAGE_INSERT = HotInsert(Message)  # one compiled INSERT for every post (chat/hot_insert.py)
 _PQ_IDLE = 0  # libpq's PQTRANS_IDLE (psycopg.pq.TransactionStatus.IDLE): no transaction open
+
+
+def _id_taken() -> ApiError:
+    return ApiError("A message with this id already exists", "error-message-id-exists")
+
+
+@contextlib.contextmanager
+def _refusing_a_taken_id(message_id: str | None) -> Iterator[None]:
+    """A client-chosen message id that the database refuses as taken (two posts with one id at
+    once: both passed the check before either inserted) is the same answer as the check's."""
+    try:
+        yield
+    except IntegrityError as exc:
+        cause = exc.__cause__
+        constraint = getattr(getattr(cause, "diag", None), "constraint_name", None)
+        taken = (constraint == f"{Message._meta.db_table}_pkey" if constraint is not None
+                 else f"{Message._meta.db_table}.id" in str(exc))  # SQLite names the column only
+        if message_id and taken:
+            raise _id_taken() from exc
+        raise
 
 
 def _check_text(text: Any, *, allow_empty: bool = False) -> str:
@@ -426,7 +447,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID_RE.match(message_id)):
         raise ApiError("Invalid message id (1-64 letters, digits, _ or -)", "error-invalid-params")
     if message_id and Message.objects.filter(id=message_id).exists():
-        raise ApiError("A message with this id already exists", "error-message-id-exists")
+        raise _id_taken()
     thread_root = None
     if thread_root_id:
         thread_root = Message.objects.select_for_update().filter(id=thread_root_id, room=room).first()
@@ -453,7 +474,8 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
     if not mentioned_users and thread_root is None and _connection.vendor == "postgresql":
         deferred = _MESSAGE_INSERT.deferred(msg, "msg")
     if deferred is None:
-        _MESSAGE_INSERT.insert(msg)
+        with _refusing_a_taken_id(message_id):
+            _MESSAGE_INSERT.insert(msg)
     if mentioned_users:
         Mention.objects.bulk_create([Mention(message=msg, user=u) for u in mentioned_users], ignore_conflicts=True)
     mentioned = [u.id for u in mentioned_users]
@@ -479,8 +501,9 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         _notify_counters(room, exclude=sender, only=mentioned)
     federation_hooks.message_sent(msg)
     integration_triggers.message_sent(msg, room)  # after commit: one cache read
-    _bump_counters(room, sender, now, in_room=msg.show_in_room, followers=followers, mentioned=mentioned,
-                   group=mention_all or mention_here, before=deferred)
+    with _refusing_a_taken_id(message_id):  # a concurrent post with the same id got there first
+        _bump_counters(room, sender, now, in_room=msg.show_in_room, followers=followers, mentioned=mentioned,
+                       group=mention_all or mention_here, before=deferred)
     return msg
 
 
