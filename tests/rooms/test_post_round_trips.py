@@ -18,7 +18,6 @@ from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 
 from chat.api_errors import ApiError
-
 from rooms.actions.memberships import do_add_member
 from rooms.actions.messages import do_send_message
 from rooms.actions.rooms import do_create_room
