@@ -20,8 +20,8 @@ pytestmark = pytest.mark.browser
 
 
 def _in_thread(fn, *args, **kw):
-    """Run a real action off the test thread, where Playwright's event loop would make Channels'
-    ``async_to_sync`` (used to publish live events) refuse to run."""
+    """Run a real action off the test thread, where Playwright's running event loop would make
+    Django refuse database access (``SynchronousOnlyOperation``)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(fn, *args, **kw).result()
 
