@@ -20,8 +20,9 @@ pytestmark = pytest.mark.browser
 
 
 def _in_thread(fn, *args, **kw):
-    """Run a real action off the test thread, where Playwright's running event loop would make
-    Django refuse database access (``SynchronousOnlyOperation``)."""
+    """Run a real action off the test thread, as the server runs it: in a thread without an event
+    loop (Playwright's runs in this one; ``DJANGO_ALLOW_ASYNC_UNSAFE`` in conftest only lets the
+    fixtures' own ORM calls through)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(fn, *args, **kw).result()
 
