@@ -88,7 +88,7 @@ class PooledThreadASGIHandler(ASGIHandler):
         self._resolutions = ResolutionMemo()
 
     def resolve_request(self, request: Any) -> ResolverMatch:
-        """Django's resolution, with the answers for paths that captured nothing remembered."""
+        """Django's resolution, with the answers for literal routes remembered (chat/url_cache.py)."""
         if hasattr(request, "urlconf"):  # a middleware chose another URLconf for this request
             return super().resolve_request(request)
         match = self._resolutions.resolve(get_resolver(), request.path_info)
