@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, transaction
-from django.db import connection as _connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -265,8 +264,6 @@ def _bump_counters_many(room: Room, bumps: Sequence[_Bump], *,
     """:func:`_bump_counters` for several new messages of one room, in order: the same rows end
     the same as one call per message would leave them. On PostgreSQL the statements go in one
     round trip (and the ``COMMIT`` with them, under the same condition as for one message)."""
-    from django.db import connection
-
     if not bumps:
         return
     if before is not None and (connection.vendor != "postgresql" or len(bumps) != 1):
@@ -471,7 +468,7 @@ def do_send_message(sender: User, room: Room, text: Any, *, thread_root_id: str 
         msg.id = message_id
     # A plain post's INSERT goes with its counters statement, in one round trip (see _bump_counters).
     deferred = None
-    if not mentioned_users and thread_root is None and _connection.vendor == "postgresql":
+    if not mentioned_users and thread_root is None and connection.vendor == "postgresql":
         deferred = _MESSAGE_INSERT.deferred(msg, "msg")
     if deferred is None:
         with _refusing_a_taken_id(message_id):
