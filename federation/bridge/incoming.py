@@ -438,15 +438,22 @@ def _read_senders(events: Sequence[PersistedEvent]) -> None:
     users = {u.username: u for u in User.objects.filter(username__in=canonical, is_remote=True)}
     for mxid, user in users.items():
         memo[("user", mxid)] = user
+    unread = [room_id for room_id in by_room if ("portal", room_id) not in memo]
+    for mroom in (MatrixRoom.objects.filter(room_id__in=unread).select_related("chat_room")
+                  .defer("current_state", "forward_extremities") if unread else ()):
+        memo[("portal", mroom.room_id)] = mroom  # the row matrix_room() reads, for all the rooms at once
+    portals = {}
     for room_id, senders in by_room.items():
-        mroom = memo.get(("portal", room_id)) or matrix_room(room_id)
-        if mroom is None or mroom.chat_room is None:
-            continue
-        memo[("portal", room_id)] = mroom
-        found = [users[m] for m in senders if m in users]
-        subs = {sub.user_id: sub for sub in Membership.objects.filter(room=mroom.chat_room, user__in=found)}
+        mroom = memo.get(("portal", room_id))
+        if mroom is not None and mroom.chat_room is not None:
+            portals[mroom.chat_room.id] = [users[m] for m in senders if m in users]
+    if not any(portals.values()):
+        return
+    subs = {(sub.room_id, sub.user_id): sub for sub in Membership.objects.filter(
+        room_id__in=portals, user__in={u.id for found in portals.values() for u in found})}
+    for chat_room_id, found in portals.items():
         for user in found:
-            memo[("membership", mroom.chat_room.id, user.id)] = subs.get(user.id)
+            memo[("membership", chat_room_id, user.id)] = subs.get((chat_room_id, user.id))
 
 
 def batchable(p: PersistedEvent) -> bool:

@@ -9,7 +9,8 @@ Flow of a transaction (:func:`receive_transaction`)
        JSON) -> dropped; **signatures** (``verify_event``, fetching keys as needed) -> dropped;
        **content hash** mismatch -> only the redacted copy is kept. The survivor is **staged**
        durably (:class:`~federation.models.StagedPDU`) in the transaction's order.
-    4. Staged PDUs are processed one room at a time, in arrival order (:func:`process_staged`):
+    4. Staged PDUs are processed in arrival order per room (:func:`process_staged`; the rooms of
+       one transaction together, in one database transaction, :func:`process_staged_rooms`):
        missing ``prev_events`` are fetched with ``get_missing_events`` (then ``state_ids`` as a
        fallback, which makes the gap's edges outliers with known state), missing auth events with
        ``/event``; then **auth against its auth events** -> rejected, **auth against the state before
@@ -53,6 +54,7 @@ from federation.store.events import (
     encode_state,
     persist_event,
     persist_new_events,
+    persist_new_events_of_rooms,
 )
 from federation.store.room_state import origin_allowed_by_acl
 from federation.store.staging import stage_rows
@@ -155,7 +157,7 @@ def receive_transaction(origin: str, txn_id: str, body: Any) -> tuple[int, dict[
             results[event_id] = {"error": error} if error else {}
             if room_id and room_id not in staged_rooms:
                 staged_rooms.append(room_id)
-        futures = [room_queue.submit(room_id, origin, process_staged) for room_id in staged_rooms]
+        futures = room_queue.submit(dict.fromkeys(staged_rooms, origin), process_staged_rooms)
         done, pending = wait(futures, timeout=config.send_wait()) if futures else (set(), set())
         for future in done:
             for event_id, error in future.result().items():
@@ -294,7 +296,7 @@ def process_staged(room_id: str, origin: str) -> dict[str, str]:
     is a no-op that reports its earlier verdict.
     """
     results: dict[str, str] = {}
-    lock = f"fed:room-lock:{room_id}"
+    lock = _room_lock(room_id)
     # Whoever holds the lock re-checks the queue after releasing it, so rows staged while it ran
     # (whose stager found the lock taken) are processed now, not at the next beat.
     while cache.add(lock, 1, timeout=300):
@@ -305,6 +307,126 @@ def process_staged(room_id: str, origin: str) -> dict[str, str]:
         if not StagedPDU.objects.filter(room_id=room_id).exists():
             break
     return results
+
+
+def _room_lock(room_id: str) -> str:
+    return f"fed:room-lock:{room_id}"
+
+
+def process_staged_rooms(rooms: Mapping[str, str]) -> dict[str, str]:
+    """:func:`process_staged` for several rooms (``{room_id: origin}``), with the same guarantees
+    for each, their events processed together where they can be (:func:`_process_rooms_together`).
+
+    A room whose lock another processor holds is left to it (it re-checks the room's queue when
+    it lets go); this one re-checks the rooms it processed, as :func:`process_staged` does.
+    """
+    if len(rooms) == 1:
+        [(room_id, origin)] = rooms.items()
+        return process_staged(room_id, origin)
+    results: dict[str, str] = {}
+    pending = dict(rooms)
+    while pending:
+        locked = {room_id: origin for room_id, origin in pending.items()
+                  if cache.add(_room_lock(room_id), 1, timeout=300)}
+        if not locked:
+            break
+        try:
+            for room_id in _process_rooms_together(locked, results):
+                _process_room_queue(room_id, locked[room_id], results)
+        finally:
+            cache.delete_many([_room_lock(room_id) for room_id in locked])
+        still = set(StagedPDU.objects.filter(room_id__in=locked).values_list("room_id", flat=True).distinct())
+        pending = {room_id: origin for room_id, origin in locked.items() if room_id in still}
+    return results
+
+
+def _process_rooms_together(rooms: Mapping[str, str], results: dict[str, str]) -> list[str]:
+    """Process the first staged rows of the rooms (the caller holds their locks) in one database
+    transaction, as far as each room's events need no network fetch; return the rooms to process
+    alone now (:func:`_process_room_queue`): those stopped at an event that needs a fetch, and all
+    of them if the transaction failed (rolled back whole: each is then processed alone, where a
+    failing event is refused alone).
+
+    The same work as :func:`_process_group` for each room in turn, with the reads and writes of
+    all the rooms shared: one query each for the staged rows, the rooms, the stored events, the
+    auth events and the prev events' states; one statement to lock the rooms' rows (in ``room_id``
+    order, so that two such transactions cannot deadlock), one bulk insert of the new events, one
+    update per set of changed room fields, one delete of the staged rows, one commit, and one
+    delivery to the listeners after it.
+    """
+    staged = list(StagedPDU.objects.filter(room_id__in=rooms).order_by("id")[:STAGED_CHUNK * len(rooms)])
+    chunks: dict[str, list[StagedPDU]] = {}
+    for row in staged:  # each room's rows are the first of its queue: the query takes the lowest IDs
+        chunks.setdefault(row.room_id, []).append(row)
+    runs: list[_RoomRun] = []
+    alone: list[str] = []
+    for room in MatrixRoom.objects.filter(room_id__in=chunks).defer("current_state", "forward_extremities"):
+        try:
+            runs.append(_RoomRun(room.room_id, get_room_version(room.room_version), OrmEventStore(room)))
+        except UnsupportedRoomVersion:
+            alone.append(room.room_id)
+    alone += [room_id for room_id in chunks if room_id not in {r.room_id for r in runs} | set(alone)]
+    if len(runs) < 2:
+        return alone + [run.room_id for run in runs]
+    runs.sort(key=lambda run: run.room_id)
+    _prefetch_runs(runs, chunks)
+    stopped: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = {r.room_id: r for r in MatrixRoom.objects.select_for_update().filter(
+                room_id__in=[run.room_id for run in runs]).order_by("room_id")}
+            done: list[int] = []
+            for run in runs:
+                run.hold_lock, run.locked_room = True, locked[run.room_id]
+                run.room_dirty, run.new_events = set(), []
+                chunk = chunks[run.room_id]
+                i = 0
+                while i < len(chunk) and not _needs_fetch(run, Event(chunk[i].pdu, run.rv)):
+                    row = chunk[i]
+                    results[row.event_id] = _process_event(run, Event(row.pdu, run.rv),
+                                                           row.origin or rooms[run.room_id], fetch=True)
+                    done.append(row.pk)
+                    i += 1
+                if i < len(chunk):
+                    stopped.append(run.room_id)
+            persist_new_events_of_rooms([(locked[run.room_id], run.new_events or []) for run in runs])
+            by_fields: dict[tuple[str, ...], list[MatrixRoom]] = {}
+            for run in runs:
+                if run.room_dirty:
+                    by_fields.setdefault(tuple(sorted(run.room_dirty)), []).append(locked[run.room_id])
+            for fields, changed in by_fields.items():  # one update per set of fields (most often one)
+                MatrixRoom.objects.bulk_update(changed, list(fields))
+            StagedPDU.objects.filter(pk__in=done).delete()
+    except Exception:  # rolled back whole: each room alone, as if this had not been tried
+        log.info("the staged events of %d rooms failed together; processing each room alone", len(runs),
+                 exc_info=True)
+        return alone + [run.room_id for run in runs]
+    finally:
+        for run in runs:
+            run.hold_lock, run.locked_room, run.room_dirty, run.new_events = False, None, None, None
+    return alone + stopped
+
+
+def _prefetch_runs(runs: list[_RoomRun], chunks: Mapping[str, list[StagedPDU]]) -> None:
+    """Read what the runs' chunks will ask for, with one query per kind for all the runs: the
+    stored status of their events, their auth events, and the state after their prev events
+    (those outside the chunk: the others are processed first)."""
+    ids = {row.event_id for run in runs for row in chunks[run.room_id]}
+    stored = {eid: (outlier, reason) for eid, outlier, reason in MatrixEvent.objects.filter(
+        event_id__in=ids).values_list("event_id", "outlier", "rejected_reason")}
+    prevs: dict[str, _RoomRun] = {}
+    for run in runs:
+        run.stored_ids = {row.event_id for row in chunks[run.room_id]}
+        run.stored = {eid: status for eid, status in stored.items() if eid in run.stored_ids}
+        for row in chunks[run.room_id]:
+            for prev in row.pdu.get("prev_events") or []:
+                if isinstance(prev, str) and prev not in ids:
+                    prevs[prev] = run
+    OrmEventStore.prefetch((run.store, {a for row in chunks[run.room_id] for a in (row.pdu.get("auth_events") or [])
+                                        if isinstance(a, str)} - ids) for run in runs)
+    for eid, state in MatrixEvent.objects.filter(event_id__in=prevs, outlier=False,
+                                                 state_after__isnull=False).values_list("event_id", "state_after"):
+        prevs[eid].state_after[eid] = decode_state(state)
 
 
 def _process_room_queue(room_id: str, origin: str, results: dict[str, str]) -> None:

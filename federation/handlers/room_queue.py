@@ -7,19 +7,24 @@ Guarantees
       committed, so a crash, a killed thread or a lost submission leaves them staged for the next
       run of the room or the beat task (:func:`federation.handlers.receive.process_all_staged`).
     * A room is processed by one thread of this process at a time (and by one process at a time,
-      through :func:`~federation.handlers.receive.process_staged`'s lock), its events in staging
-      order. A room asked for while it is being processed is processed again right after that run,
-      so nothing staged during a run waits for the beat.
-    * :func:`submit` returns a future that resolves, once a run that started after the call has
-      ended, to that run's verdicts (``{event_id: error or ""}``); a run that fails resolves it to
-      ``{}`` (the failure is logged, the PDUs stay staged).
+      through :func:`~federation.handlers.receive.process_staged_rooms`' locks), its events in
+      staging order. A room asked for while it is being processed is processed again right after
+      that run, so nothing staged during a run waits for the beat.
+    * The rooms of one :func:`submit` that no thread holds yet go to one thread, which processes
+      them together (one call of the processor for all, so that their writes can share statements
+      and commits) and keeps them while they are asked for again; a room some thread holds already
+      stays with that thread.
+    * :func:`submit` returns a future per room that resolves, once a run of the room that started
+      after the call has ended, to that run's verdicts (``{event_id: error or ""}``, possibly of
+      other rooms' events too); a run that fails resolves it to ``{}`` (the failure is logged, the
+      PDUs stay staged).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,7 +35,8 @@ from federation import config
 log = logging.getLogger(__name__)
 
 Results = dict[str, str]
-Processor = Callable[[str, str], Results]
+# Called with ``{room_id: origin}`` (the rooms to process now, each with the server that sent its PDUs).
+Processor = Callable[[dict[str, str]], Results]
 
 
 @dataclass
@@ -52,35 +58,50 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def submit(room_id: str, origin: str, processor: Processor) -> Future[Results]:
-    """Have ``processor(room_id, origin)`` run for the room in a queue thread (see the guarantees)."""
-    future: Future[Results] = Future()
+def submit(rooms: Mapping[str, str], processor: Processor) -> list[Future[Results]]:
+    """Have ``processor`` run for the rooms (``{room_id: origin}``) in queue threads (see the
+    guarantees); returns a future per room, in the mapping's order."""
+    futures: list[Future[Results]] = []
+    fresh: list[str] = []
     with _lock:
-        room = _rooms.get(room_id)
-        if room is not None:  # running or about to: it runs again for this caller
-            room.origin = origin or room.origin
-            room.waiting.append(future)
-            return future
-        _rooms[room_id] = _Room(origin, [future])
-        _executor().submit(_run, room_id, processor)
-    return future
+        for room_id, origin in rooms.items():
+            future: Future[Results] = Future()
+            futures.append(future)
+            room = _rooms.get(room_id)
+            if room is not None:  # running or about to: it runs again for this caller
+                room.origin = origin or room.origin
+                room.waiting.append(future)
+                continue
+            _rooms[room_id] = _Room(origin, [future])
+            fresh.append(room_id)
+        if fresh:
+            _executor().submit(_run, fresh, processor)
+    return futures
 
 
-def _run(room_id: str, processor: Processor) -> None:
+def _run(room_ids: list[str], processor: Processor) -> None:
+    """A queue thread: run ``processor`` for those of its rooms that are asked for, until none is."""
     while True:
+        batch: dict[str, str] = {}
+        waiters: list[Future[Results]] = []
         with _lock:
-            room = _rooms[room_id]
-            waiters, room.waiting = room.waiting, []
-            if not waiters:
-                del _rooms[room_id]
+            for room_id in list(room_ids):
+                room = _rooms[room_id]
+                if not room.waiting:  # released: the next submit gives it to a thread again
+                    del _rooms[room_id]
+                    room_ids.remove(room_id)
+                    continue
+                waiters += room.waiting
+                room.waiting = []
+                batch[room_id] = room.origin
+            if not batch:
                 return
-            origin = room.origin
         results: Results = {}
         try:
             close_old_connections()
-            results = processor(room_id, origin)
+            results = processor(batch)
         except Exception:  # the PDUs stay staged; the next run or the beat task processes them
-            log.exception("processing the staged PDUs of %s failed", room_id)
+            log.exception("processing the staged PDUs of %s failed", ", ".join(batch))
         finally:
             close_old_connections()
             for future in waiters:

@@ -204,20 +204,28 @@ def persist_new_events(room: MatrixRoom, items: Sequence[NewEvent]) -> None:
     lock), as ``persist_event(..., if_exists="new")`` for each in order would: the same rows,
     marks and listener deliveries after commit, with one bulk insert (a ``COPY`` on PostgreSQL)
     instead of an ``INSERT`` per event. A row there after all fails the insert (all of it)."""
-    if not items:
+    persist_new_events_of_rooms([(room, items)])
+
+
+def persist_new_events_of_rooms(batches: Sequence[tuple[MatrixRoom, Sequence[NewEvent]]]) -> None:
+    """:func:`persist_new_events` for the events of several rooms, in one bulk insert: the same as
+    calling it for each ``(room, items)`` pair in order."""
+    if not any(items for _, items in batches):
         return
     rows: list[_NewRow] = []
     with transaction.atomic(savepoint=False):
-        for item in items:
-            persisted = PersistedEvent(room.room_id, item.event, item.arrival, item.rejected_reason, item.soft_failed)
-            wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
-            outlier = item.state_after is None if item.outlier is None else item.outlier
-            rows.append(_NewRow(item.event, outlier, item.rejected_reason, item.soft_failed,
-                                item.arrival.value if wanted else "",
-                                encode_state(item.state_after) if item.state_after is not None else None))
-            if wanted:
-                _queue().append((persisted, wanted))
-        _insert_rows(room, rows)
+        for room, items in batches:
+            for item in items:
+                persisted = PersistedEvent(room.room_id, item.event, item.arrival, item.rejected_reason,
+                                           item.soft_failed)
+                wanted = [fn for fn, wants in _listeners if _wants(wants, persisted)]
+                outlier = item.state_after is None if item.outlier is None else item.outlier
+                rows.append(_NewRow(room.room_id, item.event, outlier, item.rejected_reason, item.soft_failed,
+                                    item.arrival.value if wanted else "",
+                                    encode_state(item.state_after) if item.state_after is not None else None))
+                if wanted:
+                    _queue().append((persisted, wanted))
+        _insert_rows(rows)
         if _queue():
             transaction.on_commit(_deliver_committed)
 
@@ -257,7 +265,7 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
                 mark = arrival.value if wanted else ""
                 row = existing.get(event.event_id)
                 if row is None:
-                    new.append(_NewRow(event, True, reason, False, mark, None))
+                    new.append(_NewRow(room.room_id, event, True, reason, False, mark, None))
                 else:
                     row.room = room
                     row.type, row.state_key, row.sender = event.type, event.state_key, event.sender
@@ -267,7 +275,7 @@ def persist_outliers(room: MatrixRoom, events: Sequence[tuple[Event, str]], *, a
                     updated.append(row)
                 if wanted:
                     _queue().append((persisted, wanted))
-            _insert_rows(room, new)
+            _insert_rows(new)
             if updated:
                 MatrixEvent.objects.bulk_update(updated, ["room", "type", "state_key", "sender", "origin_server_ts",
                                                           "depth", "pdu", "outlier", "rejected_reason",
@@ -288,6 +296,7 @@ _COPIED = ("event_id", "room_id", "type", "state_key", "sender", "origin_server_
 class _NewRow:
     """A row :func:`_insert_rows` writes: the event and the fields that are not in it."""
 
+    room_id: str
     event: Event
     outlier: bool
     rejected_reason: str
@@ -296,8 +305,8 @@ class _NewRow:
     state_after: list[list[str]] | None  # encoded (encode_state), None: unknown
 
 
-def _insert_rows(room: MatrixRoom, rows: list[_NewRow]) -> None:
-    """Insert new event rows of ``room``.
+def _insert_rows(rows: list[_NewRow]) -> None:
+    """Insert new event rows (of any rooms).
 
     On PostgreSQL (psycopg 3) through one ``COPY`` of the values straight from the events: Django's
     ``bulk_create`` would build a model instance per row and quote every value in Python, most of
@@ -309,7 +318,7 @@ def _insert_rows(room: MatrixRoom, rows: list[_NewRow]) -> None:
     if connection.vendor != "postgresql" or not _is_psycopg3() or \
             {f.column for f in MatrixEvent._meta.concrete_fields} != {*_COPIED, "stream"}:
         MatrixEvent.objects.bulk_create([MatrixEvent(
-            event_id=r.event.event_id, room=room, type=r.event.type, state_key=r.event.state_key,
+            event_id=r.event.event_id, room_id=r.room_id, type=r.event.type, state_key=r.event.state_key,
             sender=r.event.sender, origin_server_ts=r.event.origin_server_ts, depth=r.event.depth,
             pdu=dict(r.event.pdu), outlier=r.outlier, rejected_reason=r.rejected_reason, soft_failed=r.soft_failed,
             pending_arrival=r.pending_arrival, state_after=r.state_after) for r in rows])
@@ -321,7 +330,7 @@ def _insert_rows(room: MatrixRoom, rows: list[_NewRow]) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # the psycopg cursor under Django's
         for r in rows:
             ev = r.event
-            copy.write_row((ev.event_id, room.room_id, ev.type, ev.state_key, ev.sender, ev.origin_server_ts,
+            copy.write_row((ev.event_id, r.room_id, ev.type, ev.state_key, ev.sender, ev.origin_server_ts,
                             ev.depth, Jsonb(dict(ev.pdu)), r.outlier, r.rejected_reason, r.soft_failed, now,
                             r.pending_arrival, Jsonb(r.state_after) if r.state_after is not None else None))
 
@@ -535,6 +544,25 @@ class OrmEventStore:
                 if row.rejected_reason:
                     self._rejected.add(row.event_id)
         return {i: self._cache[i] for i in ids if i in self._cache}
+
+    @staticmethod
+    def prefetch(wanted: Iterable[tuple[OrmEventStore, Iterable[str]]]) -> None:
+        """Load into each store the events it names and does not hold, with one query for all the
+        stores (what each store's :meth:`get_events` would have loaded, with a query each)."""
+        asks = [(store, [i for i in ids if i not in store._cache]) for store, ids in wanted]
+        missing = {i for _, ids in asks for i in ids}
+        if not missing:
+            return
+        loaded: dict[str, tuple[Event, bool]] = {}
+        rows = MatrixEvent.objects.filter(event_id__in=missing).only("event_id", "pdu", "room_id", "rejected_reason")
+        for row in rows:
+            rv = next((store._versions[row.room_id] for store, _ in asks if row.room_id in store._versions), None)
+            event = event_from_row(row, rv or asks[0][0]._version(row.room_id))
+            loaded[row.event_id] = (event, bool(row.rejected_reason))
+        for store, ids in asks:
+            for i in ids:
+                if i in loaded:
+                    store.remember(*loaded[i])
 
     def get_event(self, event_id: str) -> Event | None:
         """One event, or None."""
