@@ -36,8 +36,11 @@ them to its own sockets (:mod:`rooms.live_fanout`). A socket the server drops ge
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,9 +100,42 @@ def wire_text(event: LiveEvent) -> str:
     return json.dumps(event.wire(), separators=(",", ":"))
 
 
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def publishing_together() -> Iterator[None]:
+    """Within the block, this thread's live events are held (in order) instead of published as
+    each is sent; at its end, they are all published in one round trip to Redis, in that order.
+    For a unit of work whose commits publish to many rooms (a federated transaction's delivery).
+    Nested blocks publish at the outermost one's end. What was held is published even if the
+    block raises (those events belong to commits that happened)."""
+    if getattr(_held, "frames", None) is not None:
+        yield
+        return
+    _held.frames = []
+    try:
+        yield
+    finally:
+        frames, _held.frames = _held.frames, None
+        if frames:
+            try:
+                pipe = _publish_client().pipeline(transaction=False)
+                for channel, text in frames:
+                    pipe.publish(channel, text)
+                pipe.execute()
+            except Exception:  # A dead Redis must not fail the work that already committed.
+                log.exception("could not publish %d live events", len(frames))
+
+
 def _send_now(group: str, event: LiveEvent) -> None:
-    """Publish ``event`` to a group now: one ``PUBLISH`` of the frame text, which every web process
-    with a socket in the group writes to those sockets as is (:mod:`rooms.live_fanout`)."""
+    """Publish ``event`` to a group now (or at the end of :func:`publishing_together`): one
+    ``PUBLISH`` of the frame text, which every web process with a socket in the group writes to
+    those sockets as is (:mod:`rooms.live_fanout`)."""
+    frames = getattr(_held, "frames", None)
+    if frames is not None:
+        frames.append((live_channel(group), wire_text(event)))
+        return
     try:
         _publish_client().publish(live_channel(group), wire_text(event))
     except Exception:  # A dead Redis must not fail the request that already committed.
@@ -126,6 +162,11 @@ def send_to_user(user_id: str, event: LiveEvent) -> None:
 
 def _send_many_now(group: str, events: list[LiveEvent]) -> None:
     """:func:`_send_now` for several events of one group, in order, through one pipeline."""
+    frames = getattr(_held, "frames", None)
+    if frames is not None:
+        channel = live_channel(group)
+        frames.extend((channel, wire_text(event)) for event in events)
+        return
     try:
         pipe = _publish_client().pipeline(transaction=False)
         channel = live_channel(group)

@@ -28,9 +28,10 @@ _ALLOWED_ATTRS = {"a": {"href", "title", "target"}, "span": {"class", "data-user
 
 
 # Text no rule of the renderer can change: one line that starts with a letter, then letters, digits,
-# ``,.?!`` and single spaces between them (no list marker, heading, emphasis, code, link, entity,
-# HTML, table, strikethrough, line break or mention; nothing to escape). Most chat messages.
-_PLAIN_RE = re.compile(r"[A-Za-z](?:[A-Za-z0-9,.?!]| (?=[A-Za-z0-9,.?!]))*")
+# ``,.?!:;'()/-`` and single spaces between them, and maybe spaces at the end, which the renderer
+# drops (no list marker, heading, emphasis, code, link, entity, HTML, table, strikethrough, line
+# break or mention; nothing to escape). Most chat messages.
+_PLAIN_RE = re.compile(r"[A-Za-z](?:[A-Za-z0-9,.?!:;'()/\-]| (?=[A-Za-z0-9,.?!:;'()/\-]))* *")
 
 
 def render_markdown(text: str) -> str:
@@ -39,7 +40,7 @@ def render_markdown(text: str) -> str:
     Plain text (see ``_PLAIN_RE``) is wrapped in a paragraph without running the renderer and the
     sanitizer, which would give exactly that (``tests/rooms/test_markdown.py`` compares the two)."""
     if _PLAIN_RE.fullmatch(text):
-        return f"<p>{text}</p>"
+        return f"<p>{text.rstrip(' ')}</p>"
     return _render(text)
 
 

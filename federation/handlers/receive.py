@@ -46,6 +46,7 @@ from federation.protocol.events import CREATE_KEY, POWER_LEVELS_KEY, Event, Stat
 from federation.protocol.ids import server_name_of
 from federation.protocol.room_versions import RoomVersion, get_room_version
 from federation.protocol.state_res import resolve_state
+from federation.store import locks
 from federation.store.events import (
     Arrival,
     NewEvent,
@@ -326,15 +327,15 @@ def process_staged_rooms(rooms: Mapping[str, str]) -> dict[str, str]:
     results: dict[str, str] = {}
     pending = dict(rooms)
     while pending:
-        locked = {room_id: origin for room_id, origin in pending.items()
-                  if cache.add(_room_lock(room_id), 1, timeout=300)}
+        taken = locks.take([_room_lock(room_id) for room_id in pending], timeout=300)
+        locked = {room_id: origin for room_id, origin in pending.items() if _room_lock(room_id) in taken}
         if not locked:
             break
         try:
             for room_id in _process_rooms_together(locked, results):
                 _process_room_queue(room_id, locked[room_id], results)
         finally:
-            cache.delete_many([_room_lock(room_id) for room_id in locked])
+            locks.release(taken)
         still = set(StagedPDU.objects.filter(room_id__in=locked).values_list("room_id", flat=True).distinct())
         pending = {room_id: origin for room_id, origin in locked.items() if room_id in still}
     return results

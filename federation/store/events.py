@@ -90,6 +90,7 @@ ManyListener = Callable[[Sequence[PersistedEvent]], None]
 Wants = Callable[[PersistedEvent], bool]
 _listeners: list[tuple[Listener, Wants]] = []
 _many: dict[Listener, tuple[ManyListener, Wants]] = {}
+_delivery_contexts: list[Callable[[], contextlib.AbstractContextManager[object]]] = []
 
 
 def register_listener(listener: Listener, wants: Wants, *, many: ManyListener | None = None,
@@ -108,6 +109,20 @@ def register_listener(listener: Listener, wants: Wants, *, many: ManyListener | 
         _many[listener] = (many, batchable or (lambda p: True))
     else:
         _many.pop(listener, None)
+
+
+def register_delivery_context(factory: Callable[[], contextlib.AbstractContextManager[object]]) -> None:
+    """Enter ``factory()`` around each delivery to the listeners (its transaction and what runs
+    when it commits), e.g. to send the delivery's notices together at its end. Registered once at
+    start-up."""
+    if factory not in _delivery_contexts:
+        _delivery_contexts.append(factory)
+
+
+def unregister_delivery_context(factory: Callable[[], contextlib.AbstractContextManager[object]]) -> None:
+    """Undo :func:`register_delivery_context` (tests)."""
+    if factory in _delivery_contexts:
+        _delivery_contexts.remove(factory)
 
 
 def unregister_listener(listener: Listener) -> None:
@@ -400,7 +415,9 @@ def _deliver(batch: list[Delivery]) -> None:
     to be delivered again by the re-drive; any other failure is logged and the event counts as
     delivered (it would fail the same way again).
     """
-    with transaction.atomic():
+    with contextlib.ExitStack() as contexts, transaction.atomic():
+        for factory in list(_delivery_contexts):  # left after the atomic block, its commit and commit hooks
+            contexts.enter_context(factory())
         connection = transaction.get_connection()
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -22,7 +22,9 @@ from federation.store.events import (
     PersistedEvent,
     persist_event,
     redeliver_pending,
+    register_delivery_context,
     register_listener,
+    unregister_delivery_context,
     unregister_listener,
 )
 
@@ -91,6 +93,40 @@ def test_listeners_run_after_commit_and_never_for_a_rolled_back_event(seen: list
     persist_event(mroom, name, arrival=Arrival.LIVE)
     assert MatrixEvent.objects.get(event_id=name.event_id).pending_arrival == ""  # nobody wanted it
     assert len(seen) == 1
+
+
+def test_a_delivery_context_wraps_the_delivery_and_its_commit_hooks(settings: Any) -> None:
+    """What ``register_delivery_context`` gives (the bridge holds a delivery's live events with
+    it): entered before the listeners run, left after the delivery's commit ran its hooks."""
+    import contextlib
+
+    settings.CONCORD_SERVER_NAME = "concord.test"
+    steps: list[str] = []
+
+    @contextlib.contextmanager
+    def around() -> Iterator[None]:
+        steps.append("enter")
+        yield
+        steps.append("exit")
+
+    def listener(p: PersistedEvent) -> None:
+        steps.append(f"listener {p.event.content['body']}")
+        transaction.on_commit(lambda: steps.append("delivery committed"))
+
+    register_listener(listener, lambda p: p.event.type == "m.room.message")
+    register_delivery_context(around)
+    try:
+        room = Room()
+        mroom = MatrixRoom.objects.create(room_id=room.create.room_id, room_version="11")
+        with transaction.atomic():
+            for body in ("a", "b"):
+                persist_event(mroom, room.send("m.room.message", {"msgtype": "m.text", "body": body}),
+                              arrival=Arrival.LIVE, state_after=room.state)
+            assert steps == []
+    finally:
+        unregister_delivery_context(around)
+        unregister_listener(listener)
+    assert steps == ["enter", "listener a", "listener b", "delivery committed", "delivery committed", "exit"]
 
 
 def test_keep_does_not_overwrite_and_a_failing_listener_does_not_stop_the_others(

@@ -121,7 +121,7 @@ def test_deterministic_and_empty() -> None:
     assert render_markdown("") == ""
 
 
-PLAIN_ALPHABET = "abcXYZ019 ,.?!"
+PLAIN_ALPHABET = "abcXYZ019 ,.?!:;'()/-"
 
 
 @settings(max_examples=3000, deadline=None)
@@ -136,7 +136,7 @@ def test_plain_text_of_chat_messages(text: str) -> None:
     assert render_markdown(text) == _render(text)
 
 
-@pytest.mark.parametrize("special", list("*_`#-+>|~[]()<&@:\\\n\t=") + ["1.", "  "])
+@pytest.mark.parametrize("special", list("*_`#-+>|~[]()<&@:;'/\"\\\n\t=") + ["1.", "  ", " - ", "---", "::", ":)"])
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_sentences_with_one_more_kind_of_character(special: str, data: st.DataObject) -> None:
@@ -146,7 +146,9 @@ def test_sentences_with_one_more_kind_of_character(special: str, data: st.DataOb
 
 
 def test_the_shortcut_takes_ordinary_sentences_and_nothing_that_renders_differently() -> None:
-    for text in ("bench 297", "Hello world, how are you?", "ok. see you at 10.30!"):
+    for text in ("bench 297", "Hello world, how are you?", "ok. see you at 10.30!", "it's 3:30 (or so) - a/b"):
         assert _PLAIN_RE.fullmatch(text) and render_markdown(text) == _render(text) == f"<p>{text}</p>"
-    for text in ("1. first", "a  b", "a ", "*a*", "a\nb", "@bob hi", "a | b", "x &amp; y", "- a", "#a"):
+    assert _PLAIN_RE.fullmatch("bench message 3: lorem ipsum ")
+    assert render_markdown("bench message 3: lorem ipsum  ") == "<p>bench message 3: lorem ipsum</p>"
+    for text in ("1. first", "a  b", " a", "*a*", 'say "hi"', "a\nb", "@bob hi", "a | b", "x &amp; y", "- a", "#a"):
         assert not _PLAIN_RE.fullmatch(text)

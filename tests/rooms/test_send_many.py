@@ -169,3 +169,48 @@ def test_live_events_go_out_in_order_after_commit(make_user: Callable[..., Any],
         listener.close()
     assert [(f["type"], f["data"]["msg"]) for f in frames] == [("message.new", f"m{i}") for i in range(5)]
     assert {f["room_id"] for f in frames} == {room.id}
+
+
+def test_publishing_together_holds_two_rooms_events_until_the_block_ends(
+        make_user: Callable[..., Any], django_capture_on_commit_callbacks: Any) -> None:
+    """Inside ``publishing_together`` (a federated delivery's block), committed posts to two rooms
+    publish nothing until the block ends; then everything goes out, each room's in order, even
+    when the block raised."""
+    import json
+    import time
+
+    import redis
+    from django.conf import settings
+
+    from rooms.events import live_channel, publishing_together, room_group
+
+    (one, users), (two, others) = _room(make_user, "5"), _room(make_user, "6")
+    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(live_channel(room_group(one.id)), live_channel(room_group(two.id)))
+
+    def received(n: int) -> list[tuple[str, str]]:
+        frames: list[tuple[str, str]] = []
+        deadline = time.monotonic() + 5
+        while len(frames) < n and time.monotonic() < deadline:
+            message = listener.get_message(timeout=0.5)
+            if message is not None:
+                frame = json.loads(message["data"])
+                frames.append((frame["room_id"], frame["data"]["msg"]))
+        return frames
+
+    try:
+        while listener.get_message(timeout=0.5) is not None:  # the subscriptions' confirmations
+            pass
+        with pytest.raises(RuntimeError), publishing_together():
+            with django_capture_on_commit_callbacks(execute=True):
+                do_send_messages(one, [Post(users["bob"], f"a{i}") for i in range(3)])
+            with publishing_together(), django_capture_on_commit_callbacks(execute=True):  # nested: held too
+                do_send_message(others["bob"], two, "b0")
+            time.sleep(0.2)
+            assert listener.get_message(timeout=0.2) is None  # committed, but held
+            raise RuntimeError("the block fails after its commits")
+        frames = received(4)
+    finally:
+        listener.close()
+    assert [m for r, m in frames if r == one.id] == ["a0", "a1", "a2"]
+    assert [m for r, m in frames if r == two.id] == ["b0"]
