@@ -10,6 +10,9 @@ from django.db.models.signals import post_save, pre_save
 
 M = TypeVar("M", bound=Model)
 
+# Rows per statement of insert_many (PostgreSQL takes at most 65,535 parameters in one statement).
+_ROWS_PER_INSERT = 500
+
 
 class HotInsert(Generic[M]):
     """Inserts new instances of one model with a ``INSERT`` whose text is built once.
@@ -48,9 +51,16 @@ class HotInsert(Generic[M]):
 
     def _values(self, instance: M) -> list[Any] | None:
         """The row's values as ``save`` would write them; None where ``save`` must do it itself."""
-        if pre_save.has_listeners(self.model) or post_save.has_listeners(self.model) or instance.pk is None:
+        if pre_save.has_listeners(self.model) or post_save.has_listeners(self.model):
             return None
-        instance._prepare_related_fields_for_save(operation_name="save")
+        return self._row(instance, "save")
+
+    def _row(self, instance: M, operation: str) -> list[Any] | None:
+        """The row's values as the ORM writes a new row; None for an instance without a primary key
+        or with an expression for a value (the ORM must do it)."""
+        if instance.pk is None:
+            return None
+        instance._prepare_related_fields_for_save(operation_name=operation)
         values: list[Any] = []
         for f in self._fields:
             value = f.pre_save(instance, True)
@@ -82,6 +92,28 @@ class HotInsert(Generic[M]):
         sql = self._statement() % tuple(f"%({n})s" for n in names)
         self._mark_saved(instance)
         return sql, dict(zip(names, values, strict=True))
+
+    def insert_many(self, instances: list[M]) -> None:
+        """Insert new rows as ``Model.objects.bulk_create(instances)`` would (no signals, every
+        instance marked as saved; IntegrityError, and nothing inserted, if a key exists), with a
+        statement text built once per row count instead of a compiled query and a prepared
+        placeholder per value. Instances without a primary key, or with an expression for a value,
+        go through ``bulk_create`` (all of them, so the rows stay in order)."""
+        if not instances:
+            return
+        rows = [self._row(instance, "bulk_create") for instance in instances]
+        if any(row is None for row in rows):
+            self.model._default_manager.bulk_create(instances)
+            return
+        base = self._statement()
+        one = base[base.index(" VALUES ") + len(" VALUES "):]
+        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start:start + _ROWS_PER_INSERT]
+                sql = base + "".join(", " + one for _ in chunk[1:])
+                cursor.execute(sql, [value for row in chunk for value in row or ()])
+        for instance in instances:
+            self._mark_saved(instance)
 
     @staticmethod
     def _mark_saved(instance: Model) -> None:

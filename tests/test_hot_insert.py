@@ -84,3 +84,41 @@ def test_models_with_database_generated_keys_are_refused() -> None:
     assert isinstance(Mention._meta.pk, models.AutoField | models.BigAutoField)
     with pytest.raises(ValueError, match="database-generated"):
         HotInsert(Mention)
+
+
+def test_insert_many_writes_the_rows_bulk_create_writes(make_user: Any, monkeypatch: Any) -> None:
+    hot, saved = _pair(make_user)
+    room, alice, root = hot.room, hot.user, hot.thread_root
+
+    def build(prefix: str, n: int) -> list[Message]:
+        return [Message(id=f"{prefix}-{i}", room=room, user=alice, text=f"t{i}", html=f"<p>t{i}</p>",
+                        created_at=hot.created_at, thread_root=root if i % 2 else None,
+                        attachments=[{"i": i}], show_in_room=bool(i % 3)) for i in range(n)]
+
+    import chat.hot_insert
+
+    monkeypatch.setattr(chat.hot_insert, "_ROWS_PER_INSERT", 3)  # several statements for 7 rows
+    many, bulk = build("many", 7), build("bulk", 7)
+    HotInsert(Message).insert_many(many)
+    Message.objects.bulk_create(bulk)
+    assert all(m._state.adding is False and m._state.db == "default" for m in many)
+    for i in range(7):
+        a, b = _row(f"many-{i}"), _row(f"bulk-{i}")
+        for row in (a, b):
+            row.pop("id")
+            row.pop("updated_at")
+        assert a == b
+    assert Message.objects.get(id="many-1").attachments == [{"i": 1}]
+
+
+def test_insert_many_inserts_nothing_when_a_key_is_taken_and_falls_back_without_keys(make_user: Any) -> None:
+    hot, saved = _pair(make_user)
+    HotInsert(Message).insert(saved)
+    clash = Message(id="by-save", room=hot.room, user=hot.user, text="again")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        HotInsert(Message).insert_many([hot, clash])
+    assert not Message.objects.filter(id="by-hot-insert").exists()
+    keyless = Message(room=hot.room, user=hot.user, text="no key yet")
+    keyless.id = None
+    HotInsert(Message).insert_many([hot, keyless])  # bulk_create for both: it gives the key
+    assert keyless.id and Message.objects.filter(id__in=["by-hot-insert", keyless.id]).count() == 2

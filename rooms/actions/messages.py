@@ -548,7 +548,7 @@ def _send_messages(room: Room, posts: Sequence[Post], texts: list[str]) -> list[
         mentioned_by_msg.append(users)
     if not msgs:
         return []
-    Message.objects.bulk_create(msgs)
+    _MESSAGE_INSERT.insert_many(msgs)
     mention_rows = [Mention(message=m, user=u) for m, users in zip(msgs, mentioned_by_msg, strict=True) for u in users]
     if mention_rows:
         Mention.objects.bulk_create(mention_rows, ignore_conflicts=True)
