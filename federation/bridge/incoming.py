@@ -61,7 +61,7 @@ from rooms.actions.messages import (
     do_delete_message,
     do_edit_message,
     do_send_message,
-    do_send_messages,
+    do_send_messages_to_rooms,
     do_toggle_reaction,
 )
 from rooms.actions.rooms import do_change_room_setting, do_set_display_name
@@ -229,14 +229,18 @@ def _post_one(new: _NewMessage) -> None:
 
 
 def _post_plain(news: list[_NewMessage]) -> None:
-    """Post plain messages of one chat room together (:func:`do_send_messages`) and link each to
-    its event: what :func:`on_message` does for each, in order, in fewer writes."""
+    """Post plain messages (of any chat rooms) together (:func:`do_send_messages_to_rooms`) and
+    link each to its event: what :func:`on_message` does for each, in order, in fewer writes."""
     if not news:
         return
-    room = news[0].ev.room
+    by_room: dict[str, list[_NewMessage]] = {}
+    for new in news:
+        by_room.setdefault(new.ev.room.id, []).append(new)
+    groups = list(by_room.values())
     try:
-        msgs = do_send_messages(room, [Post(n.ev.sender, n.incoming.text, convert.sent_at(n.ev.event.origin_server_ts),
-                                            tuple(n.mentions)) for n in news])
+        posted = do_send_messages_to_rooms([(group[0].ev.room, [
+            Post(n.ev.sender, n.incoming.text, convert.sent_at(n.ev.event.origin_server_ts), tuple(n.mentions))
+            for n in group]) for group in groups])
     except ApiError:  # a text the chat refuses (e.g. too long): raised before any write; each alone
         for new in news:
             try:
@@ -246,7 +250,8 @@ def _post_plain(news: list[_NewMessage]) -> None:
                 log.info("the message %s was not bridged: %s", new.ev.event.event_id, exc)
         return
     BridgedMessage.objects.bulk_create([BridgedMessage(event_id=n.ev.event.event_id, message_id=m.id)
-                                        for n, m in zip(news, msgs, strict=True)])
+                                        for group, msgs in zip(groups, posted, strict=True)
+                                        for n, m in zip(group, msgs, strict=True)])
 
 
 def _mentioned_usernames(incoming: convert.IncomingMessage) -> list[str]:
@@ -465,8 +470,8 @@ def batchable(p: PersistedEvent) -> bool:
 
 def on_persisted_many(events: Sequence[PersistedEvent]) -> None:
     """:func:`on_persisted` for consecutive events of a delivery, in order, with each run of plain
-    messages to one chat room posted together (:func:`_post_plain`). A plain message is held back
-    until the run ends: before any other event, a message of another room, and before a thread
+    messages (to any chat rooms: each room's in order) posted together (:func:`_post_plain`). A
+    plain message is held back until the run ends: before any other event, and before a thread
     root or quoted message is looked up (it may be one held back), so every handler sees the
     chat as one event at a time would have left it. The store calls this in one savepoint and, if
     it raises, :func:`on_persisted` for each event instead."""
@@ -486,8 +491,6 @@ def on_persisted_many(events: Sequence[PersistedEvent]) -> None:
                 flush()
                 INCOMING[p.event.type](ev)
                 continue
-            if held and held[0].ev.room.id != ev.room.id:
-                flush()
             new = _new_message(ev, before_lookups=flush)
             if new is None:
                 continue

@@ -268,45 +268,76 @@ def _bump_counters_many(room: Room, bumps: Sequence[_Bump], *,
         return
     if before is not None and (connection.vendor != "postgresql" or len(bumps) != 1):
         raise ValueError("a statement to send first is for one message's counters on PostgreSQL")
-    if connection.vendor == "postgresql" and len(bumps) > 1 and all(b.in_room and not b.followers for b in bumps):
-        _pg_bump_shown_burst(connection, room, bumps)
+    if connection.vendor != "postgresql":
+        for b in bumps:
+            _orm_bump_counters(room, b.sender, b.now, in_room=b.in_room, followers=b.followers,
+                               mentioned=b.mentioned, group=b.group)
         return
-    if connection.vendor == "postgresql":
-        parts: list[str] = []
-        params: dict[str, Any] = {"room": room.id}
-        if before is not None:
-            parts.append(before[0])
-            params.update(before[1])
-        for i, b in enumerate(bumps):
-            parts.append(_pg_counter_sql(bool(b.followers or b.mentioned), i))
-            params.update({f"sender_{i}": b.sender.id, f"shown_{i}": int(b.in_room), f"group_{i}": int(b.group),
-                           f"now_{i}": b.now,
-                           f"followers_{i}": b.followers, f"mentioned_{i}": b.mentioned,
-                           f"targets_{i}": sorted({*b.followers, *b.mentioned})})
-        commits = _commits_on_exit(connection)
-        with connection.cursor() as cursor:
-            raw = connection.connection
-            if commits and before is not None and raw.info.transaction_status == _PQ_IDLE:
-                # Nothing sent since the block began: one implicit transaction, no BEGIN/COMMIT.
-                # Django's commit on exit then finds no transaction open and sends nothing.
-                raw.autocommit = True
-                try:
-                    cursor.execute(";\n".join(parts), params)
-                finally:
-                    raw.autocommit = False
-                return
-            if commits:
-                parts.append("COMMIT")
-            cursor.execute(";\n".join(parts), params)
+    parts, params = _pg_counter_parts(room, bumps)
+    if before is not None:
+        parts.insert(0, before[0])
+        params.update(before[1])
+    _pg_send_counters(parts, params, implicit=before is not None)
+
+
+def _bump_counters_of_rooms(batches: Sequence[tuple[Room, Sequence[_Bump]]]) -> None:
+    """:func:`_bump_counters_many` for the new messages of several rooms; on PostgreSQL every
+    room's statement in one round trip. The rooms' rows are updated in the given order: callers
+    that may run at once give their rooms in one order (by ID), so that they never wait on each
+    other's rows crosswise."""
+    batches = [(room, bumps) for room, bumps in batches if bumps]
+    if connection.vendor != "postgresql" or len(batches) < 2:
+        for room, bumps in batches:
+            _bump_counters_many(room, bumps)
         return
-    for b in bumps:
-        _orm_bump_counters(room, b.sender, b.now, in_room=b.in_room, followers=b.followers, mentioned=b.mentioned,
-                           group=b.group)
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for i, (room, bumps) in enumerate(batches):
+        room_parts, room_params = _pg_counter_parts(room, bumps)
+        parts += [part.replace("%(", f"%(r{i}_") for part in room_parts]  # each room's own names
+        params.update({f"r{i}_{name}": value for name, value in room_params.items()})
+    _pg_send_counters(parts, params, implicit=False)
+
+
+def _pg_counter_parts(room: Room, bumps: Sequence[_Bump]) -> tuple[list[str], dict[str, Any]]:
+    """The counter statements of new messages of one room and their named parameters."""
+    if len(bumps) > 1 and all(b.in_room and not b.followers for b in bumps):
+        return [_PG_BURST_SQL], _pg_burst_params(room, bumps)
+    parts: list[str] = []
+    params: dict[str, Any] = {"room": room.id}
+    for i, b in enumerate(bumps):
+        parts.append(_pg_counter_sql(bool(b.followers or b.mentioned), i))
+        params.update({f"sender_{i}": b.sender.id, f"shown_{i}": int(b.in_room), f"group_{i}": int(b.group),
+                       f"now_{i}": b.now,
+                       f"followers_{i}": b.followers, f"mentioned_{i}": b.mentioned,
+                       f"targets_{i}": sorted({*b.followers, *b.mentioned})})
+    return parts, params
+
+
+def _pg_send_counters(parts: list[str], params: dict[str, Any], *, implicit: bool) -> None:
+    """Send counter statements in one round trip, with the ``COMMIT`` when the caller's block is
+    the outermost one (see :func:`_bump_counters`). ``implicit``: when nothing was sent in the
+    block yet, send them as one implicit transaction instead (no ``BEGIN``, no ``COMMIT``)."""
+    commits = _commits_on_exit(connection)
+    with connection.cursor() as cursor:
+        raw = connection.connection
+        if commits and implicit and raw.info.transaction_status == _PQ_IDLE:
+            # Nothing sent since the block began: one implicit transaction, no BEGIN/COMMIT.
+            # Django's commit on exit then finds no transaction open and sends nothing.
+            raw.autocommit = True
+            try:
+                cursor.execute(";\n".join(parts), params)
+            finally:
+                raw.autocommit = False
+            return
+        if commits:
+            parts = [*parts, "COMMIT"]
+        cursor.execute(";\n".join(parts), params)
 
 
 # A burst of messages shown in the room (no thread-only replies), as one statement: the room's row
 # once, each sender's row once (settled as after its last message of the burst), and each other
-# mentioned member's row once (its mentions added). See _pg_bump_shown_burst.
+# mentioned member's row once (its mentions added). See _pg_burst_params.
 _PG_BURST_SQL = """
 WITH r AS (UPDATE rooms_room SET last_message_at = %(now)s, message_count = message_count + %(n)s,
                   shown_count = shown_count + %(n)s, group_mention_count = group_mention_count + %(group)s,
@@ -329,9 +360,10 @@ WHERE m.room_id = (SELECT id FROM r) AND m.user_id = t.user_id AND m.state = 'jo
 """
 
 
-def _pg_bump_shown_burst(connection: Any, room: Room, bumps: Sequence[_Bump]) -> None:
-    """:func:`_bump_counters_many` for messages that all show in the room, in one statement that
-    leaves every row as one statement per message would (``tests/rooms/test_send_many.py``).
+def _pg_burst_params(room: Room, bumps: Sequence[_Bump]) -> dict[str, Any]:
+    """The parameters of :data:`_PG_BURST_SQL`: :func:`_bump_counters_many` for messages that all
+    show in the room, in one statement that leaves every row as one statement per message would
+    (``tests/rooms/test_send_many.py``).
 
     With ``n`` messages, the room's counters after the burst ``S`` (shown) and ``G`` (group
     mentions), and a sender's first and last messages at ``f`` and ``l``: its row is settled as
@@ -370,7 +402,7 @@ def _pg_bump_shown_burst(connection: Any, room: Room, bumps: Sequence[_Bump]) ->
             else:
                 others[uid] = others.get(uid, 0) + 1
                 others_at[uid] = b.now
-    params = {
+    params: dict[str, Any] = {
         "now": bumps[-1].now, "room": room.id, "n": n, "group": total,
         "s_at": [bumps[last[sid]].now for sid in senders],
         "t_at": [others_at[uid] for uid in others],
@@ -381,9 +413,7 @@ def _pg_bump_shown_burst(connection: Any, room: Room, bumps: Sequence[_Bump]) ->
         "s_group": [total - groups_after[last[sid]] for sid in senders],
         "t_ids": list(others), "t_counts": list(others.values()),
     }
-    sql = _PG_BURST_SQL + (";\nCOMMIT" if _commits_on_exit(connection) else "")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return params
 
 
 def _orm_bump_counters(room: Room, sender: User, now: datetime, *, in_room: bool, followers: list[str],
@@ -528,47 +558,61 @@ def do_send_messages(room: Room, posts: Sequence[Post]) -> list[Message]:
     its own: should the writes fail (a database error), the caller's transaction (or savepoint)
     must be rolled back.
     """
-    texts = [message_rules.filter_bad_words(_check_text(post.text)) for post in posts]
-    return _send_messages(room, posts, texts)
+    return do_send_messages_to_rooms([(room, posts)])[0]
+
+
+def do_send_messages_to_rooms(batches: Sequence[tuple[Room, Sequence[Post]]]) -> list[list[Message]]:
+    """:func:`do_send_messages` for several rooms at once (a federated transaction's messages):
+    returns each room's messages, in the given order. The same rows, counters, live events and
+    hooks as one call per room, with one ``INSERT`` for all the messages, one for all their
+    mentions and (PostgreSQL) one round trip for all the rooms' counters (the rooms' rows in
+    ID order). A text any room's post would refuse raises before anything is written, as there."""
+    texts = [[message_rules.filter_bad_words(_check_text(post.text)) for post in posts] for _, posts in batches]
+    return _send_messages(batches, texts)
 
 
 @transaction.atomic(savepoint=False)
-def _send_messages(room: Room, posts: Sequence[Post], texts: list[str]) -> list[Message]:
-    """:func:`do_send_messages` once the texts passed."""
-    times: list[datetime] = []
-    msgs: list[Message] = []
-    mentioned_by_msg: list[list[User]] = []
-    for post, text in zip(posts, texts, strict=True):
-        users, mention_all, mention_here = _mention_targets(text, room, post.sender, post.mentions)
-        now = timezone.now()  # each its own time, as one post at a time: their order stays the posts'
-        times.append(now)
-        msgs.append(Message(room=room, user=post.sender, text=text, html=render_markdown(text),
-                            created_at=post.created_at or now, attachments=[], show_in_room=True,
-                            mentions_all=mention_all, mentions_here=mention_here))
-        mentioned_by_msg.append(users)
-    if not msgs:
-        return []
-    _MESSAGE_INSERT.insert_many(msgs)
-    mention_rows = [Mention(message=m, user=u) for m, users in zip(msgs, mentioned_by_msg, strict=True) for u in users]
+def _send_messages(batches: Sequence[tuple[Room, Sequence[Post]]], texts: list[list[str]]) -> list[list[Message]]:
+    """:func:`do_send_messages_to_rooms` once the texts passed."""
+    rooms: list[tuple[Room, Sequence[Post], list[Message], list[list[User]], list[datetime]]] = []
+    for (room, posts), room_texts in zip(batches, texts, strict=True):
+        times: list[datetime] = []
+        msgs: list[Message] = []
+        mentioned_by_msg: list[list[User]] = []
+        for post, text in zip(posts, room_texts, strict=True):
+            users, mention_all, mention_here = _mention_targets(text, room, post.sender, post.mentions)
+            now = timezone.now()  # each its own time, as one post at a time: their order stays the posts'
+            times.append(now)
+            msgs.append(Message(room=room, user=post.sender, text=text, html=render_markdown(text),
+                                created_at=post.created_at or now, attachments=[], show_in_room=True,
+                                mentions_all=mention_all, mentions_here=mention_here))
+            mentioned_by_msg.append(users)
+        rooms.append((room, posts, msgs, mentioned_by_msg, times))
+    _MESSAGE_INSERT.insert_many([m for _, _, msgs, _, _ in rooms for m in msgs])
+    mention_rows = [Mention(message=m, user=u) for _, _, msgs, mentioned_by_msg, _ in rooms
+                    for m, users in zip(msgs, mentioned_by_msg, strict=True) for u in users]
     if mention_rows:
         Mention.objects.bulk_create(mention_rows, ignore_conflicts=True)
-    live: list[LiveEvent] = []
-    for msg, users in zip(msgs, mentioned_by_msg, strict=True):
-        msg.wire_json = message_json(msg, fresh_mentions=users)  # type: ignore[attr-defined]
-        live.append(LiveEvent("message.new", room.id, msg.wire_json))  # type: ignore[attr-defined]
-    send_many_to_room(room.id, live)  # as _publish for each, in one round trip
-    bumps: list[_Bump] = []
-    for post, msg, users, at in zip(posts, msgs, mentioned_by_msg, times, strict=True):
-        mentioned = [u.id for u in users]
-        if msg.mentions_all or msg.mentions_here:
-            _notify_counters(room, exclude=post.sender)
-        elif mentioned:
-            _notify_counters(room, exclude=post.sender, only=mentioned)
-        federation_hooks.message_sent(msg)
-        integration_triggers.message_sent(msg, room)
-        bumps.append(_Bump(post.sender, True, [], mentioned, msg.mentions_all or msg.mentions_here, at))
-    _bump_counters_many(room, bumps)
-    return msgs
+    counters: list[tuple[Room, list[_Bump]]] = []
+    for room, posts, msgs, mentioned_by_msg, times in rooms:
+        live: list[LiveEvent] = []
+        for msg, users in zip(msgs, mentioned_by_msg, strict=True):
+            msg.wire_json = message_json(msg, fresh_mentions=users)  # type: ignore[attr-defined]
+            live.append(LiveEvent("message.new", room.id, msg.wire_json))  # type: ignore[attr-defined]
+        send_many_to_room(room.id, live)  # as _publish for each, in one round trip
+        bumps: list[_Bump] = []
+        for post, msg, users, at in zip(posts, msgs, mentioned_by_msg, times, strict=True):
+            mentioned = [u.id for u in users]
+            if msg.mentions_all or msg.mentions_here:
+                _notify_counters(room, exclude=post.sender)
+            elif mentioned:
+                _notify_counters(room, exclude=post.sender, only=mentioned)
+            federation_hooks.message_sent(msg)
+            integration_triggers.message_sent(msg, room)
+            bumps.append(_Bump(post.sender, True, [], mentioned, msg.mentions_all or msg.mentions_here, at))
+        counters.append((room, bumps))
+    _bump_counters_of_rooms(sorted(counters, key=lambda pair: pair[0].id))
+    return [msgs for _, _, msgs, _, _ in rooms]
 
 
 def _notify_counters(room: Room, exclude: User | None = None, only: list[str] | None = None) -> None:

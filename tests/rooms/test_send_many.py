@@ -125,6 +125,34 @@ def test_a_burst_leaves_what_one_post_at_a_time_leaves(make_user: Callable[..., 
         assert len(writes) == 3, writes  # messages, mentions, counters
 
 
+def test_bursts_to_several_rooms_at_once_leave_what_one_room_at_a_time_leaves(
+        make_user: Callable[..., Any]) -> None:
+    """``do_send_messages_to_rooms`` (a federated transaction's rooms): each room ends as a
+    ``do_send_messages`` of its own posts leaves it, with the writes of all rooms shared."""
+    from rooms.actions.messages import do_send_messages_to_rooms
+
+    alone = [_room(make_user, "a1"), _room(make_user, "a2")]
+    together = [_room(make_user, "t1"), _room(make_user, "t2")]
+
+    def posts(users: dict[str, Any], script: list[tuple[str, str, tuple[str, ...]]], suffix: str) -> list[Post]:
+        return [Post(users[name], _text(text, suffix), mentions=tuple(a + suffix for a in also))
+                for name, text, also in script]
+
+    for (room, users), script, suffix in zip(alone, (SCRIPT, SCRIPT_2), ("a1", "a2"), strict=True):
+        do_send_messages(room, posts(users, script, suffix))
+    with CaptureQueriesContext(connection) as queries:
+        sent = do_send_messages_to_rooms([(room, posts(users, script, suffix)) for (room, users), script, suffix
+                                          in zip(together, (SCRIPT, SCRIPT_2), ("t1", "t2"), strict=True)])
+    assert [[m.text for m in msgs] for msgs in sent] == [[_text(t, "t1") for _, t, _ in SCRIPT],
+                                                         [_text(t, "t2") for _, t, _ in SCRIPT_2]]
+    for (room_a, users_a), (room_t, users_t), a, t in zip(alone, together, ("a1", "a2"), ("t1", "t2"), strict=True):
+        assert _normalised(_state(room_t, users_t), t) == _normalised(_state(room_a, users_a), a)
+    if connection.vendor == "postgresql":
+        writes = [q["sql"] for q in queries.captured_queries
+                  if q["sql"].lstrip().upper().startswith(("INSERT", "WITH"))]
+        assert len(writes) == 3, writes  # the messages, the mentions, the counters: for both rooms
+
+
 def test_a_refused_text_writes_nothing(make_user: Callable[..., Any]) -> None:
     room, users = _room(make_user, "3")
     before = Message.objects.filter(room=room).count()

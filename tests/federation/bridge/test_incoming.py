@@ -327,7 +327,7 @@ def test_when_the_bulk_form_fails_each_event_is_bridged_alone(
         Message.objects.create(room=chat_room, text="half-written")  # rolled back with the savepoint
         raise RuntimeError("bulk form broken")
 
-    monkeypatch.setattr(incoming, "do_send_messages", broken)
+    monkeypatch.setattr(incoming, "do_send_messages_to_rooms", broken)
     events = _one_delivery(mroom, room, _burst(room))
     texts = list(Message.objects.filter(room=chat_room, type="").order_by("created_at").values_list("text", flat=True))
     assert texts == ["first", "second", "third", "dave here"]
