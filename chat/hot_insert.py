@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 
@@ -61,12 +61,13 @@ class HotInsert(Generic[M]):
         if instance.pk is None:
             return None
         instance._prepare_related_fields_for_save(operation_name=operation)
+        db = connections[DEFAULT_DB_ALIAS]  # the thread's connection itself: each use of the proxy is a lookup
         values: list[Any] = []
         for f in self._fields:
             value = f.pre_save(instance, True)
             if hasattr(value, "resolve_expression"):
                 return None
-            values.append(f.get_db_prep_save(value, connection))
+            values.append(f.get_db_prep_save(value, db))
         return values
 
     def insert(self, instance: M) -> None:
@@ -118,4 +119,4 @@ class HotInsert(Generic[M]):
     @staticmethod
     def _mark_saved(instance: Model) -> None:
         instance._state.adding = False
-        instance._state.db = connection.alias
+        instance._state.db = DEFAULT_DB_ALIAS
