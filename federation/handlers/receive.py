@@ -382,9 +382,9 @@ def _process_rooms_together(rooms: Mapping[str, str], results: dict[str, str]) -
                 run.room_dirty, run.new_events = set(), []
                 chunk = chunks[run.room_id]
                 i = 0
-                while i < len(chunk) and not _needs_fetch(run, Event(chunk[i].pdu, run.rv)):
+                while i < len(chunk) and not _needs_fetch(run, _staged_event(run, chunk[i])):
                     row = chunk[i]
-                    results[row.event_id] = _process_event(run, Event(row.pdu, run.rv),
+                    results[row.event_id] = _process_event(run, _staged_event(run, row),
                                                            row.origin or rooms[run.room_id], fetch=True)
                     done.append(row.pk)
                     i += 1
@@ -476,7 +476,7 @@ def _process_chunk(run: _RoomRun, chunk: list[StagedPDU], origin: str, results: 
                          - run.stored_ids)
     i = 0
     while i < len(chunk):
-        if _needs_fetch(run, Event(chunk[i].pdu, run.rv)):
+        if _needs_fetch(run, _staged_event(run, chunk[i])):
             _process_staged_row(run, chunk[i], origin, results)  # alone, outside any group
             StagedPDU.objects.filter(pk=chunk[i].pk).delete()
             i += 1
@@ -507,12 +507,12 @@ def _process_group(run: _RoomRun, chunk: list[StagedPDU], i: int, origin: str, r
             run.room_dirty = None if isolate else set()
             run.new_events = None if isolate else []
             done: list[int] = []
-            while i < len(chunk) and (not done or not _needs_fetch(run, Event(chunk[i].pdu, run.rv))):
+            while i < len(chunk) and (not done or not _needs_fetch(run, _staged_event(run, chunk[i]))):
                 if isolate:
                     _process_staged_row(run, chunk[i], origin, results)
                 else:
                     staged = chunk[i]
-                    results[staged.event_id] = _process_event(run, Event(staged.pdu, run.rv),
+                    results[staged.event_id] = _process_event(run, _staged_event(run, staged),
                                                               staged.origin or origin, fetch=True)
                 done.append(chunk[i].pk)
                 i += 1
@@ -540,7 +540,7 @@ def _process_staged_row(run: _RoomRun, staged: StagedPDU, origin: str, results: 
     """Process one staged PDU in its own (sub)transaction; record its verdict in ``results``."""
     try:
         with transaction.atomic():
-            results[staged.event_id] = _process_event(run, Event(staged.pdu, run.rv), staged.origin or origin,
+            results[staged.event_id] = _process_event(run, _staged_event(run, staged), staged.origin or origin,
                                                       fetch=True)
     except Exception as exc:  # one broken event must not wedge the room's queue
         log.exception("processing %s failed", staged.event_id)
@@ -549,6 +549,12 @@ def _process_staged_row(run: _RoomRun, staged: StagedPDU, origin: str, results: 
         run.store = OrmEventStore(run.store.room)
         run.locked_room = None  # its in-memory changes may be those of the failed event
         run.stored = None
+
+
+def _staged_event(run: _RoomRun, staged: StagedPDU) -> Event:
+    """The event of a staged row, with the ID computed when it was checked for staging (the row
+    holds the checked PDU as it was stored, so hashing it again would give the same ID)."""
+    return Event(staged.pdu, run.rv, staged.event_id)
 
 
 def _needs_fetch(run: _RoomRun, event: Event) -> bool:
