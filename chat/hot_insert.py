@@ -108,7 +108,7 @@ class HotInsert(Generic[M]):
             return
         base = self._statement()
         one = base[base.index(" VALUES ") + len(" VALUES "):]
-        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:  # as bulk_create: all or nothing
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start:start + _ROWS_PER_INSERT]
                 sql = base + "".join(", " + one for _ in chunk[1:])

@@ -13,7 +13,9 @@ Guarantees
     * The rooms of one :func:`submit` that no thread holds yet go to one thread, which processes
       them together (one call of the processor for all, so that their writes can share statements
       and commits) and keeps them while they are asked for again; a room some thread holds already
-      stays with that thread.
+      stays with that thread. The price: the futures of the rooms of one run resolve together, so
+      a room whose events need fetches from another server delays its run-mates' verdicts (not
+      their processing's commit, nor any other process: see ``process_staged_rooms``).
     * :func:`submit` returns a future per room that resolves, once a run of the room that started
       after the call has ended, to that run's verdicts (``{event_id: error or ""}``, possibly of
       other rooms' events too); a run that fails resolves it to ``{}`` (the failure is logged, the

@@ -103,8 +103,25 @@ def test_an_event_that_breaks_the_shared_transaction_is_refused_alone(
 
 
 def test_a_room_whose_event_needs_a_fetch_goes_alone_and_the_others_together(
-        fed: ConcordTLS, peer: FakePeer, together: list[tuple[list[str], list[str]]]) -> None:
+        fed: ConcordTLS, peer: FakePeer, together: list[tuple[list[str], list[str]]], monkeypatch: Any) -> None:
+    """The room that needs a fetch is processed alone after the others, which are let go first:
+    during its fetch, its lock is held and theirs is free."""
+    from django.core.cache import cache
+
+    import federation.handlers.receive as receive
+
     quiet, gappy = joined_room(fed, peer), joined_room(fed, peer)
+    original = receive._fetch_missing_prevs
+    during_fetch: list[tuple[bool, bool]] = []
+
+    def fetching(run: Any, event: Any, origin: str) -> None:
+        free = cache.add(f"fed:room-lock:{quiet.room_id}", 1, timeout=30)
+        if free:
+            cache.delete(f"fed:room-lock:{quiet.room_id}")
+        during_fetch.append((free, cache.add(f"fed:room-lock:{gappy.room_id}", 1, timeout=30)))
+        original(run, event, origin)
+
+    monkeypatch.setattr(receive, "_fetch_missing_prevs", fetching)
     mine = [quiet.send("m.room.message", {"msgtype": "m.text", "body": f"q{i}"}) for i in range(3)]
     gap = [gappy.send("m.room.message", {"msgtype": "m.text", "body": f"g{i}"}) for i in range(4)]
     peer.requests.clear()
@@ -112,6 +129,7 @@ def test_a_room_whose_event_needs_a_fetch_goes_alone_and_the_others_together(
     assert results == {e.event_id: {} for e in [*mine, gap[-1]]}
     assert together == [(sorted([quiet.room_id, gappy.room_id]), [gappy.room_id])]
     assert any("get_missing_events" in r for r in peer.requests)
+    assert during_fetch == [(True, False)]  # the quiet room let go, the gappy one still held
     assert _accepted(quiet.room_id) == [e.event_id for e in mine]
     assert _accepted(gappy.room_id) == [e.event_id for e in gap]
 
