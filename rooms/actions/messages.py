@@ -566,7 +566,8 @@ def do_send_messages_to_rooms(batches: Sequence[tuple[Room, Sequence[Post]]]) ->
     returns each room's messages, in the given order. The same rows, counters, live events and
     hooks as one call per room, with one ``INSERT`` for all the messages, one for all their
     mentions and (PostgreSQL) one round trip for all the rooms' counters (its statements update
-    the rooms' rows in ID order; rows the caller's transaction locked before are its own affair). A text any room's post would refuse raises before anything is written, as there."""
+    the rooms' rows in ID order; rows the caller's transaction locked before are its own affair).
+    A text any room's post would refuse raises before anything is written, as there."""
     texts = [[message_rules.filter_bad_words(_check_text(post.text)) for post in posts] for _, posts in batches]
     return _send_messages(batches, texts)
 
