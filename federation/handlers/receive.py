@@ -300,11 +300,11 @@ def process_staged(room_id: str, origin: str) -> dict[str, str]:
     lock = _room_lock(room_id)
     # Whoever holds the lock re-checks the queue after releasing it, so rows staged while it ran
     # (whose stager found the lock taken) are processed now, not at the next beat.
-    while cache.add(lock, 1, timeout=300):
+    while locks.take([lock], timeout=300):
         try:
             _process_room_queue(room_id, origin, results)
         finally:
-            cache.delete(lock)
+            locks.release([lock])
         if not StagedPDU.objects.filter(room_id=room_id).exists():
             break
     return results
@@ -338,7 +338,8 @@ def process_staged_rooms(rooms: Mapping[str, str]) -> dict[str, str]:
         held = list(taken)
         try:
             alone = _process_rooms_together(locked, results)
-            locks.release([lock for lock in held if lock not in {_room_lock(r) for r in alone}])
+            still_held = {_room_lock(room_id) for room_id in alone}
+            locks.release([lock for lock in held if lock not in still_held])
             held = [_room_lock(room_id) for room_id in alone]
             for room_id in alone:
                 try:
@@ -378,7 +379,8 @@ def _process_rooms_together(rooms: Mapping[str, str], results: dict[str, str]) -
             runs.append(_RoomRun(room.room_id, get_room_version(room.room_version), OrmEventStore(room)))
         except UnsupportedRoomVersion:
             alone.append(room.room_id)
-    alone += [room_id for room_id in chunks if room_id not in {r.room_id for r in runs} | set(alone)]
+    known = {run.room_id for run in runs} | set(alone)
+    alone += [room_id for room_id in chunks if room_id not in known]
     if len(runs) < 2:
         return alone + [run.room_id for run in runs]
     runs.sort(key=lambda run: run.room_id)
@@ -395,10 +397,11 @@ def _process_rooms_together(rooms: Mapping[str, str], results: dict[str, str]) -
                 run.room_dirty, run.new_events = set(), []
                 chunk = chunks[run.room_id]
                 i = 0
-                while i < len(chunk) and not _needs_fetch(run, _staged_event(run, chunk[i])):
-                    row = chunk[i]
-                    results[row.event_id] = _process_event(run, _staged_event(run, row),
-                                                           row.origin or rooms[run.room_id], fetch=True)
+                while i < len(chunk):
+                    row, event = chunk[i], _staged_event(run, chunk[i])
+                    if _needs_fetch(run, event):
+                        break
+                    results[row.event_id] = _process_event(run, event, row.origin or rooms[run.room_id], fetch=True)
                     done.append(row.pk)
                     i += 1
                 if i < len(chunk):
